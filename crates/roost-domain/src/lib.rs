@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+
+pub mod ids;
+pub mod plans;
+pub mod roles;
+pub mod time;
+pub mod tokens;
+pub mod validate;
+
+pub use ids::IdKind;
+pub use plans::{Catalog, Plan};
+pub use roles::{OrgRole, Permission, WsRole};

@@ -1,0 +1,248 @@
+//! Plans and their limits. The catalog is operator configuration: [`Catalog::builtin`] carries
+//! the plans of the reference products, and `roost.toml` may replace it (`[[plans]]`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One plan of the catalog. `None` means unlimited (or, for prices and trials, none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub id: String,
+    pub name: String,
+    /// Whether the plan is paid. Organizations need a paid plan (or its trial).
+    pub paid: bool,
+    /// Seats included in the price.
+    pub seats_included: Option<u32>,
+    /// Hard cap on members.
+    pub max_seats: Option<u32>,
+    /// Price of each seat past `seats_included`, in `currency` minor units.
+    pub extra_seat_price: Option<i64>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    pub max_workspaces: Option<u32>,
+    pub monthly_credits: Option<i64>,
+    pub rollover_cap: Option<i64>,
+    /// Requests per minute across the org.
+    pub rpm: Option<u32>,
+    #[serde(default)]
+    pub webhook_events_per_month: Option<u64>,
+    /// Cap on resources per kind across the org; a kind not listed is unlimited.
+    #[serde(default)]
+    pub resource_quotas: BTreeMap<String, u32>,
+    /// Length of the plan's trial, if it offers one.
+    pub trial_days: Option<u32>,
+}
+
+/// The limit a change would break, named as the API names it in `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Limit {
+    MaxSeats,
+    MaxWorkspaces,
+    ResourceQuota(String),
+}
+
+impl Limit {
+    /// The value of the problem response's `limit` member.
+    pub fn name(&self) -> String {
+        match self {
+            Limit::MaxSeats => "max_seats".into(),
+            Limit::MaxWorkspaces => "max_workspaces".into(),
+            Limit::ResourceQuota(kind) => format!("resource_quotas.{kind}"),
+        }
+    }
+}
+
+/// What an org uses now, to check a plan change against.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub members: u32,
+    pub workspaces: u32,
+    pub resources: BTreeMap<String, u32>,
+}
+
+fn under(cap: Option<u32>, current: u32) -> bool {
+    cap.is_none_or(|c| current < c)
+}
+
+impl Plan {
+    /// Whether one more member fits.
+    pub fn seat_available(&self, members: u32) -> bool {
+        under(self.max_seats, members)
+    }
+
+    /// Whether one more workspace fits.
+    pub fn workspace_available(&self, workspaces: u32) -> bool {
+        under(self.max_workspaces, workspaces)
+    }
+
+    /// Whether one more resource of `kind` fits.
+    pub fn resource_available(&self, kind: &str, existing: u32) -> bool {
+        under(self.resource_quotas.get(kind).copied(), existing)
+    }
+
+    /// The first limit of this plan that `usage` already exceeds, if any.
+    pub fn exceeded_by(&self, usage: &Usage) -> Option<Limit> {
+        if self.max_seats.is_some_and(|c| usage.members > c) {
+            return Some(Limit::MaxSeats);
+        }
+        if self.max_workspaces.is_some_and(|c| usage.workspaces > c) {
+            return Some(Limit::MaxWorkspaces);
+        }
+        usage.resources.iter().find_map(|(kind, n)| {
+            self.resource_quotas
+                .get(kind)
+                .is_some_and(|c| n > c)
+                .then(|| Limit::ResourceQuota(kind.clone()))
+        })
+    }
+}
+
+/// The plans an operator offers.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    plans: Vec<Plan>,
+}
+
+/// Why a configured catalog was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("the plan catalog is empty")]
+    Empty,
+    #[error("plan `{0}` appears twice")]
+    Duplicate(String),
+    #[error("the personal plan `{0}` is not in the catalog")]
+    NoPersonalPlan(String),
+}
+
+impl Catalog {
+    /// A catalog from configuration, checked for duplicates and for the personal plan.
+    pub fn new(plans: Vec<Plan>, personal_plan: &str) -> Result<Self, CatalogError> {
+        if plans.is_empty() {
+            return Err(CatalogError::Empty);
+        }
+        for (i, p) in plans.iter().enumerate() {
+            if plans[..i].iter().any(|q| q.id == p.id) {
+                return Err(CatalogError::Duplicate(p.id.clone()));
+            }
+        }
+        if !plans.iter().any(|p| p.id == personal_plan) {
+            return Err(CatalogError::NoPersonalPlan(personal_plan.into()));
+        }
+        Ok(Self { plans })
+    }
+
+    /// Looks a plan up by id.
+    pub fn get(&self, id: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.id == id)
+    }
+
+    /// Every plan, in catalog order.
+    pub fn all(&self) -> &[Plan] {
+        &self.plans
+    }
+
+    /// The default catalog: the plans of the reference products (see docs/plans.md).
+    pub fn builtin() -> Self {
+        Self { plans: builtin_plans() }
+    }
+}
+
+#[expect(clippy::too_many_arguments, reason = "a table row, read side by side with the others")]
+fn plan(
+    id: &str,
+    paid: bool,
+    seats: (Option<u32>, Option<u32>),
+    workspaces: Option<u32>,
+    credits: (i64, i64),
+    rpm: u32,
+    webhooks: Option<u64>,
+    trial_days: Option<u32>,
+) -> Plan {
+    let mut name = id.to_string();
+    if let Some(first) = name.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    Plan {
+        id: id.into(),
+        name,
+        paid,
+        seats_included: seats.0,
+        max_seats: seats.1,
+        extra_seat_price: None,
+        currency: None,
+        max_workspaces: workspaces,
+        monthly_credits: Some(credits.0),
+        rollover_cap: Some(credits.1),
+        rpm: Some(rpm),
+        webhook_events_per_month: webhooks,
+        resource_quotas: BTreeMap::new(),
+        trial_days,
+    }
+}
+
+fn builtin_plans() -> Vec<Plan> {
+    let one = (Some(1), Some(1));
+    let mut free = plan("free", false, one, Some(1), (100, 0), 60, Some(1_000), None);
+    free.resource_quotas =
+        [("box", 1), ("postgres", 1), ("redis", 1), ("bucket", 1)].map(|(k, n)| (k.to_string(), n)).into();
+    let mut team = plan("team", true, (Some(3), None), Some(20), (10_000, 10_000), 1_200, None, Some(14));
+    team.extra_seat_price = Some(45_000);
+    team.currency = Some("IDR".into());
+    vec![
+        free,
+        plan("solo", true, one, Some(3), (1_000, 0), 300, None, None),
+        plan("pro", true, one, Some(10), (5_000, 5_000), 600, None, Some(14)),
+        team,
+        plan("business", true, (None, None), None, (5_000, 10_000), 3_000, None, Some(14)),
+        plan("build", true, (Some(3), Some(3)), Some(1), (2_000, 0), 600, Some(10_000), None),
+        plan("launch", true, (Some(10), Some(10)), Some(3), (10_000, 10_000), 3_000, Some(100_000), Some(14)),
+        plan("scale", true, (None, None), None, (50_000, 50_000), 10_000, Some(1_000_000), None),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_is_valid_and_has_the_reference_plans() {
+        let c = Catalog::builtin();
+        assert!(Catalog::new(c.all().to_vec(), "free").is_ok());
+        let free = c.get("free").expect("free");
+        assert!(!free.paid);
+        assert_eq!(free.resource_quotas.get("postgres"), Some(&1));
+        let team = c.get("team").expect("team");
+        assert_eq!((team.seats_included, team.max_seats, team.extra_seat_price), (Some(3), None, Some(45_000)));
+        let business = c.get("business").expect("business");
+        assert_eq!((business.monthly_credits, business.rollover_cap), (Some(5_000), Some(10_000)));
+        assert_eq!(business.max_seats, None);
+        let ws: Vec<_> = ["build", "launch", "scale"].iter().map(|p| c.get(p).map(|p| p.max_workspaces)).collect();
+        assert_eq!(ws, [Some(Some(1)), Some(Some(3)), Some(None)]);
+        assert_eq!(c.get("solo").and_then(|p| p.max_seats), Some(1));
+        assert_eq!(c.get("pro").and_then(|p| p.max_seats), Some(1));
+    }
+
+    #[test]
+    fn limits_are_checked_before_the_next_one_is_added() {
+        let free = Catalog::builtin().get("free").cloned().expect("free");
+        assert!(free.seat_available(0));
+        assert!(!free.seat_available(1));
+        assert!(free.resource_available("postgres", 0));
+        assert!(!free.resource_available("postgres", 1));
+        assert!(free.resource_available("app", 1_000));
+        let usage = Usage { members: 1, workspaces: 1, resources: [("postgres".into(), 2)].into() };
+        assert_eq!(free.exceeded_by(&usage), Some(Limit::ResourceQuota("postgres".into())));
+        assert_eq!(free.exceeded_by(&Usage { members: 2, ..Usage::default() }), Some(Limit::MaxSeats));
+        assert_eq!(free.exceeded_by(&Usage { members: 1, workspaces: 1, ..Usage::default() }), None);
+    }
+
+    #[test]
+    fn a_bad_catalog_is_refused() {
+        let free = Catalog::builtin().get("free").cloned().expect("free");
+        assert!(matches!(Catalog::new(vec![], "free"), Err(CatalogError::Empty)));
+        assert!(matches!(Catalog::new(vec![free.clone(), free.clone()], "free"), Err(CatalogError::Duplicate(_))));
+        assert!(matches!(Catalog::new(vec![free], "solo"), Err(CatalogError::NoPersonalPlan(_))));
+    }
+}

@@ -1,0 +1,72 @@
+//! The append-only audit log.
+
+use serde_json::Value;
+use sqlx::AnyConnection;
+
+use crate::{AuditEvent, Ctx, Page, Result, Store, finish_page, page};
+use roost_domain::IdKind;
+
+/// What one audit entry says, apart from who and when (that comes from [`Ctx`]).
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub org_id: &'a str,
+    pub action: &'a str,
+    pub workspace_id: Option<&'a str>,
+    pub target: Option<(&'a str, &'a str)>,
+    pub detail: Value,
+}
+
+/// Writes one audit entry inside the caller's transaction.
+pub(crate) async fn record(tx: &mut AnyConnection, ctx: &Ctx, e: Entry<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (org_id, id, at, actor_type, actor_id, action, workspace_id, target_type, target_id, ip, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(e.org_id)
+    .bind(IdKind::Audit.generate())
+    .bind(ctx.now)
+    .bind(ctx.actor.kind)
+    .bind(&ctx.actor.id)
+    .bind(e.action)
+    .bind(e.workspace_id)
+    .bind(e.target.map(|t| t.0))
+    .bind(e.target.map(|t| t.1))
+    .bind(ctx.ip.as_deref())
+    .bind(e.detail.to_string())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Filters for reading the audit log. Empty strings mean "any".
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub workspace_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub action: Option<String>,
+}
+
+impl Store {
+    /// The org's audit log, newest first.
+    pub async fn list_audit(&self, org_id: &str, f: &AuditFilter, limit: u32, cursor: Option<&str>) -> Result<Page<AuditEvent>> {
+        let (fetch, _) = page(limit, cursor);
+        // Newest first: the cursor is an upper bound. `~` sorts after every id character.
+        let before = cursor.unwrap_or("~");
+        let rows = sqlx::query(
+            "SELECT org_id, id, at, actor_type, actor_id, action, workspace_id, target_type, target_id, ip, detail \
+             FROM audit_events WHERE org_id = $1 AND id < $2 \
+             AND ($3 = '' OR workspace_id = $3) AND ($4 = '' OR actor_id = $4) AND ($5 = '' OR action = $5) \
+             ORDER BY id DESC LIMIT $6",
+        )
+        .bind(org_id)
+        .bind(before)
+        .bind(f.workspace_id.as_deref().unwrap_or(""))
+        .bind(f.actor_id.as_deref().unwrap_or(""))
+        .bind(f.action.as_deref().unwrap_or(""))
+        .bind(fetch)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.iter().map(AuditEvent::from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(finish_page(items, fetch, |e| e.id.clone()))
+    }
+}

@@ -1,0 +1,108 @@
+//! What differs between the two backends.
+
+/// One embedded, forward-only migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// A backend's own behaviour: its migrations, connection settings and locking.
+pub trait Dialect: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn name(&self) -> &'static str;
+    /// This backend's migrations, in order. Both backends use the same versions and names.
+    fn migrations(&self) -> &'static [Migration];
+    /// Adjusts the URL before connecting (e.g. create the SQLite file if missing).
+    fn prepare_url(&self, url: &str) -> String {
+        url.to_string()
+    }
+    /// Statements run on every new connection.
+    fn connection_setup(&self) -> &'static str;
+    /// Pool size.
+    fn max_connections(&self) -> u32;
+    /// The statement that opens a write transaction.
+    fn begin_write(&self) -> &'static str;
+    /// A statement (`$1` = org id) that serialises writers of one org, if the backend needs one.
+    fn lock_org(&self) -> Option<&'static str>;
+    /// A statement that keeps concurrent migrators apart, if the backend needs one.
+    fn migration_lock(&self) -> Option<&'static str>;
+}
+
+/// SQLite in WAL mode: many readers, one writer, which `BEGIN IMMEDIATE` takes up front.
+#[derive(Debug, Clone, Copy)]
+pub struct Sqlite;
+
+/// PostgreSQL: writers of one org serialise on the org row.
+#[derive(Debug, Clone, Copy)]
+pub struct Postgres;
+
+static SQLITE_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "foundation",
+    sql: include_str!("../migrations/sqlite/0001_foundation.sql"),
+}];
+
+static POSTGRES_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "foundation",
+    sql: include_str!("../migrations/postgres/0001_foundation.sql"),
+}];
+
+impl Dialect for Sqlite {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+    fn migrations(&self) -> &'static [Migration] {
+        SQLITE_MIGRATIONS
+    }
+    fn prepare_url(&self, url: &str) -> String {
+        if url.contains("mode=") || url.contains(":memory:") {
+            url.to_string()
+        } else if url.contains('?') {
+            format!("{url}&mode=rwc")
+        } else {
+            format!("{url}?mode=rwc")
+        }
+    }
+    fn connection_setup(&self) -> &'static str {
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+    }
+    fn max_connections(&self) -> u32 {
+        8
+    }
+    fn begin_write(&self) -> &'static str {
+        "BEGIN IMMEDIATE"
+    }
+    fn lock_org(&self) -> Option<&'static str> {
+        None
+    }
+    fn migration_lock(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+impl Dialect for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+    fn migrations(&self) -> &'static [Migration] {
+        POSTGRES_MIGRATIONS
+    }
+    fn connection_setup(&self) -> &'static str {
+        ""
+    }
+    fn max_connections(&self) -> u32 {
+        16
+    }
+    fn begin_write(&self) -> &'static str {
+        "BEGIN"
+    }
+    fn lock_org(&self) -> Option<&'static str> {
+        Some("SELECT id FROM orgs WHERE id = $1 FOR UPDATE")
+    }
+    fn migration_lock(&self) -> Option<&'static str> {
+        Some("SELECT pg_advisory_xact_lock(7262111)")
+    }
+}

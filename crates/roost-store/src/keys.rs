@@ -1,0 +1,140 @@
+//! Workspace API keys. Only SHA-256 hashes of secrets are stored, in `api_key_secrets`; a key
+//! has one current secret and, during a rotation's grace period, the previous one too.
+
+use serde_json::json;
+use sqlx::Row;
+
+use crate::audit::{Entry, record};
+use crate::models::key_cols;
+use crate::orgs::revoke_keys;
+use crate::{ApiKey, Ctx, Page, Result, Store, StoreError, finish_page, page};
+
+/// A key as authentication finds it: the key and until when this secret is valid.
+#[derive(Debug, Clone)]
+pub struct KeyAuth {
+    pub key: ApiKey,
+    /// Set while an old secret is in its rotation grace period.
+    pub secret_valid_until: Option<i64>,
+}
+
+impl Store {
+    /// Stores a new key with the hash of its secret.
+    pub async fn create_key(&self, k: &ApiKey, secret_hash: &str, ctx: &Ctx) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO api_keys (org_id, id, workspace_id, name, prefix, created_by, created_at, expires_at, spend_limit) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&k.org_id)
+        .bind(&k.id)
+        .bind(&k.workspace_id)
+        .bind(&k.name)
+        .bind(&k.prefix)
+        .bind(&k.created_by)
+        .bind(k.created_at)
+        .bind(k.expires_at)
+        .bind(k.spend_limit)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO api_key_secrets (secret_hash, org_id, key_id, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(secret_hash)
+            .bind(&k.org_id)
+            .bind(&k.id)
+            .bind(ctx.now)
+            .execute(&mut *tx)
+            .await?;
+        let detail = json!({"name": k.name, "prefix": k.prefix, "expires_at": k.expires_at, "spend_limit": k.spend_limit});
+        let e = Entry { org_id: &k.org_id, action: "key.created", workspace_id: Some(&k.workspace_id), target: Some(("key", &k.id)), detail };
+        record(&mut tx, ctx, e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A workspace's keys that are not revoked, by id.
+    pub async fn list_keys(&self, workspace_id: &str, limit: u32, cursor: Option<&str>) -> Result<Page<ApiKey>> {
+        let (fetch, after) = page(limit, cursor);
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            key_cols!(),
+            " FROM api_keys k WHERE k.workspace_id = $1 AND k.revoked_at IS NULL AND k.id > $2 ORDER BY k.id LIMIT $3"
+        ))
+        .bind(workspace_id)
+        .bind(after)
+        .bind(fetch)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.iter().map(ApiKey::from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(finish_page(items, fetch, |k| k.id.clone()))
+    }
+
+    /// A key by id, revoked or not.
+    pub async fn key_by_id(&self, id: &str) -> Result<Option<ApiKey>> {
+        let row = sqlx::query(concat!("SELECT ", key_cols!(), " FROM api_keys k WHERE k.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(ApiKey::from_row).transpose()?)
+    }
+
+    /// The live key whose secret hashes to `secret_hash`.
+    pub async fn key_by_secret(&self, secret_hash: &str, now: i64) -> Result<Option<KeyAuth>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_cols!(),
+            ", s.valid_until FROM api_key_secrets s JOIN api_keys k ON k.id = s.key_id \
+             JOIN orgs o ON o.id = k.org_id AND o.deleted_at IS NULL \
+             WHERE s.secret_hash = $1 AND k.revoked_at IS NULL AND (s.valid_until IS NULL OR s.valid_until > $2)"
+        ))
+        .bind(secret_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok(KeyAuth { key: ApiKey::from_row(&r)?, secret_valid_until: r.try_get("valid_until")? })).transpose()
+    }
+
+    /// Gives a key a new secret. The old ones stay valid until `grace_until` (or stop now).
+    pub async fn rotate_key(&self, key: &ApiKey, new_hash: &str, grace_until: Option<i64>, ctx: &Ctx) -> Result<()> {
+        let mut tx = self.write().await?;
+        let live: Option<i64> = sqlx::query_scalar("SELECT created_at FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
+            .bind(&key.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if live.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        match grace_until {
+            Some(until) => {
+                sqlx::query(
+                    "UPDATE api_key_secrets SET valid_until = $1 WHERE key_id = $2 AND (valid_until IS NULL OR valid_until > $1)",
+                )
+                .bind(until)
+                .bind(&key.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1").bind(&key.id).execute(&mut *tx).await?;
+            }
+        }
+        sqlx::query("INSERT INTO api_key_secrets (secret_hash, org_id, key_id, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(new_hash)
+            .bind(&key.org_id)
+            .bind(&key.id)
+            .bind(ctx.now)
+            .execute(&mut *tx)
+            .await?;
+        let detail = json!({"grace_until": grace_until});
+        let e = Entry { org_id: &key.org_id, action: "key.rotated", workspace_id: Some(&key.workspace_id), target: Some(("key", &key.id)), detail };
+        record(&mut tx, ctx, e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Revokes a key: every secret of it stops working.
+    pub async fn revoke_key(&self, key: &ApiKey, ctx: &Ctx) -> Result<()> {
+        let mut tx = self.write().await?;
+        revoke_keys(&mut tx, &key.org_id, std::slice::from_ref(&key.id), ctx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

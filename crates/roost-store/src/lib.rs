@@ -1,0 +1,243 @@
+#![doc = include_str!("../README.md")]
+
+mod audit;
+mod dialect;
+mod invitations;
+mod keys;
+mod models;
+mod orgs;
+mod resources;
+mod users;
+mod workspaces;
+
+use std::time::Duration;
+
+use sqlx::AnyConnection;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row, Transaction};
+
+pub use dialect::{Dialect, Postgres, Sqlite};
+pub use models::*;
+pub use roost_domain::plans::Limit;
+
+/// A rule that only the database, inside the change's own transaction, can decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rule {
+    #[error("the email address is already registered")]
+    EmailTaken,
+    #[error("the owner cannot be removed or demoted; transfer ownership first")]
+    OwnerCannotBeRemoved,
+    #[error("the primary and personal workspaces cannot be deleted")]
+    WorkspaceProtected,
+    #[error("the user is not a member of the organization")]
+    NotOrgMember,
+    #[error("the invitation is used, revoked or expired")]
+    InvitationInvalid,
+    #[error("the invitation was sent to another email address")]
+    InvitationEmailMismatch,
+    #[error("the target workspace is not in the same organization")]
+    CrossOrg,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing does not exist (or belongs to someone the caller may not see).
+    #[error("not found")]
+    NotFound,
+    /// A business rule refused the change.
+    #[error(transparent)]
+    Rule(#[from] Rule),
+    /// A plan limit refused the change.
+    #[error("plan limit reached: {}", .0.name())]
+    Limit(Limit),
+    /// The database failed; the change did not happen.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The configuration or the database is not usable.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Result of a store operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Who did something and from where: written into every audit event of a change.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub actor: Actor,
+    pub ip: Option<String>,
+    /// Unix milliseconds, from the server's clock.
+    pub now: i64,
+}
+
+/// The storage of one roost deployment.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: &'static dyn Dialect,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.dialect.name()).finish()
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if missing.
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let dialect: &'static dyn Dialect = if url.starts_with("sqlite:") {
+            &Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            &Postgres
+        } else {
+            return Err(StoreError::Setup(format!(
+                "unsupported database URL `{}`: use sqlite://… or postgres://…",
+                redact(url)
+            )));
+        };
+        let url = dialect.prepare_url(url);
+        let setup = dialect.connection_setup();
+        let pool = AnyPoolOptions::new()
+            .max_connections(dialect.max_connections())
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if !setup.is_empty() {
+                        sqlx::raw_sql(setup).execute(conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(Self { pool, dialect })
+    }
+
+    /// The backend's name: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.dialect.name()
+    }
+
+    /// The connection pool, for the ledger engine and for tests.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies every embedded migration not yet applied, in order, each in its own transaction.
+    /// Safe to run from several processes at once. Returns the versions it applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>> {
+        let mut applied = Vec::new();
+        // One transaction for the whole run: concurrent migrators wait on the lock, then find
+        // the work done.
+        let mut tx = self.write().await?;
+        if let Some(lock) = self.dialect.migration_lock() {
+            sqlx::raw_sql(lock).execute(&mut *tx).await?;
+        }
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS roost_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        for m in self.dialect.migrations() {
+            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM roost_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if done.is_some() {
+                continue;
+            }
+            sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO roost_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(version = m.version, name = m.name, "applying migration");
+            applied.push(m.version);
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Starts a write transaction holding the backend's write lock.
+    async fn write(&self) -> Result<Transaction<'static, sqlx::Any>> {
+        Ok(self.pool.begin_with(self.dialect.begin_write()).await?)
+    }
+
+    /// Serialises changes to one org within a write transaction (a no-op where the transaction
+    /// already holds the database's only write lock).
+    async fn lock_org(&self, tx: &mut AnyConnection, org_id: &str) -> Result<()> {
+        if let Some(sql) = self.dialect.lock_org() {
+            sqlx::query(sql).bind(org_id).execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Hides a password in a database URL, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Reads a 0/1 flag.
+fn flag(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(col)? != 0)
+}
+
+/// Clamps a page size and turns an optional cursor into a comparable string.
+fn page(limit: u32, cursor: Option<&str>) -> (i64, String) {
+    (i64::from(limit.clamp(1, 500)) + 1, cursor.unwrap_or("").to_string())
+}
+
+/// Cuts a fetched page (fetched with one extra row) and names the next cursor.
+pub(crate) fn finish_page<T>(mut items: Vec<T>, fetch: i64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+    let limit = usize::try_from(fetch - 1).unwrap_or(0);
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor_of)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+/// Counts rows with `sql` (one `$1` parameter).
+async fn count(tx: &mut AnyConnection, sql: &'static str, p: &str) -> Result<u32> {
+    let n: i64 = sqlx::query_scalar(sql).bind(p).fetch_one(&mut *tx).await?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://roost.db"), "sqlite://roost.db");
+    }
+}

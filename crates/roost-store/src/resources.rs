@@ -1,0 +1,98 @@
+//! Resources: things a product keeps per workspace.
+
+use serde_json::json;
+
+use crate::audit::{Entry, record};
+use crate::{Ctx, Limit, Page, Resource, Result, Store, StoreError, finish_page, page};
+
+
+impl Store {
+    /// Creates a resource unless the org already has `quota` of its kind.
+    pub async fn create_resource(&self, r: &Resource, quota: Option<u32>, ctx: &Ctx) -> Result<()> {
+        let mut tx = self.write().await?;
+        self.lock_org(&mut tx, &r.org_id).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE org_id = $1 AND kind = $2")
+            .bind(&r.org_id)
+            .bind(&r.kind)
+            .fetch_one(&mut *tx)
+            .await?;
+        if quota.is_some_and(|q| n >= i64::from(q)) {
+            return Err(StoreError::Limit(Limit::ResourceQuota(r.kind.clone())));
+        }
+        sqlx::query(
+            "INSERT INTO resources (org_id, id, workspace_id, kind, name, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&r.org_id)
+        .bind(&r.id)
+        .bind(&r.workspace_id)
+        .bind(&r.kind)
+        .bind(&r.name)
+        .bind(&r.created_by)
+        .bind(r.created_at)
+        .execute(&mut *tx)
+        .await?;
+        let detail = json!({"kind": r.kind, "name": r.name});
+        let e = Entry { org_id: &r.org_id, action: "resource.created", workspace_id: Some(&r.workspace_id), target: Some(("resource", &r.id)), detail };
+        record(&mut tx, ctx, e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A workspace's resources, by id.
+    pub async fn list_resources(&self, workspace_id: &str, limit: u32, cursor: Option<&str>) -> Result<Page<Resource>> {
+        let (fetch, after) = page(limit, cursor);
+        let rows = sqlx::query(concat!(
+            "SELECT id, org_id, workspace_id, kind, name, created_by, created_at FROM resources",
+            " WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(workspace_id)
+        .bind(after)
+        .bind(fetch)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.iter().map(Resource::from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(finish_page(items, fetch, |r| r.id.clone()))
+    }
+
+    /// A resource by id.
+    pub async fn resource_by_id(&self, id: &str) -> Result<Option<Resource>> {
+        let row = sqlx::query(concat!(
+            "SELECT id, org_id, workspace_id, kind, name, created_by, created_at FROM resources",
+            " WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(Resource::from_row).transpose()?)
+    }
+
+    /// Deletes a resource.
+    pub async fn delete_resource(&self, r: &Resource, ctx: &Ctx) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM resources WHERE org_id = $1 AND id = $2").bind(&r.org_id).bind(&r.id).execute(&mut *tx).await?;
+        let detail = json!({"kind": r.kind, "name": r.name});
+        let e = Entry { org_id: &r.org_id, action: "resource.deleted", workspace_id: Some(&r.workspace_id), target: Some(("resource", &r.id)), detail };
+        record(&mut tx, ctx, e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves a resource to another workspace of the same org.
+    pub async fn transfer_resource(&self, r: &Resource, to_workspace: &str, ctx: &Ctx) -> Result<()> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("UPDATE resources SET workspace_id = $1 WHERE org_id = $2 AND id = $3")
+            .bind(to_workspace)
+            .bind(&r.org_id)
+            .bind(&r.id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let detail = json!({"from": r.workspace_id, "to": to_workspace});
+        let e = Entry { org_id: &r.org_id, action: "resource.transferred", workspace_id: Some(to_workspace), target: Some(("resource", &r.id)), detail };
+        record(&mut tx, ctx, e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,222 @@
+//! Users, sessions, signup and the active workspace.
+
+use serde_json::json;
+use sqlx::Row;
+
+use crate::audit::{Entry, record};
+use crate::models::{org_cols, user_cols, ws_cols};
+use crate::{Ctx, Org, Result, Rule, Store, StoreError, User, Workspace};
+
+/// Everything signup creates, decided by the caller (ids, hashes, names, plan).
+#[derive(Debug, Clone)]
+pub struct NewSignup {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub org_id: String,
+    pub org_name: String,
+    pub plan: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub token_hash: String,
+    pub session_expires_at: i64,
+}
+
+/// One org a user belongs to, with their role there.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub org: Org,
+    pub role: String,
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl Store {
+    /// Creates a user with their personal org, its one workspace (made active) and a session.
+    pub async fn signup(&self, s: &NewSignup, ctx: &Ctx) -> Result<()> {
+        let mut tx = self.write().await?;
+        let now = ctx.now;
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, active_workspace_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.user_id)
+        .bind(&s.email)
+        .bind(&s.name)
+        .bind(&s.password_hash)
+        .bind(&s.workspace_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(Rule::EmailTaken.into()),
+            other => other?,
+        };
+        sqlx::query(
+            "INSERT INTO orgs (id, name, kind, plan, owner_id, trial_used, plan_started_at, created_at) VALUES ($1, $2, 'personal', $3, $4, 0, $5, $5)",
+        )
+        .bind(&s.org_id)
+        .bind(&s.org_name)
+        .bind(&s.plan)
+        .bind(&s.user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO org_members (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
+            .bind(&s.org_id)
+            .bind(&s.user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_workspace(&mut tx, &s.org_id, &s.workspace_id, &s.workspace_name, true, true, &s.user_id, now).await?;
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(&s.token_hash)
+            .bind(&s.user_id)
+            .bind(now)
+            .bind(s.session_expires_at)
+            .execute(&mut *tx)
+            .await?;
+        let org = Entry {
+            org_id: &s.org_id,
+            action: "org.created",
+            workspace_id: Some(&s.workspace_id),
+            target: Some(("org", &s.org_id)),
+            detail: json!({"kind": "personal", "plan": s.plan}),
+        };
+        record(&mut tx, ctx, org).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The user with this (lowercased) email.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let row = sqlx::query(concat!("SELECT ", user_cols!(), " FROM users u WHERE u.email = $1"))
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(User::from_row).transpose()?)
+    }
+
+    /// The user with this id.
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
+        let row = sqlx::query(concat!("SELECT ", user_cols!(), " FROM users u WHERE u.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(User::from_row).transpose()?)
+    }
+
+    /// Opens a session for a user.
+    pub async fn create_session(&self, token_hash: &str, user_id: &str, now: i64, expires_at: i64) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a session; the token stops working at once.
+    pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The user behind a live session token (by hash).
+    pub async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2"
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(User::from_row).transpose()?)
+    }
+
+    /// Every live org the user belongs to, oldest membership first.
+    pub async fn memberships(&self, user_id: &str) -> Result<Vec<Membership>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            org_cols!(),
+            ", m.role FROM org_members m JOIN orgs o ON o.id = m.org_id WHERE m.user_id = $1 AND o.deleted_at IS NULL ORDER BY m.created_at, o.id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(Membership { org: Org::from_row(r)?, role: r.try_get("role")? }))
+            .collect()
+    }
+
+    /// The workspaces a user can enter, with their own role there if they were added to it.
+    /// Org owners and admins can enter every workspace of their org.
+    pub async fn visible_workspaces(&self, user_id: &str) -> Result<Vec<(Workspace, Option<String>)>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            ws_cols!(),
+            ", wm.role AS ws_role FROM org_members m \
+             JOIN orgs o ON o.id = m.org_id AND o.deleted_at IS NULL \
+             JOIN workspaces w ON w.org_id = m.org_id \
+             LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = m.user_id \
+             WHERE m.user_id = $1 AND (m.role IN ('owner', 'admin') OR wm.role IS NOT NULL) \
+             ORDER BY w.org_id, w.id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((Workspace::from_row(r)?, r.try_get("ws_role")?))).collect()
+    }
+
+    /// Makes a workspace the user's active one.
+    pub async fn set_active_workspace(&self, user_id: &str, workspace_id: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET active_workspace_id = $1 WHERE id = $2")
+            .bind(workspace_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+/// Inserts a workspace and makes `creator` its admin.
+#[expect(clippy::too_many_arguments, reason = "one row's columns")]
+pub(crate) async fn insert_workspace(
+    tx: &mut sqlx::AnyConnection,
+    org_id: &str,
+    id: &str,
+    name: &str,
+    primary: bool,
+    personal: bool,
+    creator: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO workspaces (org_id, id, name, is_primary, is_personal, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(name)
+    .bind(i64::from(primary))
+    .bind(i64::from(personal))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO workspace_members (org_id, workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, 'admin', $4)")
+        .bind(org_id)
+        .bind(id)
+        .bind(creator)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! roost client library
