@@ -1,1 +1,118 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod extract;
+pub mod settings;
+pub mod views;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use settings::Settings;
+
+use auth::{KeyCache, Passwords};
+use error::ApiError;
+use roost_store::Store;
+
+/// Shared state of a running server.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// What every handler can reach.
+pub struct Inner {
+    pub store: Store,
+    pub settings: Settings,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<KeyCache>,
+    pub passwords: Passwords,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Connects the store, runs migrations, and prepares the state.
+    pub async fn new(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let store = Store::connect(&settings.database_url).await?;
+        store.migrate().await?;
+        let passwords = Passwords::new(settings.password_hash_memory_kib, settings.password_hash_iterations)?;
+        let keys = Arc::new(KeyCache::default());
+        if store.backend() == "postgres" {
+            auth::spawn_key_listener(settings.database_url.clone(), keys.clone());
+        }
+        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords })))
+    }
+}
+
+/// The whole HTTP application over `state`.
+pub fn app(state: AppState) -> axum::Router {
+    let (router, openapi) = api::router().split_for_parts();
+    let openapi = Arc::new(api::finish_openapi(openapi));
+    router
+        .route("/v1/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        .route("/healthz", axum::routing::get(healthz))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz(axum::extract::State(st): axum::extract::State<AppState>) -> impl IntoResponse {
+    match sqlx::query("SELECT 1").execute(st.store.pool()).await {
+        Ok(_) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "database": st.store.backend()}))),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "unavailable"})))
+        }
+    }
+}
+
+/// Runs the server on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with_clock(settings, listener, shutdown, Arc::new(SystemClock)).await
+}
+
+/// [`serve`] with an injected clock.
+pub async fn serve_with_clock(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
+    let state = AppState::new(settings, clock).await?;
+    let store = state.store.clone();
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = store.backend(), "roost listening");
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    store.close().await;
+    tracing::info!("roost stopped");
+    Ok(())
+}

@@ -16,7 +16,12 @@ use sqlx::AnyConnection;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row, Transaction};
 
-pub use dialect::{Dialect, Postgres, Sqlite};
+pub use audit::AuditFilter;
+pub use dialect::{Dialect, Migration, Postgres, Sqlite};
+pub use invitations::{Accepted, NewInvitation};
+pub use keys::KeyAuth;
+pub use orgs::NewOrg;
+pub use users::{Membership, NewSignup};
 pub use models::*;
 pub use roost_domain::plans::Limit;
 

@@ -174,6 +174,17 @@ impl Store {
         rows.iter().map(|r| Ok((Workspace::from_row(r)?, r.try_get("ws_role")?))).collect()
     }
 
+    /// The id of the user's personal workspace, where they land by default.
+    pub async fn personal_workspace(&self, user_id: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT w.id FROM workspaces w JOIN orgs o ON o.id = w.org_id \
+             WHERE o.owner_id = $1 AND o.kind = 'personal' AND w.is_personal = 1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Makes a workspace the user's active one.
     pub async fn set_active_workspace(&self, user_id: &str, workspace_id: &str) -> Result<()> {
         let done = sqlx::query("UPDATE users SET active_workspace_id = $1 WHERE id = $2")

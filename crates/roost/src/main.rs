@@ -1,1 +1,141 @@
-fn main() {}
+//! The `roost` binary: `serve`, `migrate`, `config`, and the client commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use roost::cli::{self, ClientCommand, GlobalOpts};
+use roost_server::Settings;
+
+#[derive(Debug, Parser)]
+#[command(name = "roost", version, about = "Tenancy and prepaid credits for SaaS products, in one binary.")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (SQLite `roost.db` in the working directory unless told otherwise).
+    Serve(ServerArgs),
+    /// Apply database migrations and exit.
+    Migrate(ServerArgs),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a commented example roost.toml.
+    Default,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "ROOST_LISTEN")]
+    listen: Option<String>,
+    /// Database URL: sqlite://FILE or postgres://… [default: sqlite://roost.db].
+    #[arg(long, env = "ROOST_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Configuration file [default: ./roost.toml if present].
+    #[arg(long, env = "ROOST_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let (path, required) = match &self.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from("roost.toml"), false),
+        };
+        let mut s = Settings::load(Some(&path), required)?;
+        if let Some(l) = &self.listen {
+            s.listen.clone_from(l);
+        }
+        if let Some(d) = &self.database_url {
+            s.database_url.clone_from(d);
+        }
+        Ok(s)
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let json = std::env::var("ROOST_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down");
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    init_logging();
+    let settings = args.settings()?;
+    tracing::info!(?settings, "starting");
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    // One line on stdout that scripts (and tests) can read the bound address from.
+    println!("roost listening on http://{}", listener.local_addr()?);
+    roost_server::serve(settings, listener, shutdown_signal()).await
+}
+
+async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
+    init_logging();
+    let settings = args.settings()?;
+    let store = roost_store::Store::connect(&settings.database_url).await?;
+    let applied = store.migrate().await?;
+    println!("migrations applied: {}", if applied.is_empty() { "none (up to date)".to_string() } else { format!("{applied:?}") });
+    store.close().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(a) => serve(a).await,
+        Command::Migrate(a) => migrate(a).await,
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", roost_server::settings::EXAMPLE_CONFIG);
+            Ok(())
+        }
+        Command::Client(c) => return ExitCode::from(u8::try_from(cli::run(c, cli.global).await).unwrap_or(1)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

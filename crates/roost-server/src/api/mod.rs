@@ -1,0 +1,163 @@
+//! The routes of API v1, one module per resource, and the access checks they share.
+
+mod accounts;
+mod audit;
+mod invitations;
+mod keys;
+mod orgs;
+mod plans;
+mod resources;
+mod workspaces;
+
+use axum::http::HeaderMap;
+use roost_domain::roles::allows_in_workspace;
+use roost_domain::{IdKind, OrgRole, Permission, WsRole};
+use roost_store::{Org, Workspace};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{InfoBuilder, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+use crate::auth::{Caller, Who};
+use crate::error::{ApiError, ApiResult};
+
+/// Every route of the API, with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(accounts::router())
+        .merge(plans::router())
+        .merge(orgs::router())
+        .merge(workspaces::router())
+        .merge(invitations::router())
+        .merge(keys::router())
+        .merge(resources::router())
+        .merge(audit::router())
+}
+
+/// Adds the document's title and the bearer security scheme.
+pub fn finish_openapi(mut doc: OpenApi) -> OpenApi {
+    doc.info = InfoBuilder::new()
+        .title("roost API")
+        .version("1")
+        .description(Some("Tenancy and prepaid credits for SaaS products. The contract is shared/API.md."))
+        .build();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("A user token (rsu_…) or a workspace API key (rsk_…)"))
+                .build(),
+        ),
+    );
+    doc
+}
+
+/// Checks a path id's shape; a malformed id is simply not found.
+pub(crate) fn check_id(kind: IdKind, id: &str) -> ApiResult<()> {
+    if kind.is_valid(id) { Ok(()) } else { Err(ApiError::not_found()) }
+}
+
+/// An org and the calling user's role in it. API keys act in their workspace, not on their org.
+pub(crate) struct OrgCtx {
+    pub org: Org,
+    pub role: OrgRole,
+}
+
+impl OrgCtx {
+    /// 403 unless the role allows `p`.
+    pub fn require(&self, p: Permission) -> ApiResult<()> {
+        if self.role.allows(p) { Ok(()) } else { Err(ApiError::forbidden(format!("your role `{}` may not do this", self.role.as_str()))) }
+    }
+}
+
+/// The org `org_id` as the caller may see it: 404 unless the caller is a member.
+pub(crate) async fn org_ctx(st: &AppState, caller: &Caller, org_id: &str) -> ApiResult<OrgCtx> {
+    check_id(IdKind::Org, org_id)?;
+    let user = match &caller.who {
+        Who::User(u) => u,
+        Who::Key(k) if k.org_id == org_id => return Err(ApiError::forbidden("API keys act in their workspace, not on the organization")),
+        Who::Key(_) => return Err(ApiError::not_found()),
+    };
+    let m = st.store.org_access(org_id, &user.id).await?.ok_or_else(ApiError::not_found)?;
+    let role = OrgRole::parse(&m.role).ok_or_else(|| ApiError::internal(format!("stored org role `{}`", m.role)))?;
+    Ok(OrgCtx { org: m.org, role })
+}
+
+/// A workspace and what the caller is in it.
+pub(crate) struct WsCtx {
+    pub ws: Workspace,
+    pub org: Org,
+    pub org_role: Option<OrgRole>,
+    pub ws_role: Option<WsRole>,
+}
+
+impl WsCtx {
+    /// Whether the caller may do `p` here.
+    pub fn allows(&self, p: Permission) -> bool {
+        allows_in_workspace(self.org_role, self.ws_role, p)
+    }
+
+    /// 403 unless the caller may do `p` here.
+    pub fn require(&self, p: Permission) -> ApiResult<()> {
+        if self.allows(p) { Ok(()) } else { Err(ApiError::forbidden("your role in this workspace does not allow this")) }
+    }
+}
+
+/// The workspace `ws_id` as the caller may see it. Users see the workspaces they were added to,
+/// and all of them if their org role allows; a key sees only its own. Anything else: 404.
+pub(crate) async fn ws_ctx(st: &AppState, caller: &Caller, ws_id: &str) -> ApiResult<WsCtx> {
+    check_id(IdKind::Workspace, ws_id)?;
+    match &caller.who {
+        Who::Key(k) => {
+            if k.workspace_id != ws_id {
+                return Err(ApiError::not_found());
+            }
+            let (ws, org) = st.store.workspace_by_id(ws_id).await?.ok_or_else(ApiError::not_found)?;
+            Ok(WsCtx { ws, org, org_role: None, ws_role: Some(WsRole::Member) })
+        }
+        Who::User(u) => {
+            let a = st.store.workspace_access(ws_id, &u.id).await?.ok_or_else(ApiError::not_found)?;
+            let org_role = OrgRole::parse(&a.org_role);
+            let ws_role = a.ws_role.as_deref().and_then(WsRole::parse);
+            if ws_role.is_none() && !org_role.is_some_and(|r| r.allows(Permission::SeeAllWorkspaces)) {
+                return Err(ApiError::not_found());
+            }
+            Ok(WsCtx { ws: a.workspace, org: a.org, org_role, ws_role })
+        }
+    }
+}
+
+/// The header that names the workspace a user token acts in for one request.
+pub const WORKSPACE_HEADER: &str = "roost-workspace";
+
+/// The workspace a workspace-scoped call acts in: the key's own; for a user, the one named by the
+/// `Roost-Workspace` header, else the active one, else the personal one.
+pub(crate) async fn acting_ws(st: &AppState, caller: &Caller, headers: &HeaderMap) -> ApiResult<WsCtx> {
+    let named = match headers.get(WORKSPACE_HEADER) {
+        Some(v) => Some(v.to_str().map_err(|_| ApiError::not_found())?.trim().to_string()),
+        None => None,
+    };
+    match &caller.who {
+        Who::Key(k) => {
+            if named.as_deref().is_some_and(|n| n != k.workspace_id) {
+                return Err(ApiError::forbidden("an API key acts only in its own workspace"));
+            }
+            ws_ctx(st, caller, &k.workspace_id.clone()).await
+        }
+        Who::User(u) => {
+            if let Some(n) = named {
+                return ws_ctx(st, caller, &n).await;
+            }
+            if let Some(active) = &u.active_workspace_id {
+                match ws_ctx(st, caller, active).await {
+                    Err(e) if e.code == "not_found" => {}
+                    other => return other,
+                }
+            }
+            let personal = st.store.personal_workspace(&u.id).await?.ok_or_else(ApiError::not_found)?;
+            ws_ctx(st, caller, &personal).await
+        }
+    }
+}

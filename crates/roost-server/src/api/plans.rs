@@ -1,0 +1,19 @@
+//! The plan catalog.
+
+use axum::extract::State;
+use axum::Json;
+use roost_domain::Plan;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_plans))
+}
+
+/// The plans on offer (no authentication). `null` means unlimited.
+#[utoipa::path(get, path = "/v1/plans", tag = "plans", responses((status = 200, body = Vec<Plan>)))]
+async fn list_plans(State(st): State<AppState>) -> Json<Vec<Plan>> {
+    Json(st.settings.catalog.all().to_vec())
+}

@@ -1,0 +1,235 @@
+//! Who is calling: user tokens (`rsu_`), workspace API keys (`rsk_`), and password hashing.
+//!
+//! API keys are looked up in memory after first use. The cache is keyed by the secret's hash and
+//! dropped per key on rotation and revocation; with PostgreSQL, other replicas hear of it through
+//! `LISTEN/NOTIFY` on the `roost_keys` channel. Expiry and grace periods are checked against the
+//! clock on every request, so a cached key never outlives its validity.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use argon2::{Algorithm, Argon2, Params, Version};
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use roost_domain::tokens::{self, API_KEY_PREFIX, USER_TOKEN_PREFIX};
+use roost_store::{Actor, ApiKey, Ctx, KeyAuth, Store, User};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ClientIp;
+
+/// The authenticated principal of a request.
+#[derive(Debug, Clone)]
+pub enum Who {
+    /// A user, through a user token.
+    User(User),
+    /// A workspace API key.
+    Key(ApiKey),
+}
+
+/// The caller of a request: who, and from where.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub who: Who,
+    pub ip: Option<String>,
+    /// The hash of the bearer token, so a session can end itself.
+    pub token_hash: String,
+}
+
+impl Caller {
+    /// The actor recorded on audit events and charges.
+    pub fn actor(&self) -> Actor {
+        match &self.who {
+            Who::User(u) => Actor::user(&u.id),
+            Who::Key(k) => Actor::key(&k.id),
+        }
+    }
+
+    /// The audit context of a change made by this caller at `now`.
+    pub fn ctx(&self, now: i64) -> Ctx {
+        Ctx { actor: self.actor(), ip: self.ip.clone(), now }
+    }
+
+    /// The user, for endpoints that API keys may not use.
+    pub fn user(&self) -> ApiResult<&User> {
+        match &self.who {
+            Who::User(u) => Ok(u),
+            Who::Key(_) => Err(ApiError::forbidden("this endpoint needs a user token, not an API key")),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, st).await.unwrap_or_default();
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(ApiError::unauthenticated)?;
+        if token.len() > 200 {
+            return Err(ApiError::unauthenticated());
+        }
+        let hash = tokens::hash(token);
+        let now = st.clock.now_ms();
+        let who = if token.starts_with(USER_TOKEN_PREFIX) {
+            Who::User(st.store.session_user(&hash, now).await?.ok_or_else(ApiError::unauthenticated)?)
+        } else if token.starts_with(API_KEY_PREFIX) {
+            Who::Key(st.keys.find(&st.store, &hash, now).await?.ok_or_else(ApiError::unauthenticated)?)
+        } else {
+            return Err(ApiError::unauthenticated());
+        };
+        Ok(Caller { who, ip, token_hash: hash })
+    }
+}
+
+/// API keys seen recently, by secret hash.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    map: RwLock<HashMap<String, KeyAuth>>,
+}
+
+/// The `LISTEN/NOTIFY` channel that carries revoked and rotated key ids between replicas.
+pub const KEY_CHANNEL: &str = "roost_keys";
+
+fn usable(k: &KeyAuth, now: i64) -> bool {
+    k.key.revoked_at.is_none() && k.key.expires_at.is_none_or(|e| e > now) && k.secret_valid_until.is_none_or(|v| v > now)
+}
+
+impl KeyCache {
+    /// The live key for a secret hash: from memory, or from the store on first use.
+    pub async fn find(&self, store: &Store, hash: &str, now: i64) -> ApiResult<Option<ApiKey>> {
+        let cached = self.map.read().map_err(ApiError::internal)?.get(hash).cloned();
+        if let Some(k) = cached {
+            return Ok(usable(&k, now).then_some(k.key));
+        }
+        let Some(found) = store.key_by_secret(hash, now).await? else { return Ok(None) };
+        let ok = usable(&found, now);
+        let key = found.key.clone();
+        self.map.write().map_err(ApiError::internal)?.insert(hash.to_string(), found);
+        Ok(ok.then_some(key))
+    }
+
+    /// Forgets every secret of these keys in this process.
+    pub fn forget(&self, key_ids: &[String]) {
+        if key_ids.is_empty() {
+            return;
+        }
+        if let Ok(mut m) = self.map.write() {
+            m.retain(|_, k| !key_ids.contains(&k.key.id));
+        }
+    }
+}
+
+/// Forgets keys here and tells the other replicas (PostgreSQL only).
+pub async fn invalidate_keys(st: &AppState, key_ids: &[String]) {
+    st.keys.forget(key_ids);
+    if st.store.backend() == "postgres" {
+        for id in key_ids {
+            let sent = sqlx::query("SELECT pg_notify($1, $2)").bind(KEY_CHANNEL).bind(id).execute(st.store.pool()).await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "could not notify other replicas of a key change");
+            }
+        }
+    }
+}
+
+/// Listens for key changes made by other replicas and forgets those keys here.
+pub fn spawn_key_listener(database_url: String, cache: Arc<KeyCache>) {
+    tokio::spawn(async move {
+        loop {
+            match sqlx::postgres::PgListener::connect(&database_url).await {
+                Ok(mut l) => {
+                    if l.listen(KEY_CHANNEL).await.is_ok() {
+                        // Anything missed while disconnected: start from an empty cache.
+                        cache.clear();
+                        while let Ok(n) = l.recv().await {
+                            cache.forget(&[n.payload().to_string()]);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "key listener cannot connect; retrying"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+}
+
+impl KeyCache {
+    fn clear(&self) {
+        if let Ok(mut m) = self.map.write() {
+            m.clear();
+        }
+    }
+}
+
+/// Argon2id password hashing, run off the async threads.
+#[derive(Clone)]
+pub struct Passwords {
+    params: Params,
+    /// A hash of a random password, verified against when an email is unknown, so that a login
+    /// takes the same time whether or not the account exists.
+    dummy: Arc<str>,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords").finish_non_exhaustive()
+    }
+}
+
+impl Passwords {
+    /// Hashing with the given memory (KiB) and iteration costs.
+    pub fn new(memory_kib: u32, iterations: u32) -> anyhow::Result<Self> {
+        let params = Params::new(memory_kib, iterations, 1, None).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let dummy = hash_with(&params, &tokens::generate("dummy_"))?;
+        Ok(Self { params, dummy: dummy.into() })
+    }
+
+    /// Hashes a new password.
+    pub async fn hash(&self, password: String) -> ApiResult<String> {
+        let params = self.params.clone();
+        tokio::task::spawn_blocking(move || hash_with(&params, &password))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)
+    }
+
+    /// Checks a password against a stored hash (or against the dummy when `hash` is `None`).
+    pub async fn verify(&self, password: String, hash: Option<String>) -> bool {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy.to_string());
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        })
+        .await
+        .unwrap_or(false);
+        ok && known
+    }
+}
+
+fn hash_with(params: &Params, password: &str) -> anyhow::Result<String> {
+    let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    Ok(a.hash_password(password.as_bytes()).map_err(|e| anyhow::anyhow!("argon2: {e}"))?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_verify_only_their_own_hash() {
+        let p = Passwords::new(64, 1).expect("params");
+        let h = p.hash("correct horse battery".into()).await.expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(p.verify("correct horse battery".into(), Some(h.clone())).await);
+        assert!(!p.verify("wrong horse battery".into(), Some(h)).await);
+        assert!(!p.verify("correct horse battery".into(), None).await);
+    }
+}

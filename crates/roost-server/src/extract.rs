@@ -1,0 +1,174 @@
+//! Extractors that turn every kind of bad input into the documented problem response.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// A JSON body: malformed → 400 `malformed_json`; wrong shape, missing or unknown fields → 422
+/// `invalid_request` naming the field; over 1 MiB → 413 `payload_too_large`.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+/// Like [`ApiJson`], but an empty body means `T::default()` (for bodies whose fields are all optional).
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("request bodies are limited to {MAX_BODY} bytes"))
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.body_text()) }
+    })
+}
+
+/// Parses JSON, classifying failures the way the API promises.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |e: serde_json::Error| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de);
+    if value.is_ok() {
+        de.end().map_err(malformed)?;
+    }
+    value.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let msg = inner.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                // A missing field is reported by serde at the parent's path: name the field itself.
+                let field = match msg.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+                    Some(f) if path == "." || path.is_empty() => f.to_string(),
+                    Some(f) => format!("{path}.{f}"),
+                    None if path == "." => "body".to_string(),
+                    None => path,
+                };
+                ApiError::invalid_field(&field, &msg)
+            }
+            _ => malformed(inner),
+        }
+    })
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "a JSON body is required"));
+        }
+        parse(&bytes).map(ApiJson)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse(&bytes).map(OptionalJson)
+    }
+}
+
+/// The query string as key/value pairs, with helpers that answer 422 for bad values.
+#[derive(Debug, Default)]
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_query", format!("the query string is malformed: {e}")))?;
+        Ok(Params(pairs.into_iter().collect()))
+    }
+}
+
+/// Page size when `?limit=` is not given, and the largest accepted.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 500;
+
+impl Params {
+    /// A text parameter, if present and not empty.
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// `?limit=` (1–500, default 50) and `?cursor=`.
+    pub fn page(&self) -> Result<(u32, Option<&str>), ApiError> {
+        let limit = match self.get("limit") {
+            None => DEFAULT_LIMIT,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| ApiError::invalid_field("limit", "must be a whole number from 1 to 500"))?,
+        };
+        let cursor = self.get("cursor");
+        if cursor.is_some_and(|c| c.len() > 200) {
+            return Err(ApiError::invalid_field("cursor", "is not a cursor this server issued"));
+        }
+        Ok((limit, cursor))
+    }
+}
+
+/// The peer's IP address, when the server was started with connect info.
+#[derive(Debug, Clone, Default)]
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only parsed")]
+    struct Body {
+        email: String,
+        n: Option<i64>,
+    }
+
+    fn code(bytes: &[u8]) -> (&'static str, String) {
+        let e = parse::<Body>(bytes).expect_err("must fail");
+        let field = e.ext.get("errors").and_then(|v| v[0]["field"].as_str()).unwrap_or("").to_string();
+        (e.code, field)
+    }
+
+    #[test]
+    fn classifies_bad_bodies() {
+        assert!(parse::<Body>(br#"{"email":"a@b.c"}"#).is_ok());
+        assert_eq!(code(b"{not json").0, "malformed_json");
+        assert_eq!(code(br#"{"email":"a"} trailing"#).0, "malformed_json");
+        assert_eq!(code(br#"{"n": 1}"#), ("invalid_request", "email".into()));
+        assert_eq!(code(br#"{"email":"a","emial":"b"}"#).0, "invalid_request");
+        assert_eq!(code(br#"{"email":"a","n":"x"}"#), ("invalid_request", "n".into()));
+        assert_eq!(code(br#"{"email":"a","n":1e400}"#).0, "malformed_json");
+        assert_eq!(code(b"[]").0, "invalid_request");
+    }
+}

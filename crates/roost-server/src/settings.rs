@@ -1,0 +1,217 @@
+//! Configuration in layers: built-in defaults, then `roost.toml`, then `ROOST_*` environment
+//! variables and command-line flags (the binary applies those two through clap).
+
+use std::path::Path;
+
+use roost_domain::{Catalog, Plan};
+use serde::Deserialize;
+
+/// Everything the server needs to run.
+#[derive(Clone)]
+pub struct Settings {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+    /// `sqlite://roost.db` or `postgres://…`.
+    pub database_url: String,
+    /// The plans on offer.
+    pub catalog: Catalog,
+    /// The plan of every personal org at signup.
+    pub personal_plan: String,
+    /// How long a user token lives.
+    pub session_ttl_days: u32,
+    /// How long an invitation can be accepted.
+    pub invitation_ttl_days: u32,
+    /// Argon2id memory cost in KiB (19456 is OWASP's minimum recommendation).
+    pub password_hash_memory_kib: u32,
+    /// Argon2id iterations.
+    pub password_hash_iterations: u32,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database_url", &roost_store::redact(&self.database_url))
+            .field("plans", &self.catalog.all().iter().map(|p| p.id.as_str()).collect::<Vec<_>>())
+            .field("personal_plan", &self.personal_plan)
+            .field("session_ttl_days", &self.session_ttl_days)
+            .field("invitation_ttl_days", &self.invitation_ttl_days)
+            .field("password_hash_memory_kib", &self.password_hash_memory_kib)
+            .field("password_hash_iterations", &self.password_hash_iterations)
+            .finish()
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://roost.db".into(),
+            catalog: Catalog::builtin(),
+            personal_plan: "free".into(),
+            session_ttl_days: 30,
+            invitation_ttl_days: 7,
+            password_hash_memory_kib: 19_456,
+            password_hash_iterations: 2,
+        }
+    }
+}
+
+/// The `roost.toml` file. Every key is optional; an unknown key is an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub personal_plan: Option<String>,
+    pub session_ttl_days: Option<u32>,
+    pub invitation_ttl_days: Option<u32>,
+    pub password_hash_memory_kib: Option<u32>,
+    pub password_hash_iterations: Option<u32>,
+    /// Replaces the built-in plan catalog when present.
+    pub plans: Option<Vec<Plan>>,
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid {path}: {source}")]
+    Parse { path: String, source: Box<toml::de::Error> },
+    #[error("invalid plan catalog: {0}")]
+    Catalog(#[from] roost_domain::plans::CatalogError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Defaults overlaid with the file at `path` (if given; a missing default file is fine).
+    pub fn load(path: Option<&Path>, required: bool) -> Result<Self, ConfigError> {
+        let mut s = Settings::default();
+        let Some(path) = path else { return Ok(s) };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(s),
+            Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
+        };
+        let file: FileConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.display().to_string(), source: Box::new(e) })?;
+        s.apply(file)?;
+        Ok(s)
+    }
+
+    /// Overlays a parsed file on these settings.
+    pub fn apply(&mut self, f: FileConfig) -> Result<(), ConfigError> {
+        if let Some(v) = f.listen {
+            self.listen = v;
+        }
+        if let Some(v) = f.database_url {
+            self.database_url = v;
+        }
+        if let Some(v) = f.personal_plan {
+            self.personal_plan = v;
+        }
+        if let Some(v) = f.session_ttl_days {
+            self.session_ttl_days = v;
+        }
+        if let Some(v) = f.invitation_ttl_days {
+            self.invitation_ttl_days = v;
+        }
+        if let Some(v) = f.password_hash_memory_kib {
+            self.password_hash_memory_kib = v;
+        }
+        if let Some(v) = f.password_hash_iterations {
+            self.password_hash_iterations = v;
+        }
+        let plans = f.plans.unwrap_or_else(|| self.catalog.all().to_vec());
+        self.catalog = Catalog::new(plans, &self.personal_plan)?;
+        self.validate()
+    }
+
+    /// Checks values that are in range for their type but not for roost.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.session_ttl_days == 0 || self.invitation_ttl_days == 0 {
+            return Err(ConfigError::Invalid("session_ttl_days and invitation_ttl_days must be at least 1".into()));
+        }
+        if self.password_hash_memory_kib < 8 || self.password_hash_iterations == 0 {
+            return Err(ConfigError::Invalid("password_hash_memory_kib must be ≥ 8 and password_hash_iterations ≥ 1".into()));
+        }
+        Catalog::new(self.catalog.all().to_vec(), &self.personal_plan)?;
+        Ok(())
+    }
+}
+
+/// A commented example `roost.toml`, printed by `roost config default`.
+pub const EXAMPLE_CONFIG: &str = r#"# roost.toml — every key is optional; ROOST_* environment variables and flags override these.
+
+# Address to listen on (ROOST_LISTEN, --listen).
+listen = "127.0.0.1:8080"
+
+# Database (ROOST_DATABASE_URL, --database-url): a SQLite file, created if missing, or PostgreSQL.
+database_url = "sqlite://roost.db"
+# database_url = "postgres://roost:secret@127.0.0.1:5432/roost"
+
+# The plan every personal organization starts on.
+personal_plan = "free"
+
+# Lifetimes.
+session_ttl_days = 30
+invitation_ttl_days = 7
+
+# Argon2id cost for passwords.
+password_hash_memory_kib = 19456
+password_hash_iterations = 2
+
+# Replace the built-in plan catalog by listing plans (all fields shown; null = unlimited / none).
+# [[plans]]
+# id = "free"
+# name = "Free"
+# paid = false
+# seats_included = 1
+# max_seats = 1
+# extra_seat_price = 0
+# max_workspaces = 1
+# monthly_credits = 100
+# rollover_cap = 0
+# rpm = 60
+# resource_quotas = { box = 1, postgres = 1 }
+# trial_days = 0
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_unknown_keys() {
+        let mut s = Settings::default();
+        let f: FileConfig = toml::from_str("listen = \"0.0.0.0:9000\"\nsession_ttl_days = 2").expect("parses");
+        s.apply(f).expect("valid");
+        assert_eq!(s.listen, "0.0.0.0:9000");
+        assert_eq!(s.session_ttl_days, 2);
+        assert_eq!(s.database_url, "sqlite://roost.db");
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let f: FileConfig = toml::from_str(EXAMPLE_CONFIG).expect("example parses");
+        Settings::default().apply(f).expect("example is valid");
+    }
+
+    #[test]
+    fn a_catalog_without_the_personal_plan_is_refused() {
+        let f: FileConfig = toml::from_str(
+            "[[plans]]\nid = \"x\"\nname = \"X\"\npaid = true\nseats_included = 1\nmax_seats = 1\nextra_seat_price = 0\nmax_workspaces = 1\nmonthly_credits = 1\nrollover_cap = 0\nrpm = 1\ntrial_days = 0\n",
+        )
+        .expect("parses");
+        assert!(matches!(Settings::default().apply(f), Err(ConfigError::Catalog(_))));
+    }
+
+    #[test]
+    fn debug_hides_the_database_password() {
+        let s = Settings { database_url: "postgres://u:hunter2@h/db".into(), ..Settings::default() };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
