@@ -1,0 +1,159 @@
+//! Starts a real roost server on 127.0.0.1:0 for a test, on SQLite or PostgreSQL.
+
+use std::sync::Arc;
+
+use roost::Client;
+use roost_server::{ManualClock, Settings};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// Which database a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server; stopped when dropped.
+pub struct TestServer {
+    pub base: String,
+    /// An unauthenticated client.
+    pub client: Client,
+    /// The server's clock: move it with `clock.advance(ms)`.
+    pub clock: Arc<ManualClock>,
+    pub database_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// The PostgreSQL admin URL from `ROOST_TEST_PG`, if set.
+pub fn pg_url() -> Option<String> {
+    std::env::var("ROOST_TEST_PG").ok().filter(|v| !v.is_empty())
+}
+
+/// Creates a fresh, empty PostgreSQL database and returns its URL.
+pub async fn fresh_pg_database(admin: &str) -> String {
+    let name = format!("roost_t_{}", roost_domain::IdKind::Org.generate().trim_start_matches("org_"));
+    let store = roost_store::Store::connect(admin).await.expect("connect to ROOST_TEST_PG");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(store.pool()).await.expect("create database");
+    store.close().await;
+    let (prefix, _) = admin.rsplit_once('/').expect("ROOST_TEST_PG must end in /DBNAME");
+    format!("{prefix}/{name}")
+}
+
+/// Settings for tests: cheap password hashing, the built-in plans.
+pub fn test_settings(database_url: String) -> Settings {
+    Settings { database_url, password_hash_memory_kib: 64, password_hash_iterations: 1, ..Settings::default() }
+}
+
+impl TestServer {
+    /// Starts a server on `backend`; `None` when that backend is PostgreSQL and `ROOST_TEST_PG`
+    /// is not set (the caller then reports the test as skipped).
+    pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Like [`TestServer::start`], letting the test adjust the settings first.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
+        let database_url = match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join("roost-tests");
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                let file = dir.join(format!("{}.db", roost_domain::IdKind::Org.generate()));
+                format!("sqlite://{}", file.display())
+            }
+            Backend::Postgres => fresh_pg_database(&pg_url()?).await,
+        };
+        let mut settings = test_settings(database_url.clone());
+        adjust(&mut settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let clock = Arc::new(ManualClock::new());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let c: Arc<dyn roost_server::Clock> = clock.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = roost_server::serve_with_clock(settings, listener, shutdown, c).await {
+                eprintln!("test server failed: {e:#}");
+            }
+        });
+        let client = Client::new(&base);
+        for _ in 0..200 {
+            if client.get("/healthz").await.is_ok_and(|r| r.status == 200) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        Some(Self { base, client, clock, database_url, stop: Some(stop), task: Some(task) })
+    }
+
+    /// Signs a new user up; returns a client acting as them and the signup body.
+    pub async fn signup(&self, name: &str) -> (Client, Value) {
+        let email = format!("{}-{}@example.com", name.to_lowercase(), roost_domain::IdKind::User.generate());
+        let r = self
+            .client
+            .post("/v1/signup", &json!({"email": email, "password": "correct horse battery", "name": name}))
+            .await
+            .expect("signup request");
+        assert_eq!(r.status, 201, "signup failed: {:?}", r.body);
+        (self.client.with_token(r.str("token")), r.body)
+    }
+
+    /// Creates an org on `plan` owned by `owner`; returns `(org_id, primary_workspace_id)`.
+    pub async fn org(&self, owner: &Client, name: &str, plan: &str) -> (String, String) {
+        let r = owner.post("/v1/orgs", &json!({"name": name, "plan": plan})).await.expect("create org");
+        assert_eq!(r.status, 201, "create org failed: {:?}", r.body);
+        (r.body["org"]["id"].as_str().unwrap_or("").to_string(), r.body["workspace"]["id"].as_str().unwrap_or("").to_string())
+    }
+
+    /// Invites `member` (by the email in their signup body) to `org` with `role`, and accepts.
+    pub async fn add_member(&self, owner: &Client, org: &str, member: &Client, member_signup: &Value, role: &str) {
+        let email = member_signup["user"]["email"].as_str().unwrap_or("");
+        let inv = owner
+            .post(&format!("/v1/orgs/{org}/invitations"), &json!({"email": email, "role": role}))
+            .await
+            .expect("invite");
+        assert_eq!(inv.status, 201, "invite failed: {:?}", inv.body);
+        let acc = member.post("/v1/invitations/accept", &json!({"token": inv.str("token")})).await.expect("accept");
+        assert_eq!(acc.status, 200, "accept failed: {:?}", acc.body);
+    }
+}
+
+/// For each `async fn NAME(s: TestServer)` listed, generates a module `NAME` with two tests,
+/// `NAME::sqlite` and `NAME::postgres`. The PostgreSQL one says plainly that it was skipped when
+/// `ROOST_TEST_PG` is not set.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let s = $crate::harness::TestServer::start($crate::harness::Backend::Sqlite).await.expect("sqlite server");
+                    super::$name(s).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    match $crate::harness::TestServer::start($crate::harness::Backend::Postgres).await {
+                        Some(s) => super::$name(s).await,
+                        None => eprintln!("SKIPPED: ROOST_TEST_PG is not set, so this PostgreSQL test did not run"),
+                    }
+                }
+            }
+        )*
+    };
+}
