@@ -6,6 +6,7 @@
 //! clock on every request, so a cached key never outlives its validity.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
@@ -93,6 +94,9 @@ impl FromRequestParts<AppState> for Caller {
 #[derive(Debug, Default)]
 pub struct KeyCache {
     map: RwLock<HashMap<String, KeyAuth>>,
+    /// Bumped by every invalidation: a lookup that read the database before an invalidation must
+    /// not put what it read into the cache after it.
+    generation: AtomicU64,
 }
 
 /// The `LISTEN/NOTIFY` channel that carries revoked and rotated key ids between replicas.
@@ -109,10 +113,14 @@ impl KeyCache {
         if let Some(k) = cached {
             return Ok(usable(&k, now).then_some(k.key));
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let Some(found) = store.key_by_secret(hash, now).await? else { return Ok(None) };
         let ok = usable(&found, now);
         let key = found.key.clone();
-        self.map.write().map_err(ApiError::internal)?.insert(hash.to_string(), found);
+        let mut map = self.map.write().map_err(ApiError::internal)?;
+        if self.generation.load(Ordering::SeqCst) == generation {
+            map.insert(hash.to_string(), found);
+        }
         Ok(ok.then_some(key))
     }
 
@@ -122,6 +130,7 @@ impl KeyCache {
             return;
         }
         if let Ok(mut m) = self.map.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             m.retain(|_, k| !key_ids.contains(&k.key.id));
         }
     }
@@ -164,6 +173,7 @@ pub fn spawn_key_listener(database_url: String, cache: Arc<KeyCache>) {
 impl KeyCache {
     fn clear(&self) {
         if let Ok(mut m) = self.map.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             m.clear();
         }
     }

@@ -50,11 +50,12 @@ impl Store {
     /// The org's audit log, newest first.
     pub async fn list_audit(&self, org_id: &str, f: &AuditFilter, limit: u32, cursor: Option<&str>) -> Result<Page<AuditEvent>> {
         let (fetch, _) = page(limit, cursor);
-        // Newest first: the cursor is an upper bound. `~` sorts after every id character.
-        let before = cursor.unwrap_or("~");
+        // Newest first: the cursor is an upper bound; no cursor means no bound. (A sentinel such
+        // as `~` is only "after every id" under byte order, not under a linguistic collation.)
+        let before = cursor.unwrap_or("");
         let rows = sqlx::query(
             "SELECT org_id, id, at, actor_type, actor_id, action, workspace_id, target_type, target_id, ip, detail \
-             FROM audit_events WHERE org_id = $1 AND id < $2 \
+             FROM audit_events WHERE org_id = $1 AND ($2 = '' OR id < $2) \
              AND ($3 = '' OR workspace_id = $3) AND ($4 = '' OR actor_id = $4) AND ($5 = '' OR action = $5) \
              ORDER BY id DESC LIMIT $6",
         )

@@ -76,14 +76,15 @@ impl Store {
         Ok(row.as_ref().map(ApiKey::from_row).transpose()?)
     }
 
-    /// The live key whose secret hashes to `secret_hash`.
+    /// The live (not revoked, not expired) key whose secret hashes to `secret_hash`.
     pub async fn key_by_secret(&self, secret_hash: &str, now: i64) -> Result<Option<KeyAuth>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             key_cols!(),
             ", s.valid_until FROM api_key_secrets s JOIN api_keys k ON k.id = s.key_id \
              JOIN orgs o ON o.id = k.org_id AND o.deleted_at IS NULL \
-             WHERE s.secret_hash = $1 AND k.revoked_at IS NULL AND (s.valid_until IS NULL OR s.valid_until > $2)"
+             WHERE s.secret_hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2) \
+             AND (s.valid_until IS NULL OR s.valid_until > $2)"
         ))
         .bind(secret_hash)
         .bind(now)

@@ -112,7 +112,8 @@ impl Store {
     }
 
     /// Moves an org to `plan`, refusing if what the org uses now exceeds the plan's limits.
-    pub async fn change_plan(&self, org_id: &str, plan: &Plan, ctx: &Ctx) -> Result<()> {
+    /// With `trial_ends_at`, the plan starts as the org's one trial.
+    pub async fn change_plan(&self, org_id: &str, plan: &Plan, trial_ends_at: Option<i64>, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, org_id).await?;
         let old: String = sqlx::query_scalar("SELECT plan FROM orgs WHERE id = $1").bind(org_id).fetch_one(&mut *tx).await?;
@@ -120,13 +121,17 @@ impl Store {
         if let Some(limit) = plan.exceeded_by(&usage) {
             return Err(StoreError::Limit(limit));
         }
-        sqlx::query("UPDATE orgs SET plan = $1, plan_started_at = $2 WHERE id = $3")
-            .bind(&plan.id)
-            .bind(ctx.now)
-            .bind(org_id)
+        sqlx::query(
+            "UPDATE orgs SET plan = $1, plan_started_at = $2, trial_ends_at = $3, \
+             trial_used = CASE WHEN $3 IS NULL THEN trial_used ELSE 1 END WHERE id = $4",
+        )
+        .bind(&plan.id)
+        .bind(ctx.now)
+        .bind(trial_ends_at)
+        .bind(org_id)
             .execute(&mut *tx)
             .await?;
-        let detail = json!({"from": old, "to": plan.id});
+        let detail = json!({"from": old, "to": plan.id, "trial_ends_at": trial_ends_at});
         record(&mut tx, ctx, Entry { org_id, action: "plan.changed", workspace_id: None, target: Some(("org", org_id)), detail }).await?;
         tx.commit().await?;
         Ok(())

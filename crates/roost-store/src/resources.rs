@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::audit::{Entry, record};
-use crate::{Ctx, Limit, Page, Resource, Result, Store, StoreError, finish_page, page};
+use crate::{Ctx, Limit, Page, Resource, Result, Store, StoreError, Workspace, finish_page, page};
 
 
 impl Store {
@@ -77,11 +77,24 @@ impl Store {
         Ok(())
     }
 
-    /// Moves a resource to another workspace of the same org.
-    pub async fn transfer_resource(&self, r: &Resource, to_workspace: &str, ctx: &Ctx) -> Result<()> {
+    /// Moves a resource into another workspace, possibly of another org, within that org's
+    /// `quota` for the resource's kind.
+    pub async fn transfer_resource(&self, r: &Resource, to: &Workspace, quota: Option<u32>, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE resources SET workspace_id = $1 WHERE org_id = $2 AND id = $3")
-            .bind(to_workspace)
+        self.lock_org(&mut tx, &to.org_id).await?;
+        if to.org_id != r.org_id {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE org_id = $1 AND kind = $2")
+                .bind(&to.org_id)
+                .bind(&r.kind)
+                .fetch_one(&mut *tx)
+                .await?;
+            if quota.is_some_and(|q| n >= i64::from(q)) {
+                return Err(StoreError::Limit(Limit::ResourceQuota(r.kind.clone())));
+            }
+        }
+        let done = sqlx::query("UPDATE resources SET org_id = $1, workspace_id = $2 WHERE org_id = $3 AND id = $4")
+            .bind(&to.org_id)
+            .bind(&to.id)
             .bind(&r.org_id)
             .bind(&r.id)
             .execute(&mut *tx)
@@ -89,9 +102,18 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let detail = json!({"from": r.workspace_id, "to": to_workspace});
-        let e = Entry { org_id: &r.org_id, action: "resource.transferred", workspace_id: Some(to_workspace), target: Some(("resource", &r.id)), detail };
-        record(&mut tx, ctx, e).await?;
+        let detail = json!({"from_workspace": r.workspace_id, "to_workspace": to.id, "from_org": r.org_id, "to_org": to.org_id});
+        let orgs: Vec<&str> = if to.org_id == r.org_id { vec![&to.org_id] } else { vec![&r.org_id, &to.org_id] };
+        for org_id in orgs {
+            let e = Entry {
+                org_id,
+                action: "resource.transferred",
+                workspace_id: Some(&to.id),
+                target: Some(("resource", &r.id)),
+                detail: detail.clone(),
+            };
+            record(&mut tx, ctx, e).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

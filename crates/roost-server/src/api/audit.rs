@@ -1,3 +1,43 @@
-use crate::AppState;
+//! The audit log: owners and admins read all of it, everyone else their own actions.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use roost_domain::Permission;
+use roost_store::AuditFilter;
 use utoipa_axum::router::OpenApiRouter;
-pub(super) fn router() -> OpenApiRouter<AppState> { OpenApiRouter::new() }
+use utoipa_axum::routes;
+
+use super::org_ctx;
+use crate::auth::Caller;
+use crate::error::{ApiResult, Problem};
+use crate::extract::Params;
+use crate::views::{AuditView, List};
+use crate::AppState;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit))
+}
+
+/// The org's audit log, newest first.
+#[utoipa::path(get, path = "/v1/orgs/{org}/audit", tag = "audit", security(("bearer" = [])),
+    params(("workspace" = Option<String>, Query), ("actor" = Option<String>, Query), ("action" = Option<String>, Query),
+           ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = List<AuditView>), (status = 404, description = "not_found", body = Problem)))]
+async fn list_audit(State(st): State<AppState>, caller: Caller, Path(org): Path<String>, params: Params) -> ApiResult<Json<List<AuditView>>> {
+    let o = org_ctx(&st, &caller, &org).await?;
+    let (limit, cursor) = params.page()?;
+    let mut f = AuditFilter {
+        workspace_id: params.get("workspace").map(str::to_string),
+        actor_id: params.get("actor").map(str::to_string),
+        action: params.get("action").map(str::to_string),
+    };
+    if !o.role.allows(Permission::ReadAllAudit) {
+        let me = caller.user()?.id.clone();
+        if f.actor_id.as_ref().is_some_and(|a| *a != me) {
+            return Ok(Json(List { items: vec![], next_cursor: None }));
+        }
+        f.actor_id = Some(me);
+    }
+    let page = st.store.list_audit(&o.org.id, &f, limit, cursor).await?;
+    Ok(Json(List::from_page(page, AuditView::from)))
+}

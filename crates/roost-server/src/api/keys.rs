@@ -1,3 +1,166 @@
-use crate::AppState;
+//! Workspace API keys: created by workspace members, shown once, stored hashed.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use roost_domain::time::parse_rfc3339;
+use roost_domain::tokens::{self, API_KEY_PREFIX};
+use roost_domain::validate::Errors;
+use roost_domain::{IdKind, Permission};
+use roost_store::ApiKey;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
-pub(super) fn router() -> OpenApiRouter<AppState> { OpenApiRouter::new() }
+use utoipa_axum::routes;
+
+use super::{check_id, ws_ctx};
+use crate::auth::{invalidate_keys, Caller, Who};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, OptionalJson, Params};
+use crate::views::{KeyView, List};
+use crate::AppState;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(rotate_key))
+        .routes(routes!(revoke_key))
+}
+
+/// Body of `POST /v1/workspaces/{ws}/keys`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    name: String,
+    /// RFC 3339; the key stops working then.
+    expires_at: Option<String>,
+    /// Most this key may spend per cycle (enforced by the ledger).
+    spend_limit: Option<i64>,
+}
+
+fn keys_need_users(caller: &Caller) -> ApiResult<()> {
+    match caller.who {
+        Who::Key(_) => Err(ApiError::forbidden("API keys cannot manage API keys")),
+        Who::User(_) => Ok(()),
+    }
+}
+
+/// Creates a key acting in this workspace. The secret is in this response only.
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/keys", tag = "keys", security(("bearer" = [])), request_body = CreateKey,
+    responses((status = 201, body = KeyView), (status = 403, description = "forbidden", body = Problem)))]
+async fn create_key(State(st): State<AppState>, caller: Caller, Path(ws): Path<String>, ApiJson(b): ApiJson<CreateKey>) -> ApiResult<(StatusCode, Json<KeyView>)> {
+    keys_need_users(&caller)?;
+    let w = ws_ctx(&st, &caller, &ws).await?;
+    w.require(Permission::UseWorkspace)?;
+    let now = st.clock.now_ms();
+    let mut e = Errors::default();
+    let name = e.name("name", &b.name);
+    let expires_at = match b.expires_at.as_deref() {
+        None => None,
+        Some(s) => match parse_rfc3339(s) {
+            Some(t) if t > now => Some(t),
+            Some(_) => {
+                e.add("expires_at", "must be in the future");
+                None
+            }
+            None => {
+                e.add("expires_at", "must be an RFC 3339 timestamp");
+                None
+            }
+        },
+    };
+    if b.spend_limit.is_some_and(|l| l < 0) {
+        e.add("spend_limit", "must be zero or more");
+    }
+    e.finish().map_err(ApiError::invalid)?;
+    let secret = tokens::generate(API_KEY_PREFIX);
+    let key = ApiKey {
+        id: IdKind::Key.generate(),
+        org_id: w.ws.org_id.clone(),
+        workspace_id: w.ws.id.clone(),
+        name,
+        prefix: tokens::display_prefix(&secret),
+        created_by: caller.actor().id,
+        created_at: now,
+        expires_at,
+        spend_limit: b.spend_limit,
+        revoked_at: None,
+    };
+    st.store.create_key(&key, &tokens::hash(&secret), &caller.ctx(now)).await?;
+    let mut view = KeyView::from(key);
+    view.secret = Some(secret);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The workspace's live keys, without secrets.
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/keys", tag = "keys", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = List<KeyView>)))]
+async fn list_keys(State(st): State<AppState>, caller: Caller, Path(ws): Path<String>, params: Params) -> ApiResult<Json<List<KeyView>>> {
+    let w = ws_ctx(&st, &caller, &ws).await?;
+    w.require(Permission::ReadWorkspace)?;
+    let (limit, cursor) = params.page()?;
+    Ok(Json(List::from_page(st.store.list_keys(&w.ws.id, limit, cursor).await?, KeyView::from)))
+}
+
+/// Finds a live key the calling user may manage: its creator, or a manager of its workspace.
+async fn manageable_key(st: &AppState, caller: &Caller, id: &str) -> ApiResult<ApiKey> {
+    keys_need_users(caller)?;
+    check_id(IdKind::Key, id)?;
+    let key = st.store.key_by_id(id).await?.filter(|k| k.revoked_at.is_none()).ok_or_else(ApiError::not_found)?;
+    let w = ws_ctx(st, caller, &key.workspace_id).await?;
+    if key.created_by != caller.actor().id {
+        w.require(Permission::ManageWorkspace)?;
+    }
+    Ok(key)
+}
+
+/// Body of `POST /v1/keys/{id}/rotate`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// How long the old secret keeps working (default 0, at most 30 days).
+    grace_seconds: Option<i64>,
+}
+
+/// The new secret of a rotated key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rotated {
+    id: String,
+    secret: String,
+    prefix: String,
+    /// Until when the old secret works (RFC 3339), if a grace period was asked for.
+    old_secret_valid_until: Option<String>,
+}
+
+/// Gives a key a new secret; the old one works for `grace_seconds`, then gets 401.
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", security(("bearer" = [])), request_body = RotateKey,
+    responses((status = 200, body = Rotated), (status = 404, description = "not_found", body = Problem)))]
+async fn rotate_key(State(st): State<AppState>, caller: Caller, Path(id): Path<String>, OptionalJson(b): OptionalJson<RotateKey>) -> ApiResult<Json<Rotated>> {
+    let grace = b.grace_seconds.unwrap_or(0);
+    if !(0..=2_592_000).contains(&grace) {
+        return Err(ApiError::invalid_field("grace_seconds", "must be from 0 to 2592000"));
+    }
+    let key = manageable_key(&st, &caller, &id).await?;
+    let now = st.clock.now_ms();
+    let grace_until = (grace > 0).then(|| now + grace * 1000);
+    let secret = tokens::generate(API_KEY_PREFIX);
+    st.store.rotate_key(&key, &tokens::hash(&secret), grace_until, &caller.ctx(now)).await?;
+    invalidate_keys(&st, std::slice::from_ref(&key.id)).await;
+    Ok(Json(Rotated {
+        id: key.id,
+        prefix: tokens::display_prefix(&secret),
+        secret,
+        old_secret_valid_until: grace_until.map(roost_domain::time::to_rfc3339),
+    }))
+}
+
+/// Revokes a key: the very next request with it gets 401.
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", security(("bearer" = [])),
+    responses((status = 204), (status = 404, description = "not_found", body = Problem)))]
+async fn revoke_key(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let key = manageable_key(&st, &caller, &id).await?;
+    st.store.revoke_key(&key, &caller.ctx(st.clock.now_ms())).await?;
+    invalidate_keys(&st, std::slice::from_ref(&key.id)).await;
+    Ok(StatusCode::NO_CONTENT)
+}

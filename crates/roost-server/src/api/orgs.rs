@@ -1,3 +1,279 @@
-use crate::AppState;
+//! Organizations: create, read, rename, plan, delete, members, ownership.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use roost_domain::time::DAY_MS;
+use roost_domain::validate::Errors;
+use roost_domain::{IdKind, OrgRole, Permission};
+use roost_store::NewOrg;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
-pub(super) fn router() -> OpenApiRouter<AppState> { OpenApiRouter::new() }
+use utoipa_axum::routes;
+
+use super::{check_id, org_ctx};
+use crate::auth::{invalidate_keys, Caller};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, Params};
+use crate::views::{List, MemberView, OrgView, WorkspaceView};
+use crate::AppState;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_org, list_orgs))
+        .routes(routes!(get_org, update_org, delete_org))
+        .routes(routes!(change_plan))
+        .routes(routes!(list_members))
+        .routes(routes!(update_member, remove_member))
+        .routes(routes!(transfer_ownership))
+}
+
+/// Body of `POST /v1/orgs`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    name: String,
+    plan: String,
+    /// Start the plan's trial instead of paying (once per org, ever).
+    #[serde(default)]
+    trial: bool,
+}
+
+/// A new org with its primary workspace.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgCreated {
+    org: OrgView,
+    workspace: WorkspaceView,
+}
+
+fn paid_plan_required(detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::PAYMENT_REQUIRED, "paid_plan_required", detail)
+}
+
+/// Creates an org on a paid plan (or its trial); the caller becomes its owner.
+#[utoipa::path(post, path = "/v1/orgs", tag = "orgs", security(("bearer" = [])), request_body = CreateOrg,
+    responses((status = 201, body = OrgCreated), (status = 402, description = "paid_plan_required", body = Problem),
+              (status = 422, description = "invalid_request", body = Problem)))]
+async fn create_org(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<CreateOrg>) -> ApiResult<(StatusCode, Json<OrgCreated>)> {
+    let user = caller.user()?;
+    let mut e = Errors::default();
+    let name = e.name("name", &b.name);
+    let plan = st.settings.catalog.get(&b.plan);
+    if plan.is_none() {
+        e.add("plan", "is not a plan of this server (see GET /v1/plans)");
+    }
+    e.finish().map_err(ApiError::invalid)?;
+    let plan = plan.ok_or_else(ApiError::not_found)?;
+    let now = st.clock.now_ms();
+    let trial_ends_at = if b.trial {
+        match plan.trial_days.filter(|d| *d > 0) {
+            Some(days) => Some(now + i64::from(days) * DAY_MS),
+            None => return Err(paid_plan_required(format!("plan `{}` offers no trial", plan.id))),
+        }
+    } else if !plan.paid {
+        return Err(paid_plan_required(format!("organizations need a paid plan; `{}` is not one", plan.id)));
+    } else {
+        None
+    };
+    let o = NewOrg {
+        id: IdKind::Org.generate(),
+        name,
+        plan: plan.id.clone(),
+        owner_id: user.id.clone(),
+        trial_ends_at,
+        workspace_id: IdKind::Workspace.generate(),
+        workspace_name: "Default".into(),
+    };
+    st.store.create_org(&o, &caller.ctx(now)).await?;
+    let org = st.store.org_by_id(&o.id).await?.ok_or_else(|| ApiError::internal("org vanished after creation"))?;
+    let (ws, _) = st.store.workspace_by_id(&o.workspace_id).await?.ok_or_else(|| ApiError::internal("workspace vanished"))?;
+    Ok((StatusCode::CREATED, Json(OrgCreated { org: OrgView::new(&org, Some("owner")), workspace: (&ws).into() })))
+}
+
+/// The orgs the caller belongs to.
+#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = List<OrgView>)))]
+async fn list_orgs(State(st): State<AppState>, caller: Caller, params: Params) -> ApiResult<Json<List<OrgView>>> {
+    let user = caller.user()?;
+    let (limit, cursor) = params.page()?;
+    let page = st.store.list_orgs(&user.id, limit, cursor).await?;
+    Ok(Json(List::from_page(page, |m| OrgView::new(&m.org, Some(&m.role)))))
+}
+
+/// One org the caller belongs to.
+#[utoipa::path(get, path = "/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])),
+    responses((status = 200, body = OrgView), (status = 404, description = "not_found", body = Problem)))]
+async fn get_org(State(st): State<AppState>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<OrgView>> {
+    let o = org_ctx(&st, &caller, &org).await?;
+    Ok(Json(OrgView::new(&o.org, Some(o.role.as_str()))))
+}
+
+/// Body of `PATCH /v1/orgs/{org}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrg {
+    name: String,
+}
+
+/// Renames an org (owner or admin).
+#[utoipa::path(patch, path = "/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])), request_body = UpdateOrg,
+    responses((status = 200, body = OrgView), (status = 403, description = "forbidden", body = Problem)))]
+async fn update_org(State(st): State<AppState>, caller: Caller, Path(org): Path<String>, ApiJson(b): ApiJson<UpdateOrg>) -> ApiResult<Json<OrgView>> {
+    let o = org_ctx(&st, &caller, &org).await?;
+    o.require(Permission::UpdateOrg)?;
+    let mut e = Errors::default();
+    let name = e.name("name", &b.name);
+    e.finish().map_err(ApiError::invalid)?;
+    st.store.rename_org(&o.org.id, &name, &caller.ctx(st.clock.now_ms())).await?;
+    let mut org = o.org;
+    org.name = name;
+    Ok(Json(OrgView::new(&org, Some(o.role.as_str()))))
+}
+
+/// Body of `PUT /v1/orgs/{org}/plan`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePlan {
+    plan: String,
+    /// Start this plan's trial (only if the org never had one).
+    #[serde(default)]
+    trial: bool,
+}
+
+/// Moves the org to another plan (owner or billing).
+#[utoipa::path(put, path = "/v1/orgs/{org}/plan", tag = "orgs", security(("bearer" = [])), request_body = ChangePlan,
+    responses((status = 200, body = OrgView), (status = 402, description = "paid_plan_required", body = Problem),
+              (status = 409, description = "plan_limit or trial_used", body = Problem)))]
+async fn change_plan(State(st): State<AppState>, caller: Caller, Path(org): Path<String>, ApiJson(b): ApiJson<ChangePlan>) -> ApiResult<Json<OrgView>> {
+    let o = org_ctx(&st, &caller, &org).await?;
+    o.require(Permission::ManageBilling)?;
+    let plan = st.settings.catalog.get(&b.plan).ok_or_else(|| ApiError::invalid_field("plan", "is not a plan of this server"))?;
+    let now = st.clock.now_ms();
+    let trial_ends_at = if b.trial {
+        if o.org.trial_used {
+            return Err(ApiError::new(StatusCode::CONFLICT, "trial_used", "this organization already had its trial"));
+        }
+        let days = plan.trial_days.filter(|d| *d > 0).ok_or_else(|| paid_plan_required(format!("plan `{}` offers no trial", plan.id)))?;
+        Some(now + i64::from(days) * DAY_MS)
+    } else {
+        if !plan.paid && !o.org.is_personal() {
+            return Err(paid_plan_required(format!("organizations need a paid plan; `{}` is not one", plan.id)));
+        }
+        None
+    };
+    match st.store.change_plan(&o.org.id, plan, trial_ends_at, &caller.ctx(now)).await {
+        Err(roost_store::StoreError::Limit(l)) => return Err(ApiError::plan_limit(StatusCode::CONFLICT, &l)),
+        other => other?,
+    }
+    let org = st.store.org_by_id(&o.org.id).await?.ok_or_else(ApiError::not_found)?;
+    Ok(Json(OrgView::new(&org, Some(o.role.as_str()))))
+}
+
+/// Deletes an org (owner only; never a personal org).
+#[utoipa::path(delete, path = "/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])),
+    responses((status = 204), (status = 403, description = "forbidden or personal_org", body = Problem)))]
+async fn delete_org(State(st): State<AppState>, caller: Caller, Path(org): Path<String>) -> ApiResult<StatusCode> {
+    let o = org_ctx(&st, &caller, &org).await?;
+    if o.org.is_personal() {
+        return Err(ApiError::personal_org("cannot be deleted"));
+    }
+    o.require(Permission::DeleteOrg)?;
+    let revoked = st.store.delete_org(&o.org.id, &caller.ctx(st.clock.now_ms())).await?;
+    invalidate_keys(&st, &revoked).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The org's members.
+#[utoipa::path(get, path = "/v1/orgs/{org}/members", tag = "orgs", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = List<MemberView>)))]
+async fn list_members(State(st): State<AppState>, caller: Caller, Path(org): Path<String>, params: Params) -> ApiResult<Json<List<MemberView>>> {
+    let o = org_ctx(&st, &caller, &org).await?;
+    let (limit, cursor) = params.page()?;
+    Ok(Json(List::from_page(st.store.list_members(&o.org.id, limit, cursor).await?, MemberView::from)))
+}
+
+/// Body of `PATCH /v1/orgs/{org}/members/{user}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMember {
+    /// `admin`, `billing` or `member`.
+    role: String,
+}
+
+/// Resolves `me` to the caller's id and checks the shape of a user id.
+fn user_param(caller: &Caller, user: &str) -> ApiResult<String> {
+    let id = if user == "me" { caller.user()?.id.clone() } else { user.to_string() };
+    check_id(IdKind::User, &id)?;
+    Ok(id)
+}
+
+/// Changes a member's org role. Only the owner grants or takes away admin and billing.
+#[utoipa::path(patch, path = "/v1/orgs/{org}/members/{user}", tag = "orgs", security(("bearer" = [])), request_body = UpdateMember,
+    responses((status = 200, body = MemberView), (status = 409, description = "owner_cannot_be_removed", body = Problem)))]
+async fn update_member(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((org, user)): Path<(String, String)>,
+    ApiJson(b): ApiJson<UpdateMember>,
+) -> ApiResult<Json<MemberView>> {
+    let o = org_ctx(&st, &caller, &org).await?;
+    o.require(Permission::ManageMembers)?;
+    let role = match OrgRole::parse(&b.role) {
+        Some(OrgRole::Owner) => return Err(ApiError::invalid_field("role", "ownership moves only by transfer-ownership")),
+        Some(r) => r,
+        None => return Err(ApiError::invalid_field("role", "must be one of admin, billing, member")),
+    };
+    let user = user_param(&caller, &user)?;
+    let target = st.store.org_member(&o.org.id, &user).await?.ok_or_else(ApiError::not_found)?;
+    let privileged = |r: &str| matches!(r, "admin" | "billing");
+    if o.role != OrgRole::Owner && (privileged(role.as_str()) || privileged(&target.role)) {
+        return Err(ApiError::forbidden("only the owner grants or takes away admin and billing"));
+    }
+    st.store.set_member_role(&o.org.id, &user, role.as_str(), &caller.ctx(st.clock.now_ms())).await?;
+    Ok(Json(MemberView { role: role.as_str().into(), ..target.into() }))
+}
+
+/// Removes a member, or lets the caller leave (`me`). Their keys in this org are revoked.
+#[utoipa::path(delete, path = "/v1/orgs/{org}/members/{user}", tag = "orgs", security(("bearer" = [])),
+    responses((status = 204), (status = 403, description = "forbidden or personal_org", body = Problem),
+              (status = 409, description = "owner_cannot_be_removed", body = Problem)))]
+async fn remove_member(State(st): State<AppState>, caller: Caller, Path((org, user)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    let o = org_ctx(&st, &caller, &org).await?;
+    let user = user_param(&caller, &user)?;
+    if o.org.is_personal() {
+        return Err(ApiError::personal_org("cannot be left and has no other members"));
+    }
+    if caller.user()?.id != user {
+        o.require(Permission::ManageMembers)?;
+    }
+    let revoked = st.store.remove_member(&o.org.id, &user, &caller.ctx(st.clock.now_ms())).await?;
+    invalidate_keys(&st, &revoked).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /v1/orgs/{org}/transfer-ownership`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferOwnership {
+    user_id: String,
+}
+
+/// Hands ownership to another member (owner only); the old owner becomes an admin.
+#[utoipa::path(post, path = "/v1/orgs/{org}/transfer-ownership", tag = "orgs", security(("bearer" = [])), request_body = TransferOwnership,
+    responses((status = 200, body = OrgView), (status = 404, description = "not_found", body = Problem)))]
+async fn transfer_ownership(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    ApiJson(b): ApiJson<TransferOwnership>,
+) -> ApiResult<Json<OrgView>> {
+    let o = org_ctx(&st, &caller, &org).await?;
+    o.require(Permission::TransferOwnership)?;
+    check_id(IdKind::User, &b.user_id)?;
+    st.store.transfer_ownership(&o.org.id, &b.user_id, &caller.ctx(st.clock.now_ms())).await?;
+    let org = st.store.org_by_id(&o.org.id).await?.ok_or_else(ApiError::not_found)?;
+    Ok(Json(OrgView::new(&org, Some("admin"))))
+}
