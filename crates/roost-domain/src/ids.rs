@@ -55,9 +55,7 @@ impl IdKind {
         let Some(rest) = s.strip_prefix(self.prefix()).and_then(|r| r.strip_prefix('_')) else {
             return false;
         };
-        rest.len() == 26
-            && rest.as_bytes()[0] <= b'7'
-            && rest.bytes().all(|b| ALPHABET.contains(&b))
+        rest.len() == 26 && rest.as_bytes()[0] <= b'7' && rest.bytes().all(|b| ALPHABET.contains(&b))
     }
 }
 

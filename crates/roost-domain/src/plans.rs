@@ -91,10 +91,7 @@ impl Plan {
             return Some(Limit::MaxWorkspaces);
         }
         usage.resources.iter().find_map(|(kind, n)| {
-            self.resource_quotas
-                .get(kind)
-                .is_some_and(|c| n > c)
-                .then(|| Limit::ResourceQuota(kind.clone()))
+            self.resource_quotas.get(kind).is_some_and(|c| n > c).then(|| Limit::ResourceQuota(kind.clone()))
         })
     }
 }

@@ -99,9 +99,7 @@ impl OrgRole {
 
     /// Parses the API spelling.
     pub fn parse(s: &str) -> Option<Self> {
-        [OrgRole::Owner, OrgRole::Admin, OrgRole::Billing, OrgRole::Member]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [OrgRole::Owner, OrgRole::Admin, OrgRole::Billing, OrgRole::Member].into_iter().find(|r| r.as_str() == s)
     }
 }
 

@@ -103,7 +103,9 @@ pub struct KeyCache {
 pub const KEY_CHANNEL: &str = "roost_keys";
 
 fn usable(k: &KeyAuth, now: i64) -> bool {
-    k.key.revoked_at.is_none() && k.key.expires_at.is_none_or(|e| e > now) && k.secret_valid_until.is_none_or(|v| v > now)
+    k.key.revoked_at.is_none()
+        && k.key.expires_at.is_none_or(|e| e > now)
+        && k.secret_valid_until.is_none_or(|v| v > now)
 }
 
 impl KeyCache {
@@ -141,7 +143,8 @@ pub async fn invalidate_keys(st: &AppState, key_ids: &[String]) {
     st.keys.forget(key_ids);
     if st.store.backend() == "postgres" {
         for id in key_ids {
-            let sent = sqlx::query("SELECT pg_notify($1, $2)").bind(KEY_CHANNEL).bind(id).execute(st.store.pool()).await;
+            let sent =
+                sqlx::query("SELECT pg_notify($1, $2)").bind(KEY_CHANNEL).bind(id).execute(st.store.pool()).await;
             if let Err(e) = sent {
                 tracing::warn!(error = %e, "could not notify other replicas of a key change");
             }
@@ -197,7 +200,8 @@ impl std::fmt::Debug for Passwords {
 impl Passwords {
     /// Hashing with the given memory (KiB) and iteration costs.
     pub fn new(memory_kib: u32, iterations: u32) -> anyhow::Result<Self> {
-        let params = Params::new(memory_kib, iterations, 1, None).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let params =
+            Params::new(memory_kib, iterations, 1, None).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let dummy = hash_with(&params, &tokens::generate("dummy_"))?;
         Ok(Self { params, dummy: dummy.into() })
     }

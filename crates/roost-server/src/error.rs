@@ -78,7 +78,8 @@ impl ApiError {
 
     /// `plan_limit` naming the limit, with the given status (403 when adding, 409 on a downgrade).
     pub fn plan_limit(status: StatusCode, limit: &roost_store::Limit) -> Self {
-        Self::new(status, "plan_limit", format!("the plan's limit `{}` is reached", limit.name())).with("limit", limit.name())
+        Self::new(status, "plan_limit", format!("the plan's limit `{}` is reached", limit.name()))
+            .with("limit", limit.name())
     }
 
     /// 500 `internal`: the cause goes to the log, never to the client.

@@ -135,7 +135,9 @@ impl Settings {
             return Err(ConfigError::Invalid("session_ttl_days and invitation_ttl_days must be at least 1".into()));
         }
         if self.password_hash_memory_kib < 8 || self.password_hash_iterations == 0 {
-            return Err(ConfigError::Invalid("password_hash_memory_kib must be ≥ 8 and password_hash_iterations ≥ 1".into()));
+            return Err(ConfigError::Invalid(
+                "password_hash_memory_kib must be ≥ 8 and password_hash_iterations ≥ 1".into(),
+            ));
         }
         Catalog::new(self.catalog.all().to_vec(), &self.personal_plan)?;
         Ok(())

@@ -48,7 +48,13 @@ pub struct AuditFilter {
 
 impl Store {
     /// The org's audit log, newest first.
-    pub async fn list_audit(&self, org_id: &str, f: &AuditFilter, limit: u32, cursor: Option<&str>) -> Result<Page<AuditEvent>> {
+    pub async fn list_audit(
+        &self,
+        org_id: &str,
+        f: &AuditFilter,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEvent>> {
         let (fetch, _) = page(limit, cursor);
         // Newest first: the cursor is an upper bound; no cursor means no bound. (A sentinel such
         // as `~` is only "after every id" under byte order, not under a linguistic collation.)

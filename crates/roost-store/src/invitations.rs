@@ -49,14 +49,26 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let detail = json!({"email": inv.email, "role": inv.role, "invitation_id": inv.id});
-        let e = Entry { org_id: &inv.org_id, action: "member.invited", workspace_id: None, target: Some(("invitation", &inv.id)), detail };
+        let e = Entry {
+            org_id: &inv.org_id,
+            action: "member.invited",
+            workspace_id: None,
+            target: Some(("invitation", &inv.id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// The org's invitations that are still pending, by id.
-    pub async fn list_invitations(&self, org_id: &str, now: i64, limit: u32, cursor: Option<&str>) -> Result<Page<Invitation>> {
+    pub async fn list_invitations(
+        &self,
+        org_id: &str,
+        now: i64,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Invitation>> {
         let (fetch, after) = page(limit, cursor);
         let sql = "SELECT id, org_id, email, role, workspaces, invited_by, status, created_at, expires_at FROM invitations \
                    WHERE org_id = $1 AND status = 'pending' AND expires_at > $2 AND id > $3 ORDER BY id LIMIT $4";
@@ -79,7 +91,13 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let e = Entry { org_id, action: "invitation.revoked", workspace_id: None, target: Some(("invitation", id)), detail: json!({}) };
+        let e = Entry {
+            org_id,
+            action: "invitation.revoked",
+            workspace_id: None,
+            target: Some(("invitation", id)),
+            detail: json!({}),
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(())
@@ -106,8 +124,10 @@ impl Store {
         let inv = row.as_ref().map(Invitation::from_row).transpose()?.ok_or(Rule::InvitationInvalid)?;
         self.lock_org(&mut tx, &inv.org_id).await?;
         // Re-read under the lock: a concurrent accept of the same token must lose.
-        let status: String =
-            sqlx::query_scalar("SELECT status FROM invitations WHERE id = $1").bind(&inv.id).fetch_one(&mut *tx).await?;
+        let status: String = sqlx::query_scalar("SELECT status FROM invitations WHERE id = $1")
+            .bind(&inv.id)
+            .fetch_one(&mut *tx)
+            .await?;
         if status != "pending" || inv.expires_at <= ctx.now {
             return Err(Rule::InvitationInvalid.into());
         }
@@ -152,7 +172,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let detail = json!({"role": inv.role, "invitation_id": inv.id, "workspace_ids": workspace_ids});
-        let e = Entry { org_id: &inv.org_id, action: "member.joined", workspace_id: None, target: Some(("user", user_id)), detail };
+        let e = Entry {
+            org_id: &inv.org_id,
+            action: "member.joined",
+            workspace_id: None,
+            target: Some(("user", user_id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(Accepted { org_id: inv.org_id, workspace_ids })
@@ -160,8 +186,10 @@ impl Store {
 }
 
 async fn seat_check(tx: &mut sqlx::AnyConnection, org_id: &str, catalog: &Catalog) -> Result<()> {
-    let plan: String = sqlx::query_scalar("SELECT plan FROM orgs WHERE id = $1").bind(org_id).fetch_one(&mut *tx).await?;
-    let plan = catalog.get(&plan).ok_or_else(|| StoreError::Setup(format!("org {org_id} is on unknown plan {plan}")))?;
+    let plan: String =
+        sqlx::query_scalar("SELECT plan FROM orgs WHERE id = $1").bind(org_id).fetch_one(&mut *tx).await?;
+    let plan =
+        catalog.get(&plan).ok_or_else(|| StoreError::Setup(format!("org {org_id} is on unknown plan {plan}")))?;
     let members = count(tx, "SELECT COUNT(*) FROM org_members WHERE org_id = $1", org_id).await?;
     check_seat(plan, members)
 }

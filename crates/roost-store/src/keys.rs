@@ -43,8 +43,15 @@ impl Store {
             .bind(ctx.now)
             .execute(&mut *tx)
             .await?;
-        let detail = json!({"name": k.name, "prefix": k.prefix, "expires_at": k.expires_at, "spend_limit": k.spend_limit});
-        let e = Entry { org_id: &k.org_id, action: "key.created", workspace_id: Some(&k.workspace_id), target: Some(("key", &k.id)), detail };
+        let detail =
+            json!({"name": k.name, "prefix": k.prefix, "expires_at": k.expires_at, "spend_limit": k.spend_limit});
+        let e = Entry {
+            org_id: &k.org_id,
+            action: "key.created",
+            workspace_id: Some(&k.workspace_id),
+            target: Some(("key", &k.id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(())
@@ -90,16 +97,18 @@ impl Store {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| Ok(KeyAuth { key: ApiKey::from_row(&r)?, secret_valid_until: r.try_get("valid_until")? })).transpose()
+        row.map(|r| Ok(KeyAuth { key: ApiKey::from_row(&r)?, secret_valid_until: r.try_get("valid_until")? }))
+            .transpose()
     }
 
     /// Gives a key a new secret. The old ones stay valid until `grace_until` (or stop now).
     pub async fn rotate_key(&self, key: &ApiKey, new_hash: &str, grace_until: Option<i64>, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
-        let live: Option<i64> = sqlx::query_scalar("SELECT created_at FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
-            .bind(&key.id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let live: Option<i64> =
+            sqlx::query_scalar("SELECT created_at FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
+                .bind(&key.id)
+                .fetch_optional(&mut *tx)
+                .await?;
         if live.is_none() {
             return Err(StoreError::NotFound);
         }
@@ -125,7 +134,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let detail = json!({"grace_until": grace_until});
-        let e = Entry { org_id: &key.org_id, action: "key.rotated", workspace_id: Some(&key.workspace_id), target: Some(("key", &key.id)), detail };
+        let e = Entry {
+            org_id: &key.org_id,
+            action: "key.rotated",
+            workspace_id: Some(&key.workspace_id),
+            target: Some(("key", &key.id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(())

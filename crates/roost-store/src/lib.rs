@@ -20,10 +20,10 @@ pub use audit::AuditFilter;
 pub use dialect::{Dialect, Migration, Postgres, Sqlite};
 pub use invitations::{Accepted, NewInvitation};
 pub use keys::KeyAuth;
-pub use orgs::NewOrg;
-pub use users::{Membership, NewSignup};
 pub use models::*;
+pub use orgs::NewOrg;
 pub use roost_domain::plans::Limit;
+pub use users::{Membership, NewSignup};
 
 /// A rule that only the database, inside the change's own transaction, can decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

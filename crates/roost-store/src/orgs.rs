@@ -1,8 +1,8 @@
 //! Organizations, their members, plans and ownership.
 
 use serde_json::json;
-use sqlx::Row;
 use sqlx::AnyConnection;
+use sqlx::Row;
 
 use crate::audit::{Entry, record};
 use crate::models::org_cols;
@@ -48,10 +48,20 @@ impl Store {
             .await?;
         insert_workspace(&mut tx, &o.id, &o.workspace_id, &o.workspace_name, true, false, &o.owner_id, ctx.now).await?;
         let detail = json!({"name": o.name, "plan": o.plan, "trial": o.trial_ends_at.is_some()});
-        record(&mut tx, ctx, Entry { org_id: &o.id, action: "org.created", workspace_id: None, target: Some(("org", &o.id)), detail }).await?;
+        record(
+            &mut tx,
+            ctx,
+            Entry { org_id: &o.id, action: "org.created", workspace_id: None, target: Some(("org", &o.id)), detail },
+        )
+        .await?;
         let detail = json!({"name": o.workspace_name, "primary": true});
         let target = Some(("workspace", o.workspace_id.as_str()));
-        record(&mut tx, ctx, Entry { org_id: &o.id, action: "workspace.created", workspace_id: Some(&o.workspace_id), target, detail }).await?;
+        record(
+            &mut tx,
+            ctx,
+            Entry { org_id: &o.id, action: "workspace.created", workspace_id: Some(&o.workspace_id), target, detail },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -106,7 +116,12 @@ impl Store {
         let mut tx = self.write().await?;
         sqlx::query("UPDATE orgs SET name = $1 WHERE id = $2").bind(name).bind(org_id).execute(&mut *tx).await?;
         let detail = json!({"name": name});
-        record(&mut tx, ctx, Entry { org_id, action: "org.updated", workspace_id: None, target: Some(("org", org_id)), detail }).await?;
+        record(
+            &mut tx,
+            ctx,
+            Entry { org_id, action: "org.updated", workspace_id: None, target: Some(("org", org_id)), detail },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -116,7 +131,8 @@ impl Store {
     pub async fn change_plan(&self, org_id: &str, plan: &Plan, trial_ends_at: Option<i64>, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, org_id).await?;
-        let old: String = sqlx::query_scalar("SELECT plan FROM orgs WHERE id = $1").bind(org_id).fetch_one(&mut *tx).await?;
+        let old: String =
+            sqlx::query_scalar("SELECT plan FROM orgs WHERE id = $1").bind(org_id).fetch_one(&mut *tx).await?;
         let usage = usage(&mut tx, org_id).await?;
         if let Some(limit) = plan.exceeded_by(&usage) {
             return Err(StoreError::Limit(limit));
@@ -129,10 +145,15 @@ impl Store {
         .bind(ctx.now)
         .bind(trial_ends_at)
         .bind(org_id)
-            .execute(&mut *tx)
-            .await?;
+        .execute(&mut *tx)
+        .await?;
         let detail = json!({"from": old, "to": plan.id, "trial_ends_at": trial_ends_at});
-        record(&mut tx, ctx, Entry { org_id, action: "plan.changed", workspace_id: None, target: Some(("org", org_id)), detail }).await?;
+        record(
+            &mut tx,
+            ctx,
+            Entry { org_id, action: "plan.changed", workspace_id: None, target: Some(("org", org_id)), detail },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -142,12 +163,15 @@ impl Store {
     pub async fn delete_org(&self, org_id: &str, ctx: &Ctx) -> Result<Vec<String>> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, org_id).await?;
-        let members: Vec<String> =
-            sqlx::query_scalar("SELECT user_id FROM org_members WHERE org_id = $1").bind(org_id).fetch_all(&mut *tx).await?;
-        let revoked: Vec<String> = sqlx::query_scalar("SELECT id FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL")
+        let members: Vec<String> = sqlx::query_scalar("SELECT user_id FROM org_members WHERE org_id = $1")
             .bind(org_id)
             .fetch_all(&mut *tx)
             .await?;
+        let revoked: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL")
+                .bind(org_id)
+                .fetch_all(&mut *tx)
+                .await?;
         revoke_keys(&mut tx, org_id, &revoked, ctx).await?;
         for user in &members {
             reset_active_workspace(&mut tx, org_id, user).await?;
@@ -159,9 +183,18 @@ impl Store {
         ] {
             sqlx::query(sql).bind(org_id).execute(&mut *tx).await?;
         }
-        sqlx::query("UPDATE orgs SET deleted_at = $1 WHERE id = $2").bind(ctx.now).bind(org_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE orgs SET deleted_at = $1 WHERE id = $2")
+            .bind(ctx.now)
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await?;
         let detail = json!({"members": members.len(), "keys_revoked": revoked.len()});
-        record(&mut tx, ctx, Entry { org_id, action: "org.deleted", workspace_id: None, target: Some(("org", org_id)), detail }).await?;
+        record(
+            &mut tx,
+            ctx,
+            Entry { org_id, action: "org.deleted", workspace_id: None, target: Some(("org", org_id)), detail },
+        )
+        .await?;
         tx.commit().await?;
         Ok(revoked)
     }
@@ -210,7 +243,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let detail = json!({"from": old, "to": role});
-        let e = Entry { org_id, action: "member.role_changed", workspace_id: None, target: Some(("user", user_id)), detail };
+        let e = Entry {
+            org_id,
+            action: "member.role_changed",
+            workspace_id: None,
+            target: Some(("user", user_id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(())
@@ -266,7 +305,8 @@ impl Store {
         }
         sqlx::query("UPDATE orgs SET owner_id = $1 WHERE id = $2").bind(to).bind(org_id).execute(&mut *tx).await?;
         let detail = json!({"from": old_owner, "to": to});
-        let e = Entry { org_id, action: "ownership.transferred", workspace_id: None, target: Some(("user", to)), detail };
+        let e =
+            Entry { org_id, action: "ownership.transferred", workspace_id: None, target: Some(("user", to)), detail };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(())
@@ -317,7 +357,8 @@ pub(crate) async fn revoke_keys(tx: &mut AnyConnection, org_id: &str, ids: &[Str
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1").bind(id).execute(&mut *tx).await?;
-        let e = Entry { org_id, action: "key.revoked", workspace_id: None, target: Some(("key", id)), detail: json!({}) };
+        let e =
+            Entry { org_id, action: "key.revoked", workspace_id: None, target: Some(("key", id)), detail: json!({}) };
         record(tx, ctx, e).await?;
     }
     Ok(())

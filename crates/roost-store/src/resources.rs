@@ -5,7 +5,6 @@ use serde_json::json;
 use crate::audit::{Entry, record};
 use crate::{Ctx, Limit, Page, Resource, Result, Store, StoreError, Workspace, finish_page, page};
 
-
 impl Store {
     /// Creates a resource unless the org already has `quota` of its kind.
     pub async fn create_resource(&self, r: &Resource, quota: Option<u32>, ctx: &Ctx) -> Result<()> {
@@ -32,7 +31,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let detail = json!({"kind": r.kind, "name": r.name});
-        let e = Entry { org_id: &r.org_id, action: "resource.created", workspace_id: Some(&r.workspace_id), target: Some(("resource", &r.id)), detail };
+        let e = Entry {
+            org_id: &r.org_id,
+            action: "resource.created",
+            workspace_id: Some(&r.workspace_id),
+            target: Some(("resource", &r.id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(())
@@ -69,9 +74,19 @@ impl Store {
     /// Deletes a resource.
     pub async fn delete_resource(&self, r: &Resource, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM resources WHERE org_id = $1 AND id = $2").bind(&r.org_id).bind(&r.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM resources WHERE org_id = $1 AND id = $2")
+            .bind(&r.org_id)
+            .bind(&r.id)
+            .execute(&mut *tx)
+            .await?;
         let detail = json!({"kind": r.kind, "name": r.name});
-        let e = Entry { org_id: &r.org_id, action: "resource.deleted", workspace_id: Some(&r.workspace_id), target: Some(("resource", &r.id)), detail };
+        let e = Entry {
+            org_id: &r.org_id,
+            action: "resource.deleted",
+            workspace_id: Some(&r.workspace_id),
+            target: Some(("resource", &r.id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(())
@@ -102,7 +117,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let detail = json!({"from_workspace": r.workspace_id, "to_workspace": to.id, "from_org": r.org_id, "to_org": to.org_id});
+        let detail =
+            json!({"from_workspace": r.workspace_id, "to_workspace": to.id, "from_org": r.org_id, "to_org": to.org_id});
         let orgs: Vec<&str> = if to.org_id == r.org_id { vec![&to.org_id] } else { vec![&r.org_id, &to.org_id] };
         for org_id in orgs {
             let e = Entry {

@@ -150,9 +150,7 @@ impl Store {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok(Membership { org: Org::from_row(r)?, role: r.try_get("role")? }))
-            .collect()
+        rows.iter().map(|r| Ok(Membership { org: Org::from_row(r)?, role: r.try_get("role")? })).collect()
     }
 
     /// The workspaces a user can enter, with their own role there if they were added to it.

@@ -7,7 +7,10 @@ use crate::audit::{Entry, record};
 use crate::models::{org_cols, ws_cols};
 use crate::orgs::{member_role, revoke_keys};
 use crate::users::insert_workspace;
-use crate::{Ctx, Limit, Member, Org, Page, Result, Rule, Store, StoreError, Workspace, WorkspaceAccess, count, finish_page, page};
+use crate::{
+    Ctx, Limit, Member, Org, Page, Result, Rule, Store, StoreError, Workspace, WorkspaceAccess, count, finish_page,
+    page,
+};
 
 impl Store {
     /// A workspace, its org, and what `user_id` is in both; `None` unless the user is a member of
@@ -55,7 +58,14 @@ impl Store {
     }
 
     /// Creates a workspace unless the org already has `max` of them; the creator becomes its admin.
-    pub async fn create_workspace(&self, org_id: &str, id: &str, name: &str, max: Option<u32>, ctx: &Ctx) -> Result<()> {
+    pub async fn create_workspace(
+        &self,
+        org_id: &str,
+        id: &str,
+        name: &str,
+        max: Option<u32>,
+        ctx: &Ctx,
+    ) -> Result<()> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, org_id).await?;
         let n = count(&mut tx, "SELECT COUNT(*) FROM workspaces WHERE org_id = $1", org_id).await?;
@@ -64,7 +74,13 @@ impl Store {
         }
         insert_workspace(&mut tx, org_id, id, name, false, false, &ctx.actor.id, ctx.now).await?;
         let detail = json!({"name": name});
-        let e = Entry { org_id, action: "workspace.created", workspace_id: Some(id), target: Some(("workspace", id)), detail };
+        let e = Entry {
+            org_id,
+            action: "workspace.created",
+            workspace_id: Some(id),
+            target: Some(("workspace", id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(())
@@ -106,7 +122,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let detail = json!({"from": ws.name, "to": name});
-        let e = Entry { org_id: &ws.org_id, action: "workspace.updated", workspace_id: Some(&ws.id), target: Some(("workspace", &ws.id)), detail };
+        let e = Entry {
+            org_id: &ws.org_id,
+            action: "workspace.updated",
+            workspace_id: Some(&ws.id),
+            target: Some(("workspace", &ws.id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(())
@@ -121,12 +143,13 @@ impl Store {
         let (org_id, id) = (ws.org_id.as_str(), ws.id.as_str());
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, org_id).await?;
-        let revoked: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM api_keys WHERE org_id = $1 AND workspace_id = $2 AND revoked_at IS NULL")
-                .bind(org_id)
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
+        let revoked: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM api_keys WHERE org_id = $1 AND workspace_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(org_id)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
         revoke_keys(&mut tx, org_id, &revoked, ctx).await?;
         let primary: String = sqlx::query_scalar("SELECT id FROM workspaces WHERE org_id = $1 AND is_primary = 1")
             .bind(org_id)
@@ -146,7 +169,13 @@ impl Store {
             sqlx::query(sql).bind(org_id).bind(id).execute(&mut *tx).await?;
         }
         let detail = json!({"name": ws.name, "keys_revoked": revoked});
-        let e = Entry { org_id, action: "workspace.deleted", workspace_id: Some(id), target: Some(("workspace", id)), detail };
+        let e = Entry {
+            org_id,
+            action: "workspace.deleted",
+            workspace_id: Some(id),
+            target: Some(("workspace", id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(revoked)
@@ -191,7 +220,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let detail = json!({"from": old, "to": role, "scope": "workspace"});
-        let e = Entry { org_id: &ws.org_id, action: "member.role_changed", workspace_id: Some(&ws.id), target: Some(("user", user_id)), detail };
+        let e = Entry {
+            org_id: &ws.org_id,
+            action: "member.role_changed",
+            workspace_id: Some(&ws.id),
+            target: Some(("user", user_id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(())
@@ -200,12 +235,13 @@ impl Store {
     /// Takes a user out of a workspace (they stay in the org).
     pub async fn delete_ws_member(&self, ws: &Workspace, user_id: &str, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("DELETE FROM workspace_members WHERE org_id = $1 AND workspace_id = $2 AND user_id = $3")
-            .bind(&ws.org_id)
-            .bind(&ws.id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM workspace_members WHERE org_id = $1 AND workspace_id = $2 AND user_id = $3")
+                .bind(&ws.org_id)
+                .bind(&ws.id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -226,4 +262,3 @@ impl Store {
         Ok(())
     }
 }
-

@@ -1,25 +1,25 @@
 //! Signup, sessions, `me` and the active workspace.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use roost_domain::IdKind;
 use roost_domain::time::DAY_MS;
 use roost_domain::tokens::{self, USER_TOKEN_PREFIX};
 use roost_domain::validate::Errors;
-use roost_domain::IdKind;
 use roost_store::NewSignup;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{acting_ws, ws_ctx};
+use crate::AppState;
 use crate::auth::{Caller, Who};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ClientIp};
 use crate::views::{UserView, WorkspaceView};
-use crate::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -60,7 +60,11 @@ pub struct SignupResponse {
 #[utoipa::path(post, path = "/v1/signup", tag = "accounts", request_body = SignupRequest,
     responses((status = 201, body = SignupResponse), (status = 409, description = "email_taken", body = Problem),
               (status = 422, description = "invalid_request", body = Problem)))]
-async fn signup(State(st): State<AppState>, ClientIp(ip): ClientIp, ApiJson(b): ApiJson<SignupRequest>) -> ApiResult<(StatusCode, Json<SignupResponse>)> {
+async fn signup(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(b): ApiJson<SignupRequest>,
+) -> ApiResult<(StatusCode, Json<SignupResponse>)> {
     let mut e = Errors::default();
     let email = e.email("email", &b.email);
     let name = e.name("name", &b.name);
@@ -84,7 +88,10 @@ async fn signup(State(st): State<AppState>, ClientIp(ip): ClientIp, ApiJson(b): 
     let ctx = roost_store::Ctx { actor: roost_store::Actor::user(&s.user_id), ip, now };
     st.store.signup(&s, &ctx).await?;
     let user = UserView { id: s.user_id, email: s.email, name: s.name };
-    Ok((StatusCode::CREATED, Json(SignupResponse { user, token, personal: Personal { org_id: s.org_id, workspace_id: s.workspace_id } })))
+    Ok((
+        StatusCode::CREATED,
+        Json(SignupResponse { user, token, personal: Personal { org_id: s.org_id, workspace_id: s.workspace_id } }),
+    ))
 }
 
 /// Login body.
@@ -105,7 +112,10 @@ pub struct LoginResponse {
 /// Logs in with email and password. Unknown email and wrong password get the same answer.
 #[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = LoginRequest,
     responses((status = 201, body = LoginResponse), (status = 401, description = "invalid_credentials", body = Problem)))]
-async fn login(State(st): State<AppState>, ApiJson(b): ApiJson<LoginRequest>) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
+async fn login(
+    State(st): State<AppState>,
+    ApiJson(b): ApiJson<LoginRequest>,
+) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
     let email = b.email.trim().to_lowercase();
     let bad = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong email or password");
     if b.password.len() > 4 * roost_domain::validate::MAX_PASSWORD || email.len() > 254 {
@@ -116,7 +126,9 @@ async fn login(State(st): State<AppState>, ApiJson(b): ApiJson<LoginRequest>) ->
     let user = user.filter(|_| ok).ok_or_else(bad)?;
     let token = tokens::generate(USER_TOKEN_PREFIX);
     let now = st.clock.now_ms();
-    st.store.create_session(&tokens::hash(&token), &user.id, now, now + i64::from(st.settings.session_ttl_days) * DAY_MS).await?;
+    st.store
+        .create_session(&tokens::hash(&token), &user.id, now, now + i64::from(st.settings.session_ttl_days) * DAY_MS)
+        .await?;
     Ok((StatusCode::CREATED, Json(LoginResponse { token, user: (&user).into() })))
 }
 
@@ -136,7 +148,9 @@ async fn logout(State(st): State<AppState>, caller: Caller) -> ApiResult<StatusC
 async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let user = match &caller.who {
         Who::Key(k) => {
-            return Ok(Json(json!({"key": {"id": k.id, "name": k.name, "workspace_id": k.workspace_id, "org_id": k.org_id}})));
+            return Ok(Json(
+                json!({"key": {"id": k.id, "name": k.name, "workspace_id": k.workspace_id, "org_id": k.org_id}}),
+            ));
         }
         Who::User(u) => u,
     };
@@ -177,7 +191,11 @@ pub struct ActiveWorkspace {
 /// Switches the user's active workspace; they must be able to enter it.
 #[utoipa::path(put, path = "/v1/me/active-workspace", tag = "accounts", security(("bearer" = [])), request_body = ActiveWorkspaceRequest,
     responses((status = 200, body = ActiveWorkspace), (status = 404, description = "not_found", body = Problem)))]
-async fn set_active_workspace(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<ActiveWorkspaceRequest>) -> ApiResult<Json<ActiveWorkspace>> {
+async fn set_active_workspace(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<ActiveWorkspaceRequest>,
+) -> ApiResult<Json<ActiveWorkspace>> {
     let user = caller.user()?;
     let ws = ws_ctx(&st, &caller, b.workspace_id.trim()).await?;
     st.store.set_active_workspace(&user.id, &ws.ws.id).await?;

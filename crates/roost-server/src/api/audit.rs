@@ -1,18 +1,18 @@
 //! The audit log: owners and admins read all of it, everyone else their own actions.
 
-use axum::extract::{Path, State};
 use axum::Json;
+use axum::extract::{Path, State};
 use roost_domain::Permission;
 use roost_store::AuditFilter;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::org_ctx;
+use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiResult, Problem};
 use crate::extract::Params;
 use crate::views::{AuditView, List};
-use crate::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_audit))
@@ -23,7 +23,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     params(("workspace" = Option<String>, Query), ("actor" = Option<String>, Query), ("action" = Option<String>, Query),
            ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = List<AuditView>), (status = 404, description = "not_found", body = Problem)))]
-async fn list_audit(State(st): State<AppState>, caller: Caller, Path(org): Path<String>, params: Params) -> ApiResult<Json<List<AuditView>>> {
+async fn list_audit(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    params: Params,
+) -> ApiResult<Json<List<AuditView>>> {
     let o = org_ctx(&st, &caller, &org).await?;
     let (limit, cursor) = params.page()?;
     let mut f = AuditFilter {

@@ -1,8 +1,8 @@
 //! Invitations: an owner or admin invites an email address; its holder accepts with the token.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use roost_domain::time::DAY_MS;
 use roost_domain::tokens::{self, INVITATION_PREFIX};
 use roost_domain::validate::Errors;
@@ -15,11 +15,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{check_id, org_ctx};
+use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Params};
 use crate::views::{InvitationView, List};
-use crate::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -121,7 +121,12 @@ async fn create_invitation(
 #[utoipa::path(get, path = "/v1/orgs/{org}/invitations", tag = "invitations", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = List<InvitationView>)))]
-async fn list_invitations(State(st): State<AppState>, caller: Caller, Path(org): Path<String>, params: Params) -> ApiResult<Json<List<InvitationView>>> {
+async fn list_invitations(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    params: Params,
+) -> ApiResult<Json<List<InvitationView>>> {
     let o = org_ctx(&st, &caller, &org).await?;
     o.require(Permission::ManageMembers)?;
     let (limit, cursor) = params.page()?;
@@ -132,7 +137,11 @@ async fn list_invitations(State(st): State<AppState>, caller: Caller, Path(org):
 /// Revokes a pending invitation (owner or admin).
 #[utoipa::path(delete, path = "/v1/orgs/{org}/invitations/{id}", tag = "invitations", security(("bearer" = [])),
     responses((status = 204), (status = 404, description = "not_found", body = Problem)))]
-async fn revoke_invitation(State(st): State<AppState>, caller: Caller, Path((org, id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn revoke_invitation(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let o = org_ctx(&st, &caller, &org).await?;
     o.require(Permission::ManageMembers)?;
     check_id(IdKind::Invitation, &id)?;
@@ -158,14 +167,24 @@ pub struct Accepted {
 #[utoipa::path(post, path = "/v1/invitations/accept", tag = "invitations", security(("bearer" = [])), request_body = AcceptInvitation,
     responses((status = 200, body = Accepted), (status = 403, description = "invitation_email_mismatch or plan_limit", body = Problem),
               (status = 410, description = "invitation_invalid", body = Problem)))]
-async fn accept_invitation(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<AcceptInvitation>) -> ApiResult<Json<Accepted>> {
+async fn accept_invitation(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<AcceptInvitation>,
+) -> ApiResult<Json<Accepted>> {
     let user = caller.user()?;
     if b.token.len() > 200 {
         return Err(ApiError::from(roost_store::StoreError::Rule(roost_store::Rule::InvitationInvalid)));
     }
     let a = st
         .store
-        .accept_invitation(&tokens::hash(b.token.trim()), &user.id, &user.email, &st.settings.catalog, &caller.ctx(st.clock.now_ms()))
+        .accept_invitation(
+            &tokens::hash(b.token.trim()),
+            &user.id,
+            &user.email,
+            &st.settings.catalog,
+            &caller.ctx(st.clock.now_ms()),
+        )
         .await?;
     Ok(Json(Accepted { org_id: a.org_id, workspace_ids: a.workspace_ids }))
 }

@@ -1,8 +1,8 @@
 //! Workspace API keys: created by workspace members, shown once, stored hashed.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use roost_domain::time::parse_rfc3339;
 use roost_domain::tokens::{self, API_KEY_PREFIX};
 use roost_domain::validate::Errors;
@@ -14,17 +14,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{check_id, ws_ctx};
-use crate::auth::{invalidate_keys, Caller, Who};
+use crate::AppState;
+use crate::auth::{Caller, Who, invalidate_keys};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, OptionalJson, Params};
 use crate::views::{KeyView, List};
-use crate::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_key, list_keys))
-        .routes(routes!(rotate_key))
-        .routes(routes!(revoke_key))
+    OpenApiRouter::new().routes(routes!(create_key, list_keys)).routes(routes!(rotate_key)).routes(routes!(revoke_key))
 }
 
 /// Body of `POST /v1/workspaces/{ws}/keys`.
@@ -48,7 +45,12 @@ fn keys_need_users(caller: &Caller) -> ApiResult<()> {
 /// Creates a key acting in this workspace. The secret is in this response only.
 #[utoipa::path(post, path = "/v1/workspaces/{ws}/keys", tag = "keys", security(("bearer" = [])), request_body = CreateKey,
     responses((status = 201, body = KeyView), (status = 403, description = "forbidden", body = Problem)))]
-async fn create_key(State(st): State<AppState>, caller: Caller, Path(ws): Path<String>, ApiJson(b): ApiJson<CreateKey>) -> ApiResult<(StatusCode, Json<KeyView>)> {
+async fn create_key(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(ws): Path<String>,
+    ApiJson(b): ApiJson<CreateKey>,
+) -> ApiResult<(StatusCode, Json<KeyView>)> {
     keys_need_users(&caller)?;
     let w = ws_ctx(&st, &caller, &ws).await?;
     w.require(Permission::UseWorkspace)?;
@@ -96,7 +98,12 @@ async fn create_key(State(st): State<AppState>, caller: Caller, Path(ws): Path<S
 #[utoipa::path(get, path = "/v1/workspaces/{ws}/keys", tag = "keys", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = List<KeyView>)))]
-async fn list_keys(State(st): State<AppState>, caller: Caller, Path(ws): Path<String>, params: Params) -> ApiResult<Json<List<KeyView>>> {
+async fn list_keys(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(ws): Path<String>,
+    params: Params,
+) -> ApiResult<Json<List<KeyView>>> {
     let w = ws_ctx(&st, &caller, &ws).await?;
     w.require(Permission::ReadWorkspace)?;
     let (limit, cursor) = params.page()?;
@@ -136,7 +143,12 @@ pub struct Rotated {
 /// Gives a key a new secret; the old one works for `grace_seconds`, then gets 401.
 #[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", security(("bearer" = [])), request_body = RotateKey,
     responses((status = 200, body = Rotated), (status = 404, description = "not_found", body = Problem)))]
-async fn rotate_key(State(st): State<AppState>, caller: Caller, Path(id): Path<String>, OptionalJson(b): OptionalJson<RotateKey>) -> ApiResult<Json<Rotated>> {
+async fn rotate_key(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJson(b): OptionalJson<RotateKey>,
+) -> ApiResult<Json<Rotated>> {
     let grace = b.grace_seconds.unwrap_or(0);
     if !(0..=2_592_000).contains(&grace) {
         return Err(ApiError::invalid_field("grace_seconds", "must be from 0 to 2592000"));

@@ -68,7 +68,11 @@ pub(crate) struct OrgCtx {
 impl OrgCtx {
     /// 403 unless the role allows `p`.
     pub fn require(&self, p: Permission) -> ApiResult<()> {
-        if self.role.allows(p) { Ok(()) } else { Err(ApiError::forbidden(format!("your role `{}` may not do this", self.role.as_str()))) }
+        if self.role.allows(p) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("your role `{}` may not do this", self.role.as_str())))
+        }
     }
 }
 
@@ -77,7 +81,9 @@ pub(crate) async fn org_ctx(st: &AppState, caller: &Caller, org_id: &str) -> Api
     check_id(IdKind::Org, org_id)?;
     let user = match &caller.who {
         Who::User(u) => u,
-        Who::Key(k) if k.org_id == org_id => return Err(ApiError::forbidden("API keys act in their workspace, not on the organization")),
+        Who::Key(k) if k.org_id == org_id => {
+            return Err(ApiError::forbidden("API keys act in their workspace, not on the organization"));
+        }
         Who::Key(_) => return Err(ApiError::not_found()),
     };
     let m = st.store.org_access(org_id, &user.id).await?.ok_or_else(ApiError::not_found)?;
@@ -101,7 +107,11 @@ impl WsCtx {
 
     /// 403 unless the caller may do `p` here.
     pub fn require(&self, p: Permission) -> ApiResult<()> {
-        if self.allows(p) { Ok(()) } else { Err(ApiError::forbidden("your role in this workspace does not allow this")) }
+        if self.allows(p) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("your role in this workspace does not allow this"))
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! Organizations: create, read, rename, plan, delete, members, ownership.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use roost_domain::time::DAY_MS;
 use roost_domain::validate::Errors;
 use roost_domain::{IdKind, OrgRole, Permission};
@@ -13,11 +13,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{check_id, org_ctx};
-use crate::auth::{invalidate_keys, Caller};
+use crate::AppState;
+use crate::auth::{Caller, invalidate_keys};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Params};
 use crate::views::{List, MemberView, OrgView, WorkspaceView};
-use crate::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -55,7 +55,11 @@ fn paid_plan_required(detail: impl Into<String>) -> ApiError {
 #[utoipa::path(post, path = "/v1/orgs", tag = "orgs", security(("bearer" = [])), request_body = CreateOrg,
     responses((status = 201, body = OrgCreated), (status = 402, description = "paid_plan_required", body = Problem),
               (status = 422, description = "invalid_request", body = Problem)))]
-async fn create_org(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<CreateOrg>) -> ApiResult<(StatusCode, Json<OrgCreated>)> {
+async fn create_org(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<CreateOrg>,
+) -> ApiResult<(StatusCode, Json<OrgCreated>)> {
     let user = caller.user()?;
     let mut e = Errors::default();
     let name = e.name("name", &b.name);
@@ -87,7 +91,8 @@ async fn create_org(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJ
     };
     st.store.create_org(&o, &caller.ctx(now)).await?;
     let org = st.store.org_by_id(&o.id).await?.ok_or_else(|| ApiError::internal("org vanished after creation"))?;
-    let (ws, _) = st.store.workspace_by_id(&o.workspace_id).await?.ok_or_else(|| ApiError::internal("workspace vanished"))?;
+    let (ws, _) =
+        st.store.workspace_by_id(&o.workspace_id).await?.ok_or_else(|| ApiError::internal("workspace vanished"))?;
     Ok((StatusCode::CREATED, Json(OrgCreated { org: OrgView::new(&org, Some("owner")), workspace: (&ws).into() })))
 }
 
@@ -120,7 +125,12 @@ pub struct UpdateOrg {
 /// Renames an org (owner or admin).
 #[utoipa::path(patch, path = "/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])), request_body = UpdateOrg,
     responses((status = 200, body = OrgView), (status = 403, description = "forbidden", body = Problem)))]
-async fn update_org(State(st): State<AppState>, caller: Caller, Path(org): Path<String>, ApiJson(b): ApiJson<UpdateOrg>) -> ApiResult<Json<OrgView>> {
+async fn update_org(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    ApiJson(b): ApiJson<UpdateOrg>,
+) -> ApiResult<Json<OrgView>> {
     let o = org_ctx(&st, &caller, &org).await?;
     o.require(Permission::UpdateOrg)?;
     let mut e = Errors::default();
@@ -146,16 +156,28 @@ pub struct ChangePlan {
 #[utoipa::path(put, path = "/v1/orgs/{org}/plan", tag = "orgs", security(("bearer" = [])), request_body = ChangePlan,
     responses((status = 200, body = OrgView), (status = 402, description = "paid_plan_required", body = Problem),
               (status = 409, description = "plan_limit or trial_used", body = Problem)))]
-async fn change_plan(State(st): State<AppState>, caller: Caller, Path(org): Path<String>, ApiJson(b): ApiJson<ChangePlan>) -> ApiResult<Json<OrgView>> {
+async fn change_plan(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    ApiJson(b): ApiJson<ChangePlan>,
+) -> ApiResult<Json<OrgView>> {
     let o = org_ctx(&st, &caller, &org).await?;
     o.require(Permission::ManageBilling)?;
-    let plan = st.settings.catalog.get(&b.plan).ok_or_else(|| ApiError::invalid_field("plan", "is not a plan of this server"))?;
+    let plan = st
+        .settings
+        .catalog
+        .get(&b.plan)
+        .ok_or_else(|| ApiError::invalid_field("plan", "is not a plan of this server"))?;
     let now = st.clock.now_ms();
     let trial_ends_at = if b.trial {
         if o.org.trial_used {
             return Err(ApiError::new(StatusCode::CONFLICT, "trial_used", "this organization already had its trial"));
         }
-        let days = plan.trial_days.filter(|d| *d > 0).ok_or_else(|| paid_plan_required(format!("plan `{}` offers no trial", plan.id)))?;
+        let days = plan
+            .trial_days
+            .filter(|d| *d > 0)
+            .ok_or_else(|| paid_plan_required(format!("plan `{}` offers no trial", plan.id)))?;
         Some(now + i64::from(days) * DAY_MS)
     } else {
         if !plan.paid && !o.org.is_personal() {
@@ -189,7 +211,12 @@ async fn delete_org(State(st): State<AppState>, caller: Caller, Path(org): Path<
 #[utoipa::path(get, path = "/v1/orgs/{org}/members", tag = "orgs", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = List<MemberView>)))]
-async fn list_members(State(st): State<AppState>, caller: Caller, Path(org): Path<String>, params: Params) -> ApiResult<Json<List<MemberView>>> {
+async fn list_members(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    params: Params,
+) -> ApiResult<Json<List<MemberView>>> {
     let o = org_ctx(&st, &caller, &org).await?;
     let (limit, cursor) = params.page()?;
     Ok(Json(List::from_page(st.store.list_members(&o.org.id, limit, cursor).await?, MemberView::from)))
@@ -222,7 +249,9 @@ async fn update_member(
     let o = org_ctx(&st, &caller, &org).await?;
     o.require(Permission::ManageMembers)?;
     let role = match OrgRole::parse(&b.role) {
-        Some(OrgRole::Owner) => return Err(ApiError::invalid_field("role", "ownership moves only by transfer-ownership")),
+        Some(OrgRole::Owner) => {
+            return Err(ApiError::invalid_field("role", "ownership moves only by transfer-ownership"));
+        }
         Some(r) => r,
         None => return Err(ApiError::invalid_field("role", "must be one of admin, billing, member")),
     };
@@ -240,7 +269,11 @@ async fn update_member(
 #[utoipa::path(delete, path = "/v1/orgs/{org}/members/{user}", tag = "orgs", security(("bearer" = [])),
     responses((status = 204), (status = 403, description = "forbidden or personal_org", body = Problem),
               (status = 409, description = "owner_cannot_be_removed", body = Problem)))]
-async fn remove_member(State(st): State<AppState>, caller: Caller, Path((org, user)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn remove_member(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((org, user)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let o = org_ctx(&st, &caller, &org).await?;
     let user = user_param(&caller, &user)?;
     if o.org.is_personal() {

@@ -1,7 +1,7 @@
 //! The plan catalog.
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use roost_domain::Plan;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

@@ -1,8 +1,8 @@
 //! Resources: things a product keeps per workspace (apps, databases, buckets, agents …).
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use roost_domain::validate::Errors;
 use roost_domain::{IdKind, Permission};
 use roost_store::Resource;
@@ -11,12 +11,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{check_id, ws_ctx, WsCtx};
+use super::{WsCtx, check_id, ws_ctx};
+use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Params};
 use crate::views::{List, ResourceView};
-use crate::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -72,7 +72,12 @@ async fn create_resource(
 #[utoipa::path(get, path = "/v1/workspaces/{ws}/resources", tag = "resources", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = List<ResourceView>)))]
-async fn list_resources(State(st): State<AppState>, caller: Caller, Path(ws): Path<String>, params: Params) -> ApiResult<Json<List<ResourceView>>> {
+async fn list_resources(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(ws): Path<String>,
+    params: Params,
+) -> ApiResult<Json<List<ResourceView>>> {
     let w = ws_ctx(&st, &caller, &ws).await?;
     w.require(Permission::ReadWorkspace)?;
     let (limit, cursor) = params.page()?;

@@ -1,8 +1,8 @@
 //! Workspaces and their members.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use roost_domain::validate::Errors;
 use roost_domain::{IdKind, Permission, WsRole};
 use serde::Deserialize;
@@ -11,11 +11,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{check_id, org_ctx, ws_ctx};
-use crate::auth::{invalidate_keys, Caller};
+use crate::AppState;
+use crate::auth::{Caller, invalidate_keys};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Params};
 use crate::views::{List, MemberView, WorkspaceView};
-use crate::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -54,7 +54,11 @@ async fn create_workspace(
     }
     o.require(Permission::CreateWorkspace)?;
     let name = valid_name(&b.name)?;
-    let plan = st.settings.catalog.get(&o.org.plan).ok_or_else(|| ApiError::internal(format!("unknown plan {}", o.org.plan)))?;
+    let plan = st
+        .settings
+        .catalog
+        .get(&o.org.plan)
+        .ok_or_else(|| ApiError::internal(format!("unknown plan {}", o.org.plan)))?;
     let id = IdKind::Workspace.generate();
     st.store.create_workspace(&o.org.id, &id, &name, plan.max_workspaces, &caller.ctx(st.clock.now_ms())).await?;
     let (ws, _) = st.store.workspace_by_id(&id).await?.ok_or_else(|| ApiError::internal("workspace vanished"))?;
@@ -65,7 +69,12 @@ async fn create_workspace(
 #[utoipa::path(get, path = "/v1/orgs/{org}/workspaces", tag = "workspaces", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = List<WorkspaceView>)))]
-async fn list_workspaces(State(st): State<AppState>, caller: Caller, Path(org): Path<String>, params: Params) -> ApiResult<Json<List<WorkspaceView>>> {
+async fn list_workspaces(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    params: Params,
+) -> ApiResult<Json<List<WorkspaceView>>> {
     let o = org_ctx(&st, &caller, &org).await?;
     let (limit, cursor) = params.page()?;
     let me = caller.user()?.id.as_str();
@@ -77,7 +86,11 @@ async fn list_workspaces(State(st): State<AppState>, caller: Caller, Path(org): 
 /// One workspace.
 #[utoipa::path(get, path = "/v1/workspaces/{ws}", tag = "workspaces", security(("bearer" = [])),
     responses((status = 200, body = WorkspaceView), (status = 404, description = "not_found", body = Problem)))]
-async fn get_workspace(State(st): State<AppState>, caller: Caller, Path(ws): Path<String>) -> ApiResult<Json<WorkspaceView>> {
+async fn get_workspace(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(ws): Path<String>,
+) -> ApiResult<Json<WorkspaceView>> {
     let w = ws_ctx(&st, &caller, &ws).await?;
     Ok(Json((&w.ws).into()))
 }
@@ -85,7 +98,12 @@ async fn get_workspace(State(st): State<AppState>, caller: Caller, Path(ws): Pat
 /// Renames a workspace (workspace managers).
 #[utoipa::path(patch, path = "/v1/workspaces/{ws}", tag = "workspaces", security(("bearer" = [])), request_body = WorkspaceBody,
     responses((status = 200, body = WorkspaceView), (status = 403, description = "forbidden", body = Problem)))]
-async fn update_workspace(State(st): State<AppState>, caller: Caller, Path(ws): Path<String>, ApiJson(b): ApiJson<WorkspaceBody>) -> ApiResult<Json<WorkspaceView>> {
+async fn update_workspace(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(ws): Path<String>,
+    ApiJson(b): ApiJson<WorkspaceBody>,
+) -> ApiResult<Json<WorkspaceView>> {
     let w = ws_ctx(&st, &caller, &ws).await?;
     w.require(Permission::ManageWorkspace)?;
     let name = valid_name(&b.name)?;
@@ -112,7 +130,12 @@ async fn delete_workspace(State(st): State<AppState>, caller: Caller, Path(ws): 
 #[utoipa::path(get, path = "/v1/workspaces/{ws}/members", tag = "workspaces", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = List<MemberView>)))]
-async fn list_ws_members(State(st): State<AppState>, caller: Caller, Path(ws): Path<String>, params: Params) -> ApiResult<Json<List<MemberView>>> {
+async fn list_ws_members(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(ws): Path<String>,
+    params: Params,
+) -> ApiResult<Json<List<MemberView>>> {
     let w = ws_ctx(&st, &caller, &ws).await?;
     let (limit, cursor) = params.page()?;
     Ok(Json(List::from_page(st.store.list_ws_members(&w.ws.id, limit, cursor).await?, MemberView::from)))
@@ -137,7 +160,8 @@ async fn put_ws_member(
 ) -> ApiResult<Json<MemberView>> {
     let w = ws_ctx(&st, &caller, &ws).await?;
     w.require(Permission::ManageWorkspace)?;
-    let role = WsRole::parse(&b.role).ok_or_else(|| ApiError::invalid_field("role", "must be one of admin, member, viewer"))?;
+    let role = WsRole::parse(&b.role)
+        .ok_or_else(|| ApiError::invalid_field("role", "must be one of admin, member, viewer"))?;
     check_id(IdKind::User, &user)?;
     st.store.put_ws_member(&w.ws, &user, role.as_str(), &caller.ctx(st.clock.now_ms())).await?;
     let m = st.store.org_member(&w.ws.org_id, &user).await?.ok_or_else(ApiError::not_found)?;
@@ -147,7 +171,11 @@ async fn put_ws_member(
 /// Takes a user out of the workspace (workspace managers, or the user themselves).
 #[utoipa::path(delete, path = "/v1/workspaces/{ws}/members/{user}", tag = "workspaces", security(("bearer" = [])),
     responses((status = 204), (status = 404, description = "not_found", body = Problem)))]
-async fn delete_ws_member(State(st): State<AppState>, caller: Caller, Path((ws, user)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn delete_ws_member(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((ws, user)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let w = ws_ctx(&st, &caller, &ws).await?;
     let user = if user == "me" { caller.user()?.id.clone() } else { user };
     check_id(IdKind::User, &user)?;
