@@ -66,8 +66,19 @@ async fn pg_store() -> Option<Store> {
     let mut admin = sqlx::PgConnection::connect(&url)
         .await
         .unwrap_or_else(|e| panic!("connect to ROOST_TEST_PG ({}): {e}", redact(&url)));
-    // `db` is our own `roost_test_<hex>` name, never outside input.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await.expect("create test database");
+    // A linguistic collation, as on most production servers (en_US.UTF-8 and the like), so SQL
+    // that only works under byte order (the `C` locale of many test servers) fails here too.
+    // Servers without ICU (or before PostgreSQL 15) get their default. `db` is our own
+    // `roost_test_<hex>` name, never outside input.
+    let icu = format!(
+        "CREATE DATABASE {db} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+    );
+    if sqlx::raw_sql(sqlx::AssertSqlSafe(icu)).execute(&mut admin).await.is_err() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+    }
     admin.close().await.expect("close admin connection");
     let store = Store::connect(&with_database(&url, &db)).await.expect("connect postgres");
     let applied = store.migrate().await.expect("migrate postgres");
@@ -101,7 +112,9 @@ async fn dispose(store: Store) {
                 && db.starts_with("roost_test_")
                 && let Ok(mut admin) = sqlx::PgConnection::connect(&url).await
             {
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).execute(&mut admin).await;
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")))
+                    .execute(&mut admin)
+                    .await;
                 let _ = admin.close().await;
             }
         }
@@ -254,7 +267,15 @@ fn invitation(org: &str, email: &str, role: &str, workspaces: Value, expires_at:
 }
 
 /// Invites `who` (granting `workspaces`) and has them accept: they become an org member.
-async fn join(s: &Store, cat: &Catalog, org: &str, inviter: &str, who: &Person, workspaces: Value, now: i64) -> Accepted {
+async fn join(
+    s: &Store,
+    cat: &Catalog,
+    org: &str,
+    inviter: &str,
+    who: &Person,
+    workspaces: Value,
+    now: i64,
+) -> Accepted {
     let inv = invitation(org, &who.email, "member", workspaces, now + 7 * DAY);
     s.create_invitation(&inv, cat, &ctx(inviter, now)).await.expect("create invitation");
     s.accept_invitation(&inv.token_hash, &who.id, &who.email, cat, &ctx(&who.id, now)).await.expect("accept invitation")
@@ -320,7 +341,6 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-
 fn actions(events: &[AuditEvent]) -> Vec<&str> {
     events.iter().map(|e| e.action.as_str()).collect()
 }
@@ -378,7 +398,7 @@ async fn scenario_signup(s: &Store) {
     assert_eq!((org.created_at, org.plan_started_at), (T0, T0));
     assert_eq!(role, "owner");
     assert_eq!(s.org_by_id(&alice.org).await.unwrap().map(|o| o.kind), Some("personal".into()));
-    assert_eq!(member_ids(s, &alice.org).await, [alice.id.clone()]);
+    assert_eq!(member_ids(s, &alice.org).await, [alice.id.as_str()]);
 
     // Its one workspace, primary and personal, with alice in it.
     let visible = s.visible_workspaces(&alice.id).await.unwrap();
@@ -500,7 +520,7 @@ async fn scenario_orgs(s: &Store) {
     let p2 = s.list_orgs(&alice.id, 2, p1.next_cursor.as_deref()).await.unwrap();
     assert_eq!((p2.items.len(), p2.next_cursor), (1, None));
     let bobs = s.list_orgs(&bob.id, 50, None).await.unwrap();
-    assert_eq!(bobs.items.iter().map(|m| m.org.id.clone()).collect::<Vec<_>>(), [bob.org.clone()]);
+    assert_eq!(bobs.items.iter().map(|m| m.org.id.clone()).collect::<Vec<_>>(), [bob.org.as_str()]);
 
     // org_access: members only.
     let a = s.org_access(&org.id, &alice.id).await.unwrap().expect("owner has access");
@@ -519,7 +539,8 @@ async fn scenario_orgs(s: &Store) {
     let (w2, _) = s.workspace_by_id(&ws2).await.unwrap().expect("ws2");
     s.delete_ws_member(&w2, &alice.id, &ctx(&alice.id, T0 + 13)).await.unwrap();
     assert_not_found(s.delete_ws_member(&w2, &alice.id, &ctx(&alice.id, T0 + 13)).await);
-    let vis: BTreeMap<String, Option<String>> = s.visible_workspaces(&alice.id).await.unwrap().into_iter().map(|(w, r)| (w.id, r)).collect();
+    let vis: BTreeMap<String, Option<String>> =
+        s.visible_workspaces(&alice.id).await.unwrap().into_iter().map(|(w, r)| (w.id, r)).collect();
     assert_eq!(vis.get(&ws2), Some(&None), "owner sees ws2 without being in it: {vis:?}");
     assert_eq!(vis.get(&org.primary), Some(&Some("admin".into())));
     assert_eq!(vis.get(&alice.ws), Some(&Some("admin".into())));
@@ -564,7 +585,10 @@ async fn scenario_orgs(s: &Store) {
     // Roles; the owner can be neither demoted nor removed.
     s.set_member_role(&org.id, &bob.id, "admin", &ctx(&alice.id, T0 + 20)).await.unwrap();
     assert_eq!(role_in(s, &org.id, &bob.id).await.as_deref(), Some("admin"));
-    assert_rule(s.set_member_role(&org.id, &alice.id, "member", &ctx(&bob.id, T0 + 21)).await, Rule::OwnerCannotBeRemoved);
+    assert_rule(
+        s.set_member_role(&org.id, &alice.id, "member", &ctx(&bob.id, T0 + 21)).await,
+        Rule::OwnerCannotBeRemoved,
+    );
     assert_rule(s.remove_member(&org.id, &alice.id, &ctx(&bob.id, T0 + 21)).await, Rule::OwnerCannotBeRemoved);
     assert_eq!(role_in(s, &org.id, &alice.id).await.as_deref(), Some("owner"));
     assert_not_found(s.set_member_role(&org.id, &dave.id, "admin", &ctx(&alice.id, T0 + 21)).await);
@@ -593,7 +617,10 @@ async fn scenario_orgs(s: &Store) {
     let revoked = s.remove_member(&org.id, &carol.id, &ctx(&carol.id, T0 + 26)).await.unwrap();
     assert!(revoked.is_empty());
     assert!(s.org_access(&org.id, &carol.id).await.unwrap().is_none());
-    assert_eq!(s.memberships(&carol.id).await.unwrap().into_iter().map(|m| m.org.id).collect::<Vec<_>>(), [carol.org.clone()]);
+    assert_eq!(
+        s.memberships(&carol.id).await.unwrap().into_iter().map(|m| m.org.id).collect::<Vec<_>>(),
+        [carol.org.as_str()]
+    );
     assert_eq!(member_ids(s, &org.id).await, sorted(vec![alice.id.clone(), bob.id.clone()]));
     assert_not_found(s.remove_member(&org.id, &carol.id, &ctx(&bob.id, T0 + 27)).await);
     let left = audit(s, &org.id, &filter(None, Some(&carol.id), Some("member.removed"))).await;
@@ -635,7 +662,7 @@ async fn scenario_workspaces(s: &Store) {
 
     // Bob joins with a grant to ws2 only.
     let acc = join(s, &cat, &org.id, &alice.id, &bob, json!([{"workspace_id": ws2, "role": "member"}]), T0 + 2).await;
-    assert_eq!(acc.workspace_ids, [ws2.clone()]);
+    assert_eq!(acc.workspace_ids, [ws2.as_str()]);
     let b = s.workspace_access(&ws2, &bob.id).await.unwrap().expect("bob in ws2");
     assert_eq!((b.org_role.as_str(), b.ws_role.as_deref()), ("member", Some("member")));
     let b = s.workspace_access(&org.primary, &bob.id).await.unwrap().expect("org members reach every workspace row");
@@ -643,10 +670,13 @@ async fn scenario_workspaces(s: &Store) {
 
     // list_workspaces, all or one member's.
     let all = s.list_workspaces(&org.id, None, 50, None).await.unwrap();
-    assert_eq!(all.items.iter().map(|w| w.id.clone()).collect::<Vec<_>>(), sorted(vec![org.primary.clone(), ws2.clone()]));
+    assert_eq!(
+        all.items.iter().map(|w| w.id.clone()).collect::<Vec<_>>(),
+        sorted(vec![org.primary.clone(), ws2.clone()])
+    );
     assert_eq!(all.next_cursor, None);
     let bobs = s.list_workspaces(&org.id, Some(&bob.id), 50, None).await.unwrap();
-    assert_eq!(bobs.items.iter().map(|w| w.id.clone()).collect::<Vec<_>>(), [ws2.clone()]);
+    assert_eq!(bobs.items.iter().map(|w| w.id.clone()).collect::<Vec<_>>(), [ws2.as_str()]);
     assert_eq!(s.list_workspaces(&org.id, Some(&carol.id), 50, None).await.unwrap().items.len(), 0);
     let p1 = s.list_workspaces(&org.id, None, 1, None).await.unwrap();
     assert_eq!(p1.items.len(), 1);
@@ -655,7 +685,10 @@ async fn scenario_workspaces(s: &Store) {
     assert_eq!(vec![p1.items[0].id.clone(), p2.items[0].id.clone()], sorted(vec![org.primary.clone(), ws2.clone()]));
     let members = s.list_ws_members(&ws2, 50, None).await.unwrap().items;
     let roles: BTreeMap<_, _> = members.into_iter().map(|m| (m.user_id, m.role)).collect();
-    assert_eq!(roles, BTreeMap::from([(alice.id.clone(), "admin".to_string()), (bob.id.clone(), "member".to_string())]));
+    assert_eq!(
+        roles,
+        BTreeMap::from([(alice.id.clone(), "admin".to_string()), (bob.id.clone(), "member".to_string())])
+    );
 
     // The primary and personal workspaces are protected.
     let (primary, _) = s.workspace_by_id(&org.primary).await.unwrap().expect("primary");
@@ -681,7 +714,7 @@ async fn scenario_workspaces(s: &Store) {
     assert!(s.key_by_secret("secret-ws2", T0 + 4).await.unwrap().is_some());
 
     let revoked = s.delete_workspace(&w2, &ctx(&alice.id, T0 + 5)).await.unwrap();
-    assert_eq!(revoked, [doomed_key.id.clone()]);
+    assert_eq!(revoked, [doomed_key.id.as_str()]);
     assert!(s.key_by_secret("secret-ws2", T0 + 6).await.unwrap().is_none(), "its key no longer authenticates");
     assert_eq!(s.key_by_id(&doomed_key.id).await.unwrap().and_then(|k| k.revoked_at), Some(T0 + 5));
     assert!(s.key_by_secret("secret-primary", T0 + 6).await.unwrap().is_some(), "other workspaces' keys live on");
@@ -692,7 +725,7 @@ async fn scenario_workspaces(s: &Store) {
     assert!(s.workspace_access(&ws2, &alice.id).await.unwrap().is_none());
     assert!(s.list_ws_members(&ws2, 50, None).await.unwrap().items.is_empty());
     let left = s.list_workspaces(&org.id, None, 50, None).await.unwrap().items;
-    assert_eq!(left.into_iter().map(|w| w.id).collect::<Vec<_>>(), [org.primary.clone()]);
+    assert_eq!(left.into_iter().map(|w| w.id).collect::<Vec<_>>(), [org.primary.as_str()]);
     assert_eq!(
         s.user_by_id(&bob.id).await.unwrap().and_then(|u| u.active_workspace_id),
         Some(org.primary.clone()),
@@ -701,7 +734,7 @@ async fn scenario_workspaces(s: &Store) {
     let deleted = audit(s, &org.id, &filter(Some(&ws2), None, Some("workspace.deleted"))).await;
     assert_eq!(deleted.len(), 1);
     let revoked_events = audit(s, &org.id, &filter(None, None, Some("key.revoked"))).await;
-    assert_eq!(revoked_events.iter().filter_map(|e| e.target_id.clone()).collect::<Vec<_>>(), [doomed_key.id.clone()]);
+    assert_eq!(revoked_events.iter().filter_map(|e| e.target_id.clone()).collect::<Vec<_>>(), [doomed_key.id.as_str()]);
     // With ws2 gone the cap of 2 has room again.
     s.create_workspace(&org.id, &ws3, "three", Some(2), &c).await.unwrap();
 }
@@ -724,7 +757,10 @@ async fn scenario_invitations(s: &Store) {
     assert_limit(s.create_invitation(&inv, &cat, &ctx(&alice.id, T0 + 1)).await, Limit::MaxSeats);
     assert!(s.list_invitations(&pro.id, T0 + 1, 50, None).await.unwrap().items.is_empty());
     assert!(audit(s, &pro.id, &filter(None, None, Some("member.invited"))).await.is_empty());
-    assert_rule(s.accept_invitation(&inv.token_hash, &bob.id, &bob.email, &cat, &ctx(&bob.id, T0 + 2)).await, Rule::InvitationInvalid);
+    assert_rule(
+        s.accept_invitation(&inv.token_hash, &bob.id, &bob.email, &cat, &ctx(&bob.id, T0 + 2)).await,
+        Rule::InvitationInvalid,
+    );
     // A personal org (plan free, one seat) takes no one either.
     let personal = invitation(&alice.org, &bob.email, "member", json!([]), T0 + week);
     assert_limit(s.create_invitation(&personal, &cat, &ctx(&alice.id, T0 + 1)).await, Limit::MaxSeats);
@@ -737,7 +773,10 @@ async fn scenario_invitations(s: &Store) {
     let pending = s.list_invitations(&team.id, T0 + 1, 50, None).await.unwrap().items;
     assert_eq!(pending.len(), 1);
     let p = &pending[0];
-    assert_eq!((p.id.as_str(), p.org_id.as_str(), p.email.as_str()), (inv.id.as_str(), team.id.as_str(), bob.email.as_str()));
+    assert_eq!(
+        (p.id.as_str(), p.org_id.as_str(), p.email.as_str()),
+        (inv.id.as_str(), team.id.as_str(), bob.email.as_str())
+    );
     assert_eq!((p.role.as_str(), p.status.as_str(), p.invited_by.as_str()), ("member", "pending", alice.id.as_str()));
     assert_eq!((p.created_at, p.expires_at), (T0 + 1, T0 + week));
     assert_eq!(serde_json::from_str::<Value>(&p.workspaces).unwrap(), grants);
@@ -752,22 +791,31 @@ async fn scenario_invitations(s: &Store) {
 
     let acc = s.accept_invitation(&inv.token_hash, &bob.id, &bob.email, &cat, &ctx(&bob.id, T0 + 3)).await.unwrap();
     assert_eq!(acc.org_id, team.id);
-    assert_eq!(acc.workspace_ids, [team.primary.clone()]);
+    assert_eq!(acc.workspace_ids, [team.primary.as_str()]);
     assert_eq!(s.org_access(&team.id, &bob.id).await.unwrap().map(|m| m.role), Some("member".into()));
-    assert_eq!(s.workspace_access(&team.primary, &bob.id).await.unwrap().and_then(|a| a.ws_role), Some("viewer".into()));
+    assert_eq!(
+        s.workspace_access(&team.primary, &bob.id).await.unwrap().and_then(|a| a.ws_role),
+        Some("viewer".into())
+    );
     assert!(s.list_invitations(&team.id, T0 + 3, 50, None).await.unwrap().items.is_empty(), "accepted is not pending");
     let joined = audit(s, &team.id, &filter(None, Some(&bob.id), Some("member.joined"))).await;
     assert_eq!(joined.len(), 1);
 
     // One use only.
-    assert_rule(s.accept_invitation(&inv.token_hash, &bob.id, &bob.email, &cat, &ctx(&bob.id, T0 + 4)).await, Rule::InvitationInvalid);
-    assert_rule(s.accept_invitation("no-such-token", &bob.id, &bob.email, &cat, &ctx(&bob.id, T0 + 4)).await, Rule::InvitationInvalid);
+    assert_rule(
+        s.accept_invitation(&inv.token_hash, &bob.id, &bob.email, &cat, &ctx(&bob.id, T0 + 4)).await,
+        Rule::InvitationInvalid,
+    );
+    assert_rule(
+        s.accept_invitation("no-such-token", &bob.id, &bob.email, &cat, &ctx(&bob.id, T0 + 4)).await,
+        Rule::InvitationInvalid,
+    );
 
     // Expiry: valid before expires_at, not at it.
     let expiring = invitation(&team.id, &carol.email, "member", json!([]), T0 + 1_000);
     s.create_invitation(&expiring, &cat, &ctx(&alice.id, T0 + 4)).await.unwrap();
     let live = s.list_invitations(&team.id, T0 + 999, 50, None).await.unwrap().items;
-    assert_eq!(live.into_iter().map(|i| i.id).collect::<Vec<_>>(), [expiring.id.clone()]);
+    assert_eq!(live.into_iter().map(|i| i.id).collect::<Vec<_>>(), [expiring.id.as_str()]);
     assert!(s.list_invitations(&team.id, T0 + 1_000, 50, None).await.unwrap().items.is_empty());
     assert_rule(
         s.accept_invitation(&expiring.token_hash, &carol.id, &carol.email, &cat, &ctx(&carol.id, T0 + 1_000)).await,
@@ -776,7 +824,9 @@ async fn scenario_invitations(s: &Store) {
     assert!(s.org_access(&team.id, &carol.id).await.unwrap().is_none());
     let just_in_time = invitation(&team.id, &carol.email, "admin", json!([]), T0 + 2_000);
     s.create_invitation(&just_in_time, &cat, &ctx(&alice.id, T0 + 1_500)).await.unwrap();
-    s.accept_invitation(&just_in_time.token_hash, &carol.id, &carol.email, &cat, &ctx(&carol.id, T0 + 1_999)).await.unwrap();
+    s.accept_invitation(&just_in_time.token_hash, &carol.id, &carol.email, &cat, &ctx(&carol.id, T0 + 1_999))
+        .await
+        .unwrap();
     assert_eq!(s.org_access(&team.id, &carol.id).await.unwrap().map(|m| m.role), Some("admin".into()));
 
     // Revoked.
@@ -811,7 +861,11 @@ async fn scenario_invitations(s: &Store) {
     );
     assert!(s.org_access(&build.id, &dave.id).await.unwrap().is_none());
     let still = s.list_invitations(&build.id, T0 + 3_003, 50, None).await.unwrap().items;
-    assert_eq!(still.into_iter().map(|i| i.id).collect::<Vec<_>>(), [invs[2].id.clone()], "a refused accept leaves it pending");
+    assert_eq!(
+        still.into_iter().map(|i| i.id).collect::<Vec<_>>(),
+        [invs[2].id.clone()],
+        "a refused accept leaves it pending"
+    );
     let full = invitation(&build.id, &erin.email, "member", json!([]), T0 + week);
     assert_limit(s.create_invitation(&full, &cat, &ctx(&alice.id, T0 + 3_004)).await, Limit::MaxSeats);
     assert_eq!(member_ids(s, &build.id).await.len(), 3);
@@ -823,7 +877,7 @@ async fn scenario_invitations(s: &Store) {
     // A plan change between invitation and accept: team (alice, bob, carol) moves to "build".
     let late = invitation(&team.id, &erin.email, "member", json!([]), T0 + week);
     s.create_invitation(&late, &cat, &ctx(&alice.id, T0 + 4_000)).await.unwrap();
-    s.change_plan(&team.id, cat.get("build").unwrap(), &ctx(&alice.id, T0 + 4_001)).await.unwrap();
+    s.change_plan(&team.id, cat.get("build").unwrap(), None, &ctx(&alice.id, T0 + 4_001)).await.unwrap();
     assert_limit(
         s.accept_invitation(&late.token_hash, &erin.id, &erin.email, &cat, &ctx(&erin.id, T0 + 4_002)).await,
         Limit::MaxSeats,
@@ -847,12 +901,24 @@ async fn scenario_keys(s: &Store) {
     s.create_key(&k, "h1", &ctx(&alice.id, T0 + 1)).await.unwrap();
     let auth = s.key_by_secret("h1", T0 + 2).await.unwrap().expect("key by secret");
     let got = &auth.key;
-    assert_eq!((got.id.as_str(), got.org_id.as_str(), got.workspace_id.as_str()), (k.id.as_str(), org.id.as_str(), org.primary.as_str()));
-    assert_eq!((got.name.as_str(), got.prefix.as_str(), got.created_by.as_str()), ("ci", "rsk_ab12", alice.id.as_str()));
-    assert_eq!((got.created_at, got.expires_at, got.spend_limit, got.revoked_at), (T0 + 1, Some(T0 + 30 * DAY), Some(500), None));
+    assert_eq!(
+        (got.id.as_str(), got.org_id.as_str(), got.workspace_id.as_str()),
+        (k.id.as_str(), org.id.as_str(), org.primary.as_str())
+    );
+    assert_eq!(
+        (got.name.as_str(), got.prefix.as_str(), got.created_by.as_str()),
+        ("ci", "rsk_ab12", alice.id.as_str())
+    );
+    assert_eq!(
+        (got.created_at, got.expires_at, got.spend_limit, got.revoked_at),
+        (T0 + 1, Some(T0 + 30 * DAY), Some(500), None)
+    );
     assert_eq!(auth.secret_valid_until, None);
     assert!(s.key_by_secret("h-unknown", T0 + 2).await.unwrap().is_none());
-    assert_eq!(s.list_keys(&org.primary, 50, None).await.unwrap().items.into_iter().map(|k| k.id).collect::<Vec<_>>(), [k.id.clone()]);
+    assert_eq!(
+        s.list_keys(&org.primary, 50, None).await.unwrap().items.into_iter().map(|k| k.id).collect::<Vec<_>>(),
+        [k.id.as_str()]
+    );
     assert_eq!(s.key_by_id(&k.id).await.unwrap().map(|k| k.name), Some("ci".into()));
     // A key past its expires_at no longer authenticates.
     assert!(s.key_by_secret("h1", T0 + 30 * DAY - 1).await.unwrap().is_some());
@@ -897,8 +963,15 @@ async fn scenario_keys(s: &Store) {
     assert!(s.key_by_secret("b1", T0 + 402).await.unwrap().is_none());
     assert!(s.key_by_secret("b2", T0 + 402).await.unwrap().is_none());
     assert!(s.key_by_secret("a1", T0 + 402).await.unwrap().is_some());
-    assert_eq!(s.list_keys(&org.primary, 50, None).await.unwrap().items.into_iter().map(|k| k.id).collect::<Vec<_>>(), [a1.id.clone()]);
-    let revoked_events: Vec<_> = audit(s, &org.id, &filter(None, None, Some("key.revoked"))).await.into_iter().filter_map(|e| e.target_id).collect();
+    assert_eq!(
+        s.list_keys(&org.primary, 50, None).await.unwrap().items.into_iter().map(|k| k.id).collect::<Vec<_>>(),
+        [a1.id.as_str()]
+    );
+    let revoked_events: Vec<_> = audit(s, &org.id, &filter(None, None, Some("key.revoked")))
+        .await
+        .into_iter()
+        .filter_map(|e| e.target_id)
+        .collect();
     assert_eq!(sorted(revoked_events), sorted(vec![k.id.clone(), b1.id.clone(), b2.id.clone()]));
     assert!(s.workspace_access(&org.primary, &bob.id).await.unwrap().is_none());
 
@@ -919,7 +992,10 @@ async fn scenario_keys(s: &Store) {
     }
     assert!(s.org_by_id(&org.id).await.unwrap().is_none());
     assert!(s.workspace_by_id(&ws2).await.unwrap().is_none());
-    assert_eq!(s.memberships(&alice.id).await.unwrap().into_iter().map(|m| m.org.id).collect::<Vec<_>>(), [alice.org.clone()]);
+    assert_eq!(
+        s.memberships(&alice.id).await.unwrap().into_iter().map(|m| m.org.id).collect::<Vec<_>>(),
+        [alice.org.as_str()]
+    );
     assert!(s.visible_workspaces(&alice.id).await.unwrap().iter().all(|(w, _)| w.org_id != org.id));
     assert_eq!(
         s.user_by_id(&alice.id).await.unwrap().and_then(|u| u.active_workspace_id),
@@ -962,8 +1038,14 @@ async fn scenario_resources(s: &Store) {
     assert_eq!(usage.resources, BTreeMap::from([("box".to_string(), 1), ("postgres".to_string(), 2)]));
 
     let got = s.resource_by_id(&r1.id).await.unwrap().expect("r1");
-    assert_eq!((got.org_id.as_str(), got.workspace_id.as_str(), got.kind.as_str()), (org.id.as_str(), org.primary.as_str(), "postgres"));
-    assert_eq!((got.name.as_str(), got.created_by.as_str(), got.created_at), ("my-postgres", alice.id.as_str(), T0 + 1));
+    assert_eq!(
+        (got.org_id.as_str(), got.workspace_id.as_str(), got.kind.as_str()),
+        (org.id.as_str(), org.primary.as_str(), "postgres")
+    );
+    assert_eq!(
+        (got.name.as_str(), got.created_by.as_str(), got.created_at),
+        ("my-postgres", alice.id.as_str(), T0 + 1)
+    );
 
     let all = sorted(vec![r1.id.clone(), r3.id.clone(), r4.id.clone()]);
     let p1 = s.list_resources(&org.primary, 2, None).await.unwrap();
@@ -974,36 +1056,79 @@ async fn scenario_resources(s: &Store) {
     assert_eq!(listed, all);
     assert!(s.list_resources(&ws2, 50, None).await.unwrap().items.is_empty());
 
-    // Transfer within the org.
-    s.transfer_resource(&got, &ws2, &ctx(&alice.id, T0 + 10)).await.unwrap();
+    // Transfer within the org: the org's count of the kind does not change, so no quota applies.
+    let (w2, _) = s.workspace_by_id(&ws2).await.unwrap().expect("ws2");
+    s.transfer_resource(&got, &w2, Some(1), &ctx(&alice.id, T0 + 10)).await.unwrap();
     let moved = s.resource_by_id(&r1.id).await.unwrap().expect("r1 after transfer");
     assert_eq!((moved.workspace_id.as_str(), moved.org_id.as_str()), (ws2.as_str(), org.id.as_str()));
-    assert_eq!(s.list_resources(&ws2, 50, None).await.unwrap().items.into_iter().map(|r| r.id).collect::<Vec<_>>(), [r1.id.clone()]);
+    assert_eq!(
+        s.list_resources(&ws2, 50, None).await.unwrap().items.into_iter().map(|r| r.id).collect::<Vec<_>>(),
+        [r1.id.as_str()]
+    );
     let ev = audit(s, &org.id, &filter(None, None, Some("resource.transferred"))).await;
     assert_eq!(ev.len(), 1);
     assert_eq!((ev[0].workspace_id.as_deref(), ev[0].target_id.as_deref()), (Some(ws2.as_str()), Some(r1.id.as_str())));
     let detail: Value = serde_json::from_str(&ev[0].detail).unwrap();
-    assert_eq!((detail["from"].as_str(), detail["to"].as_str()), (Some(org.primary.as_str()), Some(ws2.as_str())));
+    assert_eq!(
+        (detail["from_workspace"].as_str(), detail["to_workspace"].as_str()),
+        (Some(org.primary.as_str()), Some(ws2.as_str()))
+    );
+    assert_eq!(
+        (detail["from_org"].as_str(), detail["to_org"].as_str()),
+        (Some(org.id.as_str()), Some(org.id.as_str()))
+    );
 
-    // Never into another org's workspace (that would leave org_id and workspace_id disagreeing),
-    // nor into a workspace that does not exist.
+    // Into another org: only within that org's quota for the kind, and then org and all move.
     let other = new_org(s, &bob.id, "team", T0 + 20).await;
-    assert_rule(s.transfer_resource(&moved, &other.primary, &ctx(&alice.id, T0 + 21)).await, Rule::CrossOrg);
-    assert_rule(s.transfer_resource(&moved, &alice.ws, &ctx(&alice.id, T0 + 21)).await, Rule::CrossOrg);
-    assert_not_found(s.transfer_resource(&moved, &IdKind::Workspace.generate(), &ctx(&alice.id, T0 + 21)).await);
-    assert_eq!(s.resource_by_id(&r1.id).await.unwrap().map(|r| r.workspace_id), Some(ws2.clone()));
-    assert!(s.list_resources(&other.primary, 50, None).await.unwrap().items.is_empty());
-    // A resource of another org cannot be moved through this one.
-    let mut foreign = moved.clone();
-    foreign.org_id = other.id.clone();
-    assert!(s.transfer_resource(&foreign, &other.primary, &ctx(&bob.id, T0 + 22)).await.is_err());
-    assert_eq!(s.resource_by_id(&r1.id).await.unwrap().map(|r| r.workspace_id), Some(ws2.clone()));
+    let (other_primary, _) = s.workspace_by_id(&other.primary).await.unwrap().expect("other primary");
+    let theirs = new_resource(&other.id, &other.primary, "postgres", &bob.id, T0 + 20);
+    s.create_resource(&theirs, None, &ctx(&bob.id, T0 + 20)).await.unwrap();
+    assert_limit(
+        s.transfer_resource(&moved, &other_primary, Some(1), &ctx(&alice.id, T0 + 21)).await,
+        Limit::ResourceQuota("postgres".into()),
+    );
+    let still = s.resource_by_id(&r1.id).await.unwrap().expect("r1");
+    assert_eq!(
+        (still.org_id.as_str(), still.workspace_id.as_str()),
+        (org.id.as_str(), ws2.as_str()),
+        "a refused move moves nothing"
+    );
+    s.transfer_resource(&moved, &other_primary, Some(2), &ctx(&alice.id, T0 + 22)).await.unwrap();
+    let there = s.resource_by_id(&r1.id).await.unwrap().expect("r1 in the other org");
+    assert_eq!((there.org_id.as_str(), there.workspace_id.as_str()), (other.id.as_str(), other.primary.as_str()));
+    assert!(s.list_resources(&ws2, 50, None).await.unwrap().items.is_empty());
+    let theirs_now: Vec<_> =
+        s.list_resources(&other.primary, 50, None).await.unwrap().items.into_iter().map(|r| r.id).collect();
+    assert_eq!(theirs_now, sorted(vec![r1.id.clone(), theirs.id.clone()]));
+    assert_eq!(
+        s.org_usage(&org.id).await.unwrap().resources,
+        BTreeMap::from([("box".to_string(), 1), ("postgres".to_string(), 1)])
+    );
+    assert_eq!(s.org_usage(&other.id).await.unwrap().resources, BTreeMap::from([("postgres".to_string(), 2)]));
+    // Audited in both orgs.
+    let from_side = audit(s, &org.id, &filter(None, None, Some("resource.transferred"))).await;
+    let to_side = audit(s, &other.id, &filter(None, None, Some("resource.transferred"))).await;
+    assert_eq!((from_side.len(), to_side.len()), (2, 1));
+    for e in [&from_side[0], &to_side[0]] {
+        let detail: Value = serde_json::from_str(&e.detail).unwrap();
+        assert_eq!(
+            (detail["from_org"].as_str(), detail["to_org"].as_str()),
+            (Some(org.id.as_str()), Some(other.id.as_str()))
+        );
+        assert_eq!((e.target_id.as_deref(), e.actor_id.as_str()), (Some(r1.id.as_str()), alice.id.as_str()));
+    }
+    // A stale copy that still names the old org moves nothing.
+    assert_not_found(s.transfer_resource(&moved, &w2, None, &ctx(&alice.id, T0 + 23)).await);
+    assert_eq!(s.resource_by_id(&r1.id).await.unwrap().map(|r| r.org_id), Some(other.id.clone()));
 
     // Delete.
     s.delete_resource(&r3, &ctx(&alice.id, T0 + 30)).await.unwrap();
     assert!(s.resource_by_id(&r3.id).await.unwrap().is_none());
-    assert_eq!(s.list_resources(&org.primary, 50, None).await.unwrap().items.into_iter().map(|r| r.id).collect::<Vec<_>>(), [r4.id.clone()]);
-    assert_eq!(s.org_usage(&org.id).await.unwrap().resources, BTreeMap::from([("postgres".to_string(), 2)]));
+    assert_eq!(
+        s.list_resources(&org.primary, 50, None).await.unwrap().items.into_iter().map(|r| r.id).collect::<Vec<_>>(),
+        [r4.id.as_str()]
+    );
+    assert_eq!(s.org_usage(&org.id).await.unwrap().resources, BTreeMap::from([("postgres".to_string(), 1)]));
     assert_eq!(audit(s, &org.id, &filter(None, None, Some("resource.deleted"))).await.len(), 1);
 }
 
@@ -1024,37 +1149,51 @@ async fn scenario_change_plan(s: &Store) {
     let c = ctx(&alice.id, T0 + 10);
 
     // 2 members > pro's 1 seat.
-    assert_limit(s.change_plan(&org.id, cat.get("pro").unwrap(), &c).await, Limit::MaxSeats);
+    assert_limit(s.change_plan(&org.id, cat.get("pro").unwrap(), None, &c).await, Limit::MaxSeats);
     // 2 workspaces > build's 1.
-    assert_limit(s.change_plan(&org.id, cat.get("build").unwrap(), &c).await, Limit::MaxWorkspaces);
+    assert_limit(s.change_plan(&org.id, cat.get("build").unwrap(), None, &c).await, Limit::MaxWorkspaces);
     // 2 postgres > a quota of 1.
     let mut tight = cat.get("team").unwrap().clone();
     tight.id = "team-tight".into();
     tight.resource_quotas.insert("postgres".into(), 1);
-    assert_limit(s.change_plan(&org.id, &tight, &c).await, Limit::ResourceQuota("postgres".into()));
+    assert_limit(
+        s.change_plan(&org.id, &tight, Some(T0 + 14 * DAY), &c).await,
+        Limit::ResourceQuota("postgres".into()),
+    );
     let o = s.org_by_id(&org.id).await.unwrap().expect("org");
     assert_eq!((o.plan.as_str(), o.plan_started_at), ("team", T0), "a refused change leaves the plan");
+    assert!(!o.trial_used && o.trial_ends_at.is_none(), "a refused change starts no trial: {o:?}");
     assert!(audit(s, &org.id, &filter(None, None, Some("plan.changed"))).await.is_empty());
 
-    // Within the limits.
-    s.change_plan(&org.id, cat.get("launch").unwrap(), &ctx(&alice.id, T0 + 20)).await.unwrap();
+    // Within the limits, on the plan's trial.
+    let trial_end = T0 + 20 + 14 * DAY;
+    s.change_plan(&org.id, cat.get("launch").unwrap(), Some(trial_end), &ctx(&alice.id, T0 + 20)).await.unwrap();
     let o = s.org_by_id(&org.id).await.unwrap().expect("org");
     assert_eq!((o.plan.as_str(), o.plan_started_at), ("launch", T0 + 20));
+    assert_eq!((o.trial_used, o.trial_ends_at), (true, Some(trial_end)));
     let ev = audit(s, &org.id, &filter(None, None, Some("plan.changed"))).await;
     assert_eq!(ev.len(), 1);
     let e = &ev[0];
-    assert_eq!((e.actor_id.as_str(), e.at, e.target_id.as_deref()), (alice.id.as_str(), T0 + 20, Some(org.id.as_str())));
+    assert_eq!(
+        (e.actor_id.as_str(), e.at, e.target_id.as_deref()),
+        (alice.id.as_str(), T0 + 20, Some(org.id.as_str()))
+    );
     let detail: Value = serde_json::from_str(&e.detail).unwrap();
-    assert_eq!(detail, json!({"from": "team", "to": "launch"}));
+    assert_eq!((detail["from"].as_str(), detail["to"].as_str()), (Some("team"), Some("launch")));
+    assert_eq!(detail["trial_ends_at"].as_i64(), Some(trial_end));
 
     // Exactly at a limit is allowed: with one workspace left, build (1 workspace, 3 seats) fits.
     let (w2, _) = s.workspace_by_id(&ws2).await.unwrap().expect("ws2");
     s.delete_workspace(&w2, &ctx(&alice.id, T0 + 30)).await.unwrap();
-    s.change_plan(&org.id, cat.get("build").unwrap(), &ctx(&alice.id, T0 + 31)).await.unwrap();
-    assert_eq!(s.org_by_id(&org.id).await.unwrap().map(|o| o.plan), Some("build".into()));
+    s.change_plan(&org.id, cat.get("build").unwrap(), None, &ctx(&alice.id, T0 + 31)).await.unwrap();
+    let o = s.org_by_id(&org.id).await.unwrap().expect("org");
+    assert_eq!(o.plan, "build");
+    assert_eq!((o.trial_used, o.trial_ends_at), (true, None), "a paid plan ends the trial; the trial stays used");
     let ev = audit(s, &org.id, &filter(None, None, Some("plan.changed"))).await;
     assert_eq!(ev.len(), 2);
-    assert_eq!(serde_json::from_str::<Value>(&ev[0].detail).unwrap(), json!({"from": "launch", "to": "build"}), "newest first");
+    let detail: Value = serde_json::from_str(&ev[0].detail).unwrap();
+    assert_eq!((detail["from"].as_str(), detail["to"].as_str()), (Some("launch"), Some("build")), "newest first");
+    assert!(detail["trial_ends_at"].is_null());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1095,7 +1234,10 @@ async fn scenario_audit(s: &Store) {
     assert_eq!(all[0].at, T0 + 6);
     let invited = &all[2];
     assert_eq!(invited.ip.as_deref(), Some("203.0.113.7"));
-    assert_eq!((invited.target_type.as_deref(), invited.target_id.as_deref()), (Some("invitation"), Some(inv.id.as_str())));
+    assert_eq!(
+        (invited.target_type.as_deref(), invited.target_id.as_deref()),
+        (Some("invitation"), Some(inv.id.as_str()))
+    );
     assert_eq!(serde_json::from_str::<Value>(&invited.detail).unwrap()["email"], bob.email.as_str());
     assert!(all.iter().filter(|e| e.action != "member.invited").all(|e| e.ip.is_none()));
 
@@ -1106,7 +1248,10 @@ async fn scenario_audit(s: &Store) {
     assert_eq!(actions(&by_bob), ["resource.created", "member.joined"]);
     assert!(by_bob.iter().all(|e| e.actor_type == "user" && e.actor_id == bob.id));
     let created = audit(s, &org.id, &filter(None, None, Some("workspace.created"))).await;
-    assert_eq!(created.iter().map(|e| e.workspace_id.clone().unwrap_or_default()).collect::<Vec<_>>(), [ws2.clone(), org.primary.clone()]);
+    assert_eq!(
+        created.iter().map(|e| e.workspace_id.clone().unwrap_or_default()).collect::<Vec<_>>(),
+        [ws2.clone(), org.primary.clone()]
+    );
     let both = audit(s, &org.id, &filter(Some(&org.primary), Some(&bob.id), None)).await;
     assert_eq!(actions(&both), ["resource.created"]);
     assert!(audit(s, &org.id, &filter(None, Some(&bob.id), Some("org.created"))).await.is_empty());
@@ -1134,7 +1279,8 @@ async fn scenario_audit(s: &Store) {
     let filtered = s.list_audit(&org.id, &filter(None, Some(&alice.id), None), 2, None).await.unwrap();
     assert_eq!(actions(&filtered.items), ["member.invited", "key.created"]);
     assert!(filtered.next_cursor.is_some());
-    let rest = s.list_audit(&org.id, &filter(None, Some(&alice.id), None), 50, filtered.next_cursor.as_deref()).await.unwrap();
+    let rest =
+        s.list_audit(&org.id, &filter(None, Some(&alice.id), None), 50, filtered.next_cursor.as_deref()).await.unwrap();
     assert_eq!(actions(&rest.items), ["workspace.created", "workspace.created", "org.created"]);
     assert_eq!(rest.next_cursor, None);
 
@@ -1196,7 +1342,8 @@ async fn scenario_concurrency(s: &Store) {
     for t in tasks {
         match t.await.expect("task") {
             (id, Ok(acc)) => {
-                assert_eq!((acc.org_id.as_str(), acc.workspace_ids.as_slice()), (org.id.as_str(), [org.primary.clone()].as_slice()));
+                assert_eq!(acc.org_id, org.id);
+                assert_eq!(acc.workspace_ids, [org.primary.as_str()]);
                 joined.push(id);
             }
             (id, Err(StoreError::Limit(Limit::MaxSeats))) => refused.push(id),
