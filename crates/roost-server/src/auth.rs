@@ -111,9 +111,11 @@ fn usable(k: &KeyAuth, now: i64) -> bool {
 impl KeyCache {
     /// The live key for a secret hash: from memory, or from the store on first use.
     pub async fn find(&self, store: &Store, hash: &str, now: i64) -> ApiResult<Option<ApiKey>> {
-        let cached = self.map.read().map_err(ApiError::internal)?.get(hash).cloned();
-        if let Some(k) = cached {
-            return Ok(usable(&k, now).then_some(k.key));
+        let cached =
+            self.map.read().map_err(ApiError::internal)?.get_key_value(hash).map(|(h, k)| (h.clone(), k.clone()));
+        if let Some((stored, k)) = cached {
+            // The map found the entry by hash; the final equality check does not leak timing.
+            return Ok((tokens::ct_eq(&stored, hash) && usable(&k, now)).then_some(k.key));
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let Some(found) = store.key_by_secret(hash, now).await? else { return Ok(None) };

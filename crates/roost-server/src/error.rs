@@ -101,6 +101,7 @@ impl From<StoreError> for ApiError {
                     Rule::WorkspaceProtected => (StatusCode::CONFLICT, "workspace_protected"),
                     Rule::InvitationInvalid => (StatusCode::GONE, "invitation_invalid"),
                     Rule::InvitationEmailMismatch => (StatusCode::FORBIDDEN, "invitation_email_mismatch"),
+                    Rule::NotOwner => (StatusCode::FORBIDDEN, "forbidden"),
                     // Someone outside the org, or a workspace of another org: like a missing thing.
                     Rule::NotOrgMember | Rule::CrossOrg => return Self::not_found(),
                 };

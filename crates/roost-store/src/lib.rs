@@ -42,6 +42,8 @@ pub enum Rule {
     InvitationEmailMismatch,
     #[error("the target workspace is not in the same organization")]
     CrossOrg,
+    #[error("only the current owner can do this")]
+    NotOwner,
 }
 
 /// Why a store operation failed.

@@ -5,7 +5,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use crate::audit::{Entry, record};
-use crate::models::org_cols;
+use crate::models::{org_cols, personal_ws_of_user};
 use crate::users::{Membership, insert_workspace};
 use crate::{Ctx, Limit, Member, Org, Page, Result, Rule, Store, StoreError, count, finish_page, page};
 use roost_domain::Plan;
@@ -291,6 +291,10 @@ impl Store {
         self.lock_org(&mut tx, org_id).await?;
         let old_owner: String =
             sqlx::query_scalar("SELECT owner_id FROM orgs WHERE id = $1").bind(org_id).fetch_one(&mut *tx).await?;
+        // Checked under the lock: of several concurrent transfers, only the first is the owner's.
+        if old_owner != ctx.actor.id {
+            return Err(Rule::NotOwner.into());
+        }
         member_role(&mut tx, org_id, to).await?.ok_or(Rule::NotOrgMember)?;
         if old_owner == to {
             return Ok(());
@@ -366,11 +370,11 @@ pub(crate) async fn revoke_keys(tx: &mut AnyConnection, org_id: &str, ids: &[Str
 
 /// Sends a user whose active workspace is in `org_id` back to their personal workspace.
 pub(crate) async fn reset_active_workspace(tx: &mut AnyConnection, org_id: &str, user_id: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE users SET active_workspace_id = (SELECT w.id FROM workspaces w JOIN orgs o ON o.id = w.org_id \
-         WHERE o.owner_id = users.id AND o.kind = 'personal' AND w.is_personal = 1) \
-         WHERE id = $1 AND active_workspace_id IN (SELECT id FROM workspaces WHERE org_id = $2)",
-    )
+    sqlx::query(concat!(
+        "UPDATE users SET active_workspace_id = ",
+        personal_ws_of_user!(),
+        " WHERE id = $1 AND active_workspace_id IN (SELECT id FROM workspaces WHERE org_id = $2)"
+    ))
     .bind(user_id)
     .bind(org_id)
     .execute(&mut *tx)

@@ -4,7 +4,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::audit::{Entry, record};
-use crate::models::{org_cols, ws_cols};
+use crate::models::{org_cols, personal_ws_of_user, ws_cols};
 use crate::orgs::{member_role, revoke_keys};
 use crate::users::insert_workspace;
 use crate::{
@@ -151,16 +151,15 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         revoke_keys(&mut tx, org_id, &revoked, ctx).await?;
-        let primary: String = sqlx::query_scalar("SELECT id FROM workspaces WHERE org_id = $1 AND is_primary = 1")
-            .bind(org_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        // Whoever was working in it lands in the org's primary workspace.
-        sqlx::query("UPDATE users SET active_workspace_id = $1 WHERE active_workspace_id = $2")
-            .bind(&primary)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // Whoever was working in it lands in their personal workspace.
+        sqlx::query(concat!(
+            "UPDATE users SET active_workspace_id = ",
+            personal_ws_of_user!(),
+            " WHERE active_workspace_id = $1"
+        ))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         for sql in [
             "DELETE FROM workspace_members WHERE org_id = $1 AND workspace_id = $2",
             "DELETE FROM resources WHERE org_id = $1 AND workspace_id = $2",
@@ -245,11 +244,15 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("UPDATE users SET active_workspace_id = NULL WHERE id = $1 AND active_workspace_id = $2")
-            .bind(user_id)
-            .bind(&ws.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(concat!(
+            "UPDATE users SET active_workspace_id = ",
+            personal_ws_of_user!(),
+            " WHERE id = $1 AND active_workspace_id = $2"
+        ))
+        .bind(user_id)
+        .bind(&ws.id)
+        .execute(&mut *tx)
+        .await?;
         let e = Entry {
             org_id: &ws.org_id,
             action: "member.removed",

@@ -281,6 +281,10 @@ async fn remove_member(
     }
     if caller.user()?.id != user {
         o.require(Permission::ManageMembers)?;
+        let target = st.store.org_member(&o.org.id, &user).await?.ok_or_else(ApiError::not_found)?;
+        if o.role != OrgRole::Owner && matches!(target.role.as_str(), "admin" | "billing") {
+            return Err(ApiError::forbidden("only the owner removes admins and billing members"));
+        }
     }
     let revoked = st.store.remove_member(&o.org.id, &user, &caller.ctx(st.clock.now_ms())).await?;
     invalidate_keys(&st, &revoked).await;

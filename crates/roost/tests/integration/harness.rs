@@ -46,7 +46,10 @@ pub fn pg_url() -> Option<String> {
 pub async fn fresh_pg_database(admin: &str) -> String {
     let name = format!("roost_t_{}", roost_domain::IdKind::Org.generate().trim_start_matches("org_"));
     let store = roost_store::Store::connect(admin).await.expect("connect to ROOST_TEST_PG");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(store.pool()).await.expect("create database");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(store.pool())
+        .await
+        .expect("create database");
     store.close().await;
     let (prefix, _) = admin.rsplit_once('/').expect("ROOST_TEST_PG must end in /DBNAME");
     format!("{prefix}/{name}")
@@ -64,9 +67,21 @@ impl TestServer {
         Self::start_with(backend, |_| {}).await
     }
 
+    /// A second server process-alike on the same database as `self` (a replica).
+    pub async fn replica(&self) -> Self {
+        let url = self.database_url.clone();
+        let backend = if url.starts_with("postgres") { Backend::Postgres } else { Backend::Sqlite };
+        Self::boot(backend, Some(url), |_| {}).await.expect("replica")
+    }
+
     /// Like [`TestServer::start`], letting the test adjust the settings first.
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
+        Self::boot(backend, None, adjust).await
+    }
+
+    async fn boot(backend: Backend, existing: Option<String>, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
         let database_url = match backend {
+            _ if existing.is_some() => existing.unwrap_or_default(),
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join("roost-tests");
                 std::fs::create_dir_all(&dir).expect("temp dir");
@@ -116,7 +131,10 @@ impl TestServer {
     pub async fn org(&self, owner: &Client, name: &str, plan: &str) -> (String, String) {
         let r = owner.post("/v1/orgs", &json!({"name": name, "plan": plan})).await.expect("create org");
         assert_eq!(r.status, 201, "create org failed: {:?}", r.body);
-        (r.body["org"]["id"].as_str().unwrap_or("").to_string(), r.body["workspace"]["id"].as_str().unwrap_or("").to_string())
+        (
+            r.body["org"]["id"].as_str().unwrap_or("").to_string(),
+            r.body["workspace"]["id"].as_str().unwrap_or("").to_string(),
+        )
     }
 
     /// Invites `member` (by the email in their signup body) to `org` with `role`, and accepts.
@@ -146,6 +164,26 @@ macro_rules! both_backends {
                     super::$name(s).await;
                 }
 
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    match $crate::harness::TestServer::start($crate::harness::Backend::Postgres).await {
+                        Some(s) => super::$name(s).await,
+                        None => eprintln!("SKIPPED: ROOST_TEST_PG is not set, so this PostgreSQL test did not run"),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Like [`both_backends!`], for scenarios that only exist on PostgreSQL (several processes on one
+/// database): generates `NAME::postgres`, which says plainly that it was skipped without
+/// `ROOST_TEST_PG`.
+#[macro_export]
+macro_rules! postgres_only {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     match $crate::harness::TestServer::start($crate::harness::Backend::Postgres).await {

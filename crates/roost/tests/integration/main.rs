@@ -12,6 +12,7 @@ mod cli;
 mod invitations;
 mod keys;
 mod orgs;
+mod replicas;
 mod resources;
 mod roles;
 mod security;
