@@ -26,8 +26,8 @@ use crate::extract::ClientIp;
 pub enum Who {
     /// A user, through a user token.
     User(User),
-    /// A workspace API key.
-    Key(ApiKey),
+    /// A workspace API key (shared with the key cache: no copy per request).
+    Key(Arc<ApiKey>),
 }
 
 /// The caller of a request: who, and from where.
@@ -93,7 +93,7 @@ impl FromRequestParts<AppState> for Caller {
 /// API keys seen recently, by secret hash.
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    map: RwLock<HashMap<String, KeyAuth>>,
+    map: RwLock<HashMap<String, Cached>>,
     /// Bumped by every invalidation: a lookup that read the database before an invalidation must
     /// not put what it read into the cache after it.
     generation: AtomicU64,
@@ -102,7 +102,14 @@ pub struct KeyCache {
 /// The `LISTEN/NOTIFY` channel that carries revoked and rotated key ids between replicas.
 pub const KEY_CHANNEL: &str = "roost_keys";
 
-fn usable(k: &KeyAuth, now: i64) -> bool {
+/// A cached key with the validity of the secret it was found by.
+#[derive(Debug, Clone)]
+struct Cached {
+    key: Arc<ApiKey>,
+    secret_valid_until: Option<i64>,
+}
+
+fn usable(k: &Cached, now: i64) -> bool {
     k.key.revoked_at.is_none()
         && k.key.expires_at.is_none_or(|e| e > now)
         && k.secret_valid_until.is_none_or(|v| v > now)
@@ -110,15 +117,17 @@ fn usable(k: &KeyAuth, now: i64) -> bool {
 
 impl KeyCache {
     /// The live key for a secret hash: from memory, or from the store on first use.
-    pub async fn find(&self, store: &Store, hash: &str, now: i64) -> ApiResult<Option<ApiKey>> {
-        let cached =
-            self.map.read().map_err(ApiError::internal)?.get_key_value(hash).map(|(h, k)| (h.clone(), k.clone()));
-        if let Some((stored, k)) = cached {
-            // The map found the entry by hash; the final equality check does not leak timing.
-            return Ok((tokens::ct_eq(&stored, hash) && usable(&k, now)).then_some(k.key));
+    pub async fn find(&self, store: &Store, hash: &str, now: i64) -> ApiResult<Option<Arc<ApiKey>>> {
+        {
+            let map = self.map.read().map_err(ApiError::internal)?;
+            if let Some((stored, k)) = map.get_key_value(hash) {
+                // The map found the entry by hash; the final equality check does not leak timing.
+                return Ok((tokens::ct_eq(stored, hash) && usable(k, now)).then(|| k.key.clone()));
+            }
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let Some(found) = store.key_by_secret(hash, now).await? else { return Ok(None) };
+        let Some(KeyAuth { key, secret_valid_until }) = store.key_by_secret(hash, now).await? else { return Ok(None) };
+        let found = Cached { key: Arc::new(key), secret_valid_until };
         let ok = usable(&found, now);
         let key = found.key.clone();
         let mut map = self.map.write().map_err(ApiError::internal)?;

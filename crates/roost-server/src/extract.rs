@@ -46,11 +46,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let malformed = |e: serde_json::Error| {
         ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"))
     };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize::<_, T>(&mut de);
-    if value.is_ok() {
-        de.end().map_err(malformed)?;
-    }
+    // Syntax first, over the whole body: a body that is not JSON at all is 400 whatever its shape.
+    let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(malformed)?;
+    let value = serde_path_to_error::deserialize::<_, T>(raw);
     value.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -180,6 +178,8 @@ mod tests {
         assert_eq!(code(br#"{"email":"a","emial":"b"}"#).0, "invalid_request");
         assert_eq!(code(br#"{"email":"a","n":"x"}"#), ("invalid_request", "n".into()));
         assert_eq!(code(br#"{"email":"a","n":1e400}"#).0, "malformed_json");
+        assert_eq!(code(b"[1,2").0, "malformed_json");
+        assert_eq!(code(br#"{"emial": 5, "#).0, "malformed_json");
         assert_eq!(code(b"[]").0, "invalid_request");
     }
 }

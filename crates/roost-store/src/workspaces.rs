@@ -231,9 +231,11 @@ impl Store {
         Ok(())
     }
 
-    /// Takes a user out of a workspace (they stay in the org).
-    pub async fn delete_ws_member(&self, ws: &Workspace, user_id: &str, ctx: &Ctx) -> Result<()> {
+    /// Takes a user out of a workspace (they stay in the org). Unless their org role still lets
+    /// them in, the keys they created there are revoked; returns those key ids.
+    pub async fn delete_ws_member(&self, ws: &Workspace, user_id: &str, ctx: &Ctx) -> Result<Vec<String>> {
         let mut tx = self.write().await?;
+        self.lock_org(&mut tx, &ws.org_id).await?;
         let done =
             sqlx::query("DELETE FROM workspace_members WHERE org_id = $1 AND workspace_id = $2 AND user_id = $3")
                 .bind(&ws.org_id)
@@ -244,6 +246,21 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        let still_enters =
+            matches!(member_role(&mut tx, &ws.org_id, user_id).await?.as_deref(), Some("owner" | "admin"));
+        let revoked: Vec<String> = if still_enters {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(
+                "SELECT id FROM api_keys WHERE org_id = $1 AND workspace_id = $2 AND created_by = $3 AND revoked_at IS NULL",
+            )
+            .bind(&ws.org_id)
+            .bind(&ws.id)
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await?
+        };
+        revoke_keys(&mut tx, &ws.org_id, &revoked, ctx).await?;
         sqlx::query(concat!(
             "UPDATE users SET active_workspace_id = ",
             personal_ws_of_user!(),
@@ -258,10 +275,10 @@ impl Store {
             action: "member.removed",
             workspace_id: Some(&ws.id),
             target: Some(("user", user_id)),
-            detail: json!({"scope": "workspace"}),
+            detail: json!({"scope": "workspace", "keys_revoked": revoked}),
         };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(revoked)
     }
 }

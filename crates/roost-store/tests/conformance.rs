@@ -726,10 +726,12 @@ async fn scenario_workspaces(s: &Store) {
     assert!(s.list_ws_members(&ws2, 50, None).await.unwrap().items.is_empty());
     let left = s.list_workspaces(&org.id, None, 50, None).await.unwrap().items;
     assert_eq!(left.into_iter().map(|w| w.id).collect::<Vec<_>>(), [org.primary.as_str()]);
+    let bob_personal = s.personal_workspace(&bob.id).await.unwrap();
+    assert!(bob_personal.is_some());
     assert_eq!(
         s.user_by_id(&bob.id).await.unwrap().and_then(|u| u.active_workspace_id),
-        Some(org.primary.clone()),
-        "a user working in the deleted workspace lands in the primary"
+        bob_personal,
+        "a user working in the deleted workspace lands in their personal workspace"
     );
     let deleted = audit(s, &org.id, &filter(Some(&ws2), None, Some("workspace.deleted"))).await;
     assert_eq!(deleted.len(), 1);

@@ -92,7 +92,8 @@ impl Client {
 
     /// Sends raw bytes as the body (for tests of malformed input).
     pub async fn send_raw(&self, method: Method, path: &str, body: Vec<u8>) -> Result<Response, ClientError> {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path)).header("content-type", "application/json");
+        let mut req =
+            self.http.request(method, format!("{}{}", self.base, path)).header("content-type", "application/json");
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -103,12 +104,8 @@ impl Client {
         let transport = |source| ClientError::Transport { base: self.base.clone(), source };
         let res = req.send().await.map_err(transport)?;
         let status = res.status().as_u16();
-        let content_type = res
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let content_type =
+            res.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let bytes = res.bytes().await.map_err(transport)?;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok(Response { status, body, content_type })

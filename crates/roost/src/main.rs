@@ -114,7 +114,10 @@ async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let store = roost_store::Store::connect(&settings.database_url).await?;
     let applied = store.migrate().await?;
-    println!("migrations applied: {}", if applied.is_empty() { "none (up to date)".to_string() } else { format!("{applied:?}") });
+    println!(
+        "migrations applied: {}",
+        if applied.is_empty() { "none (up to date)".to_string() } else { format!("{applied:?}") }
+    );
     store.close().await;
     Ok(())
 }

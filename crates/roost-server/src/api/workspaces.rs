@@ -182,6 +182,7 @@ async fn delete_ws_member(
     if caller.user()?.id != user {
         w.require(Permission::ManageWorkspace)?;
     }
-    st.store.delete_ws_member(&w.ws, &user, &caller.ctx(st.clock.now_ms())).await?;
+    let revoked = st.store.delete_ws_member(&w.ws, &user, &caller.ctx(st.clock.now_ms())).await?;
+    invalidate_keys(&st, &revoked).await;
     Ok(StatusCode::NO_CONTENT)
 }

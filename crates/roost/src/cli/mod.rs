@@ -1,28 +1,97 @@
 //! The client commands of the `roost` CLI (everything but `serve`, `migrate` and `config`).
+//!
+//! Each command talks to a roost server through [`crate::Client`] and either prints its result
+//! (a table, `key: value` lines, or with `--json` the server's JSON) and exits 0, or prints one
+//! `error: …` line on stderr and exits 1. Usage errors are clap's (exit 2).
+
+mod account;
+mod audit;
+mod config;
+mod ctx;
+mod error;
+mod keys;
+mod orgs;
+mod output;
+mod ws;
+
+use std::io::Write;
 
 use clap::Subcommand;
+
+pub use account::{LoginArgs, SignupArgs};
+pub use audit::AuditArgs;
+pub use error::CliError;
+pub use keys::KeysCommand;
+pub use orgs::{InvitationsCommand, OrgsCommand};
+pub use ws::WsCommand;
+
+use ctx::Ctx;
 
 /// Client commands; each talks to a roost server over HTTP.
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
+    /// Create an account (with its personal workspace) and log in.
+    Signup(SignupArgs),
+    /// Log in and save the session.
+    Login(LoginArgs),
+    /// End the session on the server and forget it here.
+    Logout,
     /// Show who you are logged in as.
     Whoami,
+    /// Organizations and their members.
+    #[command(subcommand)]
+    Orgs(OrgsCommand),
+    /// Workspaces.
+    #[command(subcommand)]
+    Ws(WsCommand),
+    /// Invitations to organizations.
+    #[command(subcommand)]
+    Invitations(InvitationsCommand),
+    /// Workspace API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// An organization's audit log, newest first.
+    Audit(AuditArgs),
 }
 
 /// Options every client command takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalOpts {
-    /// The roost server to talk to (saved by signup/login).
+    /// The roost server to talk to [default: the one saved by signup/login, else http://127.0.0.1:8080].
     #[arg(long, global = true, env = "ROOST_SERVER")]
     pub server: Option<String>,
-    /// Print JSON instead of tables.
+    /// Print the server's JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
 }
 
 /// Runs a client command; returns the process exit code.
 pub async fn run(cmd: ClientCommand, opts: GlobalOpts) -> i32 {
-    let _ = (cmd, opts);
-    eprintln!("error: not implemented yet");
-    2
+    match dispatch(cmd, &opts).await {
+        Ok(out) => {
+            // A closed pipe (`roost orgs list | head -1`) is not worth a panic or an error.
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush());
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {}", output::clean(&e.to_string()));
+            1
+        }
+    }
+}
+
+async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliError> {
+    let mut ctx = Ctx::load(opts)?;
+    match cmd {
+        ClientCommand::Signup(a) => account::signup(&mut ctx, a).await,
+        ClientCommand::Login(a) => account::login(&mut ctx, a).await,
+        ClientCommand::Logout => account::logout(&mut ctx).await,
+        ClientCommand::Whoami => account::whoami(&ctx).await,
+        ClientCommand::Orgs(c) => orgs::run(&ctx, c).await,
+        ClientCommand::Ws(c) => ws::run(&ctx, c).await,
+        ClientCommand::Invitations(c) => orgs::invitations(&ctx, c).await,
+        ClientCommand::Keys(c) => keys::run(&ctx, c).await,
+        ClientCommand::Audit(a) => audit::run(&ctx, a).await,
+    }
 }

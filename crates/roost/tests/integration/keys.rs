@@ -1,1 +1,663 @@
-//! Scenarios: keys.
+//! Scenarios: workspace API keys — creation, scope, revocation, rotation, expiry, and what
+//! happens to a member's keys when they leave.
+
+use roost::{Client, Response};
+use roost_domain::time::{parse_rfc3339, to_rfc3339};
+use roost_server::Clock;
+use serde_json::{Value, json};
+
+use crate::harness::TestServer;
+
+/// Asserts a problem response: status, content type, and the RFC 9457 members with `code`.
+#[track_caller]
+fn assert_problem(r: &Response, status: u16, code: &str) {
+    assert_eq!(r.status, status, "expected {status} `{code}`, got {} {:?}", r.status, r.body);
+    assert!(
+        r.content_type.starts_with("application/problem+json"),
+        "content type {:?} of {:?}",
+        r.content_type,
+        r.body
+    );
+    assert!(r.body["type"].as_str().is_some_and(|t| !t.is_empty()), "type in {:?}", r.body);
+    assert!(r.body["title"].as_str().is_some_and(|t| !t.is_empty()), "title in {:?}", r.body);
+    assert_eq!(r.body["status"], status, "status member in {:?}", r.body);
+    assert_eq!(r.body["code"], code, "code in {:?}", r.body);
+    assert!(r.body["detail"].as_str().is_some(), "detail in {:?}", r.body);
+}
+
+/// Asserts a 422 `invalid_request` whose first error names `field`.
+#[track_caller]
+fn assert_invalid(r: &Response, field: &str) {
+    assert_problem(r, 422, "invalid_request");
+    assert_eq!(r.body["errors"][0]["field"], field, "errors in {:?}", r.body);
+    assert!(r.body["errors"][0]["message"].as_str().is_some(), "errors in {:?}", r.body);
+}
+
+fn uid(signup: &Value) -> String {
+    signup["user"]["id"].as_str().expect("user id").to_string()
+}
+
+/// Creates a key in `ws`; returns the whole 201 body.
+async fn create_key(c: &Client, ws: &str, name: &str) -> Value {
+    let r = c.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": name})).await.unwrap();
+    assert_eq!(r.status, 201, "create key: {:?}", r.body);
+    r.body
+}
+
+/// A client acting with the secret of a key body.
+fn key_client(s: &TestServer, key: &Value) -> Client {
+    s.client.with_token(key["secret"].as_str().expect("secret"))
+}
+
+/// Asserts that `c` authenticates as key `key_id`.
+async fn assert_key_works(c: &Client, key_id: &str) {
+    let me = c.get("/v1/me").await.unwrap();
+    assert_eq!(me.status, 200, "key should work: {:?}", me.body);
+    assert_eq!(me.body["key"]["id"], key_id);
+}
+
+/// Asserts that `c` is refused as unauthenticated.
+async fn assert_unauthenticated(c: &Client) {
+    let me = c.get("/v1/me").await.unwrap();
+    assert_problem(&me, 401, "unauthenticated");
+}
+
+/// Puts `user` into workspace `ws` with `role` (the caller manages the workspace).
+async fn set_ws_role(c: &Client, ws: &str, user: &str, role: &str) {
+    let r = c.put(&format!("/v1/workspaces/{ws}/members/{user}"), &json!({"role": role})).await.unwrap();
+    assert!(r.is_success(), "workspace role {role}: {} {:?}", r.status, r.body);
+}
+
+async fn audit_actions(c: &Client, org: &str, action: &str) -> Vec<Value> {
+    let r = c.get(&format!("/v1/orgs/{org}/audit?action={action}&limit=500")).await.unwrap();
+    assert_eq!(r.status, 200, "audit: {:?}", r.body);
+    r.body["items"].as_array().expect("items").clone()
+}
+
+async fn key_create_list_and_me(s: TestServer) {
+    let (alice, a) = s.signup("Alice").await;
+    let (org, ws) = s.org(&alice, "Acme", "team").await;
+
+    let r = alice.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": "ci"})).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let key = r.body.clone();
+    let id = key["id"].as_str().expect("id");
+    let secret = key["secret"].as_str().expect("secret");
+    let prefix = key["prefix"].as_str().expect("prefix");
+    assert!(id.starts_with("key_"), "{id}");
+    assert!(secret.starts_with("rsk_") && secret.len() > 20, "{secret}");
+    assert!(!prefix.is_empty() && secret.starts_with(prefix), "prefix {prefix:?} should begin the secret");
+    assert!(prefix.len() < secret.len(), "the prefix must not be the whole secret");
+    assert_eq!(key["name"], "ci");
+    assert_eq!(key["workspace_id"], ws.as_str());
+    assert_eq!(key["created_by"], uid(&a).as_str());
+    assert!(key.get("expires_at").is_some_and(Value::is_null), "expires_at must be present and null: {key:?}");
+
+    // A second key, to see the list hold both, in creation order.
+    let second = create_key(&alice, &ws, "deploy").await;
+    assert_ne!(second["secret"], key["secret"]);
+
+    let list = alice.get(&format!("/v1/workspaces/{ws}/keys")).await.unwrap();
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    let items = list.body["items"].as_array().expect("items");
+    let ids: Vec<&str> = items.iter().filter_map(|k| k["id"].as_str()).collect();
+    assert_eq!(ids, [id, second["id"].as_str().unwrap()]);
+    assert!(list.body.get("next_cursor").is_some_and(Value::is_null), "{:?}", list.body);
+    for k in items {
+        assert!(k.get("secret").is_none(), "a listed key carries a secret: {k:?}");
+        assert!(k["prefix"].as_str().is_some_and(|p| !p.is_empty()));
+        assert_eq!(k["workspace_id"], ws.as_str());
+    }
+    let text = list.body.to_string();
+    assert!(
+        !text.contains(secret) && !text.contains(second["secret"].as_str().unwrap()),
+        "a secret leaked in the list: {text}"
+    );
+    assert!(!text.contains("\"secret\""), "the list names a secret field: {text}");
+
+    // The key authenticates and says who it is.
+    let k = key_client(&s, &key);
+    let me = k.get("/v1/me").await.unwrap();
+    assert_eq!(me.status, 200, "{:?}", me.body);
+    assert_eq!(me.body["key"]["id"], id);
+    assert_eq!(me.body["key"]["name"], "ci");
+    assert_eq!(me.body["key"]["workspace_id"], ws.as_str());
+    assert_eq!(me.body["key"]["org_id"], org.as_str());
+    assert!(me.body.get("user").is_none(), "a key is not a user: {:?}", me.body);
+
+    // A key acts in its own workspace.
+    let cur = k.get("/v1/workspaces/current").await.unwrap();
+    assert_eq!(cur.status, 200, "{:?}", cur.body);
+    assert_eq!(cur.body["id"], ws.as_str());
+    let own = k.get(&format!("/v1/workspaces/{ws}")).await.unwrap();
+    assert_eq!(own.status, 200, "a key reads its own workspace: {:?}", own.body);
+
+    // Names are validated.
+    let bad = alice.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": ""})).await.unwrap();
+    assert_invalid(&bad, "name");
+    let bad = alice.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": "x", "spend_limit": -1})).await.unwrap();
+    assert_invalid(&bad, "spend_limit");
+    let bad = alice.post(&format!("/v1/workspaces/{ws}/keys"), &json!({})).await.unwrap();
+    assert_invalid(&bad, "name");
+    // The personal workspace takes keys too.
+    let personal = a["personal"]["workspace_id"].as_str().unwrap();
+    let pk = create_key(&alice, personal, "mine").await;
+    assert_eq!(pk["workspace_id"], personal);
+}
+
+async fn key_stays_in_its_workspace(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (org, ws1) = s.org(&alice, "Acme", "team").await;
+    let ws2 = alice.post(&format!("/v1/orgs/{org}/workspaces"), &json!({"name": "Two"})).await.unwrap();
+    assert_eq!(ws2.status, 201, "{:?}", ws2.body);
+    let ws2 = ws2.str("id").to_string();
+    let (bob, b) = s.signup("Bob").await;
+    let (bob_org, bob_ws) = s.org(&bob, "Bobco", "team").await;
+    let bob_personal = b["personal"]["workspace_id"].as_str().unwrap();
+    let bob_res =
+        bob.post(&format!("/v1/workspaces/{bob_ws}/resources"), &json!({"kind": "app", "name": "b"})).await.unwrap();
+    assert_eq!(bob_res.status, 201, "{:?}", bob_res.body);
+    let bob_key = create_key(&bob, &bob_ws, "bob").await;
+
+    let key = create_key(&alice, &ws1, "ci").await;
+    let k = key_client(&s, &key);
+    assert_key_works(&k, key["id"].as_str().unwrap()).await;
+
+    // Another workspace of the same org: not found.
+    assert_problem(&k.get(&format!("/v1/workspaces/{ws2}")).await.unwrap(), 404, "not_found");
+    assert_problem(&k.get(&format!("/v1/workspaces/{ws2}/resources")).await.unwrap(), 404, "not_found");
+    let r = k.post(&format!("/v1/workspaces/{ws2}/resources"), &json!({"kind": "app", "name": "x"})).await.unwrap();
+    assert_problem(&r, 404, "not_found");
+
+    // Anything of another org: not found.
+    for path in [
+        format!("/v1/orgs/{bob_org}"),
+        format!("/v1/orgs/{bob_org}/members"),
+        format!("/v1/orgs/{bob_org}/workspaces"),
+        format!("/v1/orgs/{bob_org}/audit"),
+        format!("/v1/orgs/{bob_org}/invitations"),
+        format!("/v1/workspaces/{bob_ws}"),
+        format!("/v1/workspaces/{bob_ws}/members"),
+        format!("/v1/workspaces/{bob_ws}/resources"),
+        format!("/v1/workspaces/{bob_personal}"),
+    ] {
+        assert_problem(&k.get(&path).await.unwrap(), 404, "not_found");
+    }
+    let r = k.post(&format!("/v1/workspaces/{bob_ws}/resources"), &json!({"kind": "app", "name": "x"})).await.unwrap();
+    assert_problem(&r, 404, "not_found");
+    let r = k.delete(&format!("/v1/resources/{}", bob_res.str("id"))).await.unwrap();
+    assert_problem(&r, 404, "not_found");
+    // Keys may not revoke keys at all (403); for another org's key 404 is as good.
+    let r = k.delete(&format!("/v1/keys/{}", bob_key["id"].as_str().unwrap())).await.unwrap();
+    assert!(r.status == 404 || r.status == 403, "{} {:?}", r.status, r.body);
+    assert_key_works(&key_client(&s, &bob_key), bob_key["id"].as_str().unwrap()).await;
+
+    // Its own org's org-level endpoints: forbidden (rules.md).
+    assert_problem(&k.get(&format!("/v1/orgs/{org}")).await.unwrap(), 403, "forbidden");
+    assert_problem(&k.get(&format!("/v1/orgs/{org}/audit")).await.unwrap(), 403, "forbidden");
+    let r = k.post(&format!("/v1/orgs/{org}/workspaces"), &json!({"name": "Sneaky"})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+
+    // The Roost-Workspace header cannot move a key: another workspace is 403, its own is fine.
+    let r = k.in_workspace(&ws2).get("/v1/workspaces/current").await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = k.in_workspace(&bob_ws).get("/v1/workspaces/current").await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = k.in_workspace(&ws1).get("/v1/workspaces/current").await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["id"], ws1.as_str());
+
+    // Within its own workspace a key may create resources.
+    let r =
+        k.post(&format!("/v1/workspaces/{ws1}/resources"), &json!({"kind": "app", "name": "by key"})).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["workspace_id"], ws1.as_str());
+
+    // Nothing leaked into ws2 or bob's workspace.
+    let l = alice.get(&format!("/v1/workspaces/{ws2}/resources")).await.unwrap();
+    assert_eq!(l.body["items"].as_array().map(Vec::len), Some(0), "{:?}", l.body);
+    let l = bob.get(&format!("/v1/workspaces/{bob_ws}/resources")).await.unwrap();
+    assert_eq!(l.body["items"].as_array().map(Vec::len), Some(1), "{:?}", l.body);
+}
+
+async fn keys_cannot_manage_keys_or_act_as_users(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (_, ws) = s.org(&alice, "Acme", "team").await;
+    let key = create_key(&alice, &ws, "ci").await;
+    let id = key["id"].as_str().unwrap();
+    let k = key_client(&s, &key);
+
+    let r = k.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": "child"})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = k.post(&format!("/v1/keys/{id}/rotate"), &json!({})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = k.delete(&format!("/v1/keys/{id}")).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = k.put("/v1/me/active-workspace", &json!({"workspace_id": ws})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = k.post("/v1/invitations/accept", &json!({"token": "whatever"})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = k.delete("/v1/sessions/current").await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = k.post("/v1/orgs", &json!({"name": "Keyco", "plan": "team"})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+
+    // None of that changed anything: one key, same secret still works.
+    let list = alice.get(&format!("/v1/workspaces/{ws}/keys")).await.unwrap();
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1), "{:?}", list.body);
+    assert_key_works(&k, id).await;
+}
+
+async fn revoked_key_fails_on_the_very_next_request(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (_, ws) = s.org(&alice, "Acme", "team").await;
+    let key = create_key(&alice, &ws, "ci").await;
+    let other = create_key(&alice, &ws, "other").await;
+    let id = key["id"].as_str().unwrap();
+    let k = key_client(&s, &key);
+    // Used twice, so it is certainly in the in-memory cache.
+    assert_key_works(&k, id).await;
+    assert_key_works(&k, id).await;
+
+    let r = alice.delete(&format!("/v1/keys/{id}")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert!(r.body.is_null(), "204 has no body: {:?}", r.body);
+    assert_unauthenticated(&k).await;
+    let r = k.get(&format!("/v1/workspaces/{ws}/resources")).await.unwrap();
+    assert_problem(&r, 401, "unauthenticated");
+
+    // Gone from the list; the other key is untouched.
+    let list = alice.get(&format!("/v1/workspaces/{ws}/keys")).await.unwrap();
+    let ids: Vec<&str> =
+        list.body["items"].as_array().expect("items").iter().filter_map(|k| k["id"].as_str()).collect();
+    assert_eq!(ids, [other["id"].as_str().unwrap()]);
+    assert_key_works(&key_client(&s, &other), other["id"].as_str().unwrap()).await;
+
+    // A revoked key cannot be rotated back to life.
+    let r = alice.post(&format!("/v1/keys/{id}/rotate"), &json!({})).await.unwrap();
+    assert!(r.status == 404 || r.status == 409 || r.status == 410, "rotating a revoked key: {} {:?}", r.status, r.body);
+    assert_unauthenticated(&k).await;
+}
+
+async fn rotate_with_grace_keeps_the_old_secret_for_a_while(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (_, ws) = s.org(&alice, "Acme", "team").await;
+    let key = create_key(&alice, &ws, "ci").await;
+    let id = key["id"].as_str().unwrap();
+    let old = key_client(&s, &key);
+    assert_key_works(&old, id).await;
+
+    let r = alice.post(&format!("/v1/keys/{id}/rotate"), &json!({"grace_seconds": 60})).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let secret = r.str("secret");
+    assert!(secret.starts_with("rsk_"), "{:?}", r.body);
+    assert_ne!(secret, key["secret"].as_str().unwrap());
+    let new = s.client.with_token(secret);
+    assert_key_works(&new, id).await;
+    assert_key_works(&old, id).await;
+
+    s.clock.advance(30_000);
+    assert_key_works(&old, id).await;
+    assert_key_works(&new, id).await;
+
+    s.clock.advance(31_000);
+    assert_unauthenticated(&old).await;
+    assert_key_works(&new, id).await;
+
+    // Still the same key: one item in the list.
+    let list = alice.get(&format!("/v1/workspaces/{ws}/keys")).await.unwrap();
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1), "{:?}", list.body);
+
+    // Revoking during a grace period ends both secrets at once.
+    let r = alice.post(&format!("/v1/keys/{id}/rotate"), &json!({"grace_seconds": 3600})).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let newest = s.client.with_token(r.str("secret"));
+    assert_key_works(&new, id).await;
+    assert_key_works(&newest, id).await;
+    let r = alice.delete(&format!("/v1/keys/{id}")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_unauthenticated(&new).await;
+    assert_unauthenticated(&newest).await;
+    assert_unauthenticated(&old).await;
+}
+
+async fn rotate_without_grace_cuts_the_old_secret_at_once(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (_, ws) = s.org(&alice, "Acme", "team").await;
+    let key = create_key(&alice, &ws, "ci").await;
+    let id = key["id"].as_str().unwrap();
+    let old = key_client(&s, &key);
+    assert_key_works(&old, id).await;
+    assert_key_works(&old, id).await;
+
+    let r = alice.post(&format!("/v1/keys/{id}/rotate"), &json!({})).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let new = s.client.with_token(r.str("secret"));
+    assert_unauthenticated(&old).await;
+    assert_key_works(&new, id).await;
+
+    // Rotating again with an explicit 0 cuts the second secret too.
+    let r = alice.post(&format!("/v1/keys/{id}/rotate"), &json!({"grace_seconds": 0})).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let newest = s.client.with_token(r.str("secret"));
+    assert_unauthenticated(&new).await;
+    assert_key_works(&newest, id).await;
+
+    // grace_seconds is 0–2,592,000.
+    for bad in [json!({"grace_seconds": -1}), json!({"grace_seconds": 2_592_001}), json!({"grace_seconds": "60"})] {
+        let r = alice.post(&format!("/v1/keys/{id}/rotate"), &bad).await.unwrap();
+        assert_invalid(&r, "grace_seconds");
+    }
+    let r = alice.post(&format!("/v1/keys/{id}/rotate"), &json!({"grace_seconds": 2_592_000})).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_key_works(&newest, id).await;
+    s.clock.advance(2_592_001_000);
+    assert_unauthenticated(&newest).await;
+    assert_key_works(&s.client.with_token(r.str("secret")), id).await;
+}
+
+async fn key_expiry(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (_, ws) = s.org(&alice, "Acme", "team").await;
+    let now = s.clock.now_ms();
+    let path = format!("/v1/workspaces/{ws}/keys");
+
+    let r = alice.post(&path, &json!({"name": "old", "expires_at": to_rfc3339(now - 1_000)})).await.unwrap();
+    assert_invalid(&r, "expires_at");
+    let r = alice.post(&path, &json!({"name": "now", "expires_at": to_rfc3339(now)})).await.unwrap();
+    assert_invalid(&r, "expires_at");
+    let r = alice.post(&path, &json!({"name": "bad", "expires_at": "tomorrow"})).await.unwrap();
+    assert_invalid(&r, "expires_at");
+    let list = alice.get(&path).await.unwrap();
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(0), "a refused key was stored: {:?}", list.body);
+
+    let at = now + 3_600_000;
+    let r = alice.post(&path, &json!({"name": "hour", "expires_at": to_rfc3339(at)})).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["expires_at"].as_str().and_then(parse_rfc3339), Some(at), "{:?}", r.body);
+    let id = r.str("id").to_string();
+    let k = s.client.with_token(r.str("secret"));
+    assert_key_works(&k, &id).await;
+    s.clock.advance(3_500_000);
+    assert_key_works(&k, &id).await;
+    s.clock.advance(3_700_000);
+    assert_unauthenticated(&k).await;
+}
+
+async fn removed_member_loses_their_keys_at_once(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (org, ws) = s.org(&alice, "Acme", "team").await;
+    let (bob, b) = s.signup("Bob").await;
+    let bob_id = uid(&b);
+    s.add_member(&alice, &org, &bob, &b, "member").await;
+    set_ws_role(&alice, &ws, &bob_id, "member").await;
+
+    let bob_key = create_key(&bob, &ws, "bob's").await;
+    assert_eq!(bob_key["created_by"], bob_id.as_str());
+    let bob_personal_key = create_key(&bob, b["personal"]["workspace_id"].as_str().unwrap(), "bob's own").await;
+    let alice_key = create_key(&alice, &ws, "alice's").await;
+    let bk = key_client(&s, &bob_key);
+    let bob_key_id = bob_key["id"].as_str().unwrap();
+    assert_key_works(&bk, bob_key_id).await;
+    assert_key_works(&bk, bob_key_id).await;
+
+    let r = alice.delete(&format!("/v1/orgs/{org}/members/{bob_id}")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_unauthenticated(&bk).await;
+    // Bob himself is out of the workspace; alice's key is untouched.
+    assert_problem(&bob.get(&format!("/v1/workspaces/{ws}")).await.unwrap(), 404, "not_found");
+    assert_problem(&bob.get(&format!("/v1/orgs/{org}")).await.unwrap(), 404, "not_found");
+    assert_key_works(&key_client(&s, &alice_key), alice_key["id"].as_str().unwrap()).await;
+    // Keys bob made elsewhere (his personal workspace) are none of this org's business.
+    assert_key_works(&key_client(&s, &bob_personal_key), bob_personal_key["id"].as_str().unwrap()).await;
+
+    let revoked = audit_actions(&alice, &org, "key.revoked").await;
+    assert!(
+        revoked.iter().any(|e| e["target"]["type"] == "key" && e["target"]["id"] == bob_key_id),
+        "key.revoked for bob's key missing: {revoked:?}"
+    );
+    assert!(!revoked.iter().any(|e| e["target"]["id"] == alice_key["id"]), "alice's key was revoked: {revoked:?}");
+    let alice_id = uid_of(&alice).await;
+    let removed = audit_actions(&alice, &org, "member.removed").await;
+    assert!(
+        removed.iter().any(|e| e["target"]["type"] == "user"
+            && e["target"]["id"] == bob_id.as_str()
+            && e["actor"]["id"] == alice_id.as_str()),
+        "member.removed for bob missing: {removed:?}"
+    );
+}
+
+async fn uid_of(c: &Client) -> String {
+    c.get("/v1/me").await.unwrap().body["user"]["id"].as_str().unwrap_or("").to_string()
+}
+
+async fn member_who_leaves_loses_their_keys(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (org, ws) = s.org(&alice, "Acme", "team").await;
+    let (bob, b) = s.signup("Bob").await;
+    let bob_id = uid(&b);
+    s.add_member(&alice, &org, &bob, &b, "member").await;
+    set_ws_role(&alice, &ws, &bob_id, "admin").await;
+    let bob_key = create_key(&bob, &ws, "bob's").await;
+    let bk = key_client(&s, &bob_key);
+    let bob_key_id = bob_key["id"].as_str().unwrap();
+    assert_key_works(&bk, bob_key_id).await;
+
+    let r = bob.delete(&format!("/v1/orgs/{org}/members/me")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_unauthenticated(&bk).await;
+    let revoked = audit_actions(&alice, &org, "key.revoked").await;
+    assert!(revoked.iter().any(|e| e["target"]["id"] == bob_key_id), "key.revoked missing: {revoked:?}");
+    let list = alice.get(&format!("/v1/workspaces/{ws}/keys")).await.unwrap();
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(0), "{:?}", list.body);
+}
+
+async fn who_may_create_and_manage_keys(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (org, ws) = s.org(&alice, "Acme", "team").await;
+    let (viewer, v) = s.signup("Viewer").await;
+    s.add_member(&alice, &org, &viewer, &v, "member").await;
+    set_ws_role(&alice, &ws, &uid(&v), "viewer").await;
+    let (billing, bi) = s.signup("Billing").await;
+    s.add_member(&alice, &org, &billing, &bi, "billing").await;
+    let (outsider_member, o) = s.signup("Outside").await;
+    s.add_member(&alice, &org, &outsider_member, &o, "member").await;
+    let (dave, d) = s.signup("Dave").await;
+    s.add_member(&alice, &org, &dave, &d, "member").await;
+    set_ws_role(&alice, &ws, &uid(&d), "member").await;
+    let (erin, e) = s.signup("Erin").await;
+    s.add_member(&alice, &org, &erin, &e, "member").await;
+    set_ws_role(&alice, &ws, &uid(&e), "member").await;
+    let (wsadmin, wa) = s.signup("Wsadmin").await;
+    s.add_member(&alice, &org, &wsadmin, &wa, "member").await;
+    set_ws_role(&alice, &ws, &uid(&wa), "admin").await;
+
+    let path = format!("/v1/workspaces/{ws}/keys");
+    let r = viewer.post(&path, &json!({"name": "v"})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = billing.post(&path, &json!({"name": "b"})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    // An org member outside the workspace cannot even see it.
+    let r = outsider_member.post(&path, &json!({"name": "o"})).await.unwrap();
+    assert_problem(&r, 404, "not_found");
+    let list = alice.get(&path).await.unwrap();
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(0), "{:?}", list.body);
+
+    // Members create keys; another plain member may neither rotate nor revoke them.
+    let dk = create_key(&dave, &ws, "dave's").await;
+    let dk_id = dk["id"].as_str().unwrap();
+    let r = erin.post(&format!("/v1/keys/{dk_id}/rotate"), &json!({})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = erin.delete(&format!("/v1/keys/{dk_id}")).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = viewer.delete(&format!("/v1/keys/{dk_id}")).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    assert_key_works(&key_client(&s, &dk), dk_id).await;
+
+    // The creator rotates; a workspace admin and the org owner revoke.
+    let r = dave.post(&format!("/v1/keys/{dk_id}/rotate"), &json!({})).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = wsadmin.delete(&format!("/v1/keys/{dk_id}")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let ek = create_key(&erin, &ws, "erin's").await;
+    let r = alice.delete(&format!("/v1/keys/{}", ek["id"].as_str().unwrap())).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_unauthenticated(&key_client(&s, &ek)).await;
+}
+
+async fn another_tenant_cannot_touch_your_key(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (_, ws) = s.org(&alice, "Acme", "team").await;
+    let (mallory, _) = s.signup("Mallory").await;
+    let key = create_key(&alice, &ws, "ci").await;
+    let id = key["id"].as_str().unwrap();
+    let k = key_client(&s, &key);
+    assert_key_works(&k, id).await;
+
+    let missing = roost_domain::IdKind::Key.generate();
+    for target in [id, missing.as_str()] {
+        let r = mallory.post(&format!("/v1/keys/{target}/rotate"), &json!({"grace_seconds": 0})).await.unwrap();
+        assert_problem(&r, 404, "not_found");
+        let r = mallory.delete(&format!("/v1/keys/{target}")).await.unwrap();
+        assert_problem(&r, 404, "not_found");
+    }
+    let r = mallory.get(&format!("/v1/workspaces/{ws}/keys")).await.unwrap();
+    assert_problem(&r, 404, "not_found");
+    let r = mallory.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": "mine now"})).await.unwrap();
+    assert_problem(&r, 404, "not_found");
+
+    // Mallory's own key cannot touch it either.
+    let (_, mws) = s.org(&mallory, "Evil", "team").await;
+    let mk = key_client(&s, &create_key(&mallory, &mws, "evil").await);
+    let r = mk.delete(&format!("/v1/keys/{id}")).await.unwrap();
+    assert!(r.status == 404 || r.status == 403, "{} {:?}", r.status, r.body);
+
+    assert_key_works(&k, id).await;
+    let list = alice.get(&format!("/v1/workspaces/{ws}/keys")).await.unwrap();
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1), "{:?}", list.body);
+}
+
+async fn deleting_a_workspace_or_org_kills_its_keys_at_once(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (org, ws1) = s.org(&alice, "Acme", "team").await;
+    let r = alice.post(&format!("/v1/orgs/{org}/workspaces"), &json!({"name": "Two"})).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let ws2 = r.str("id").to_string();
+    let k1 = create_key(&alice, &ws1, "one").await;
+    let k2 = create_key(&alice, &ws2, "two").await;
+    let (c1, c2) = (key_client(&s, &k1), key_client(&s, &k2));
+    let (id1, id2) = (k1["id"].as_str().unwrap(), k2["id"].as_str().unwrap());
+    assert_key_works(&c1, id1).await;
+    assert_key_works(&c2, id2).await;
+
+    let r = alice.delete(&format!("/v1/workspaces/{ws2}")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_unauthenticated(&c2).await;
+    assert_key_works(&c1, id1).await;
+    let revoked = audit_actions(&alice, &org, "key.revoked").await;
+    assert!(
+        revoked.iter().any(|e| e["target"]["id"] == id2),
+        "key.revoked for the deleted workspace's key: {revoked:?}"
+    );
+
+    // Another org's key is untouched by all this.
+    let (bob, _) = s.signup("Bob").await;
+    let (_, bob_ws) = s.org(&bob, "Bobco", "team").await;
+    let bk = create_key(&bob, &bob_ws, "bob").await;
+    assert_key_works(&key_client(&s, &bk), bk["id"].as_str().unwrap()).await;
+
+    let r = alice.delete(&format!("/v1/orgs/{org}")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_unauthenticated(&c1).await;
+    assert_unauthenticated(&c2).await;
+    assert_key_works(&key_client(&s, &bk), bk["id"].as_str().unwrap()).await;
+}
+
+/// Being taken out of a workspace (while staying in the org) is being removed from it: the keys
+/// the member created there stop working at once (API.md, API keys).
+async fn removed_from_a_workspace_loses_keys_there(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (org, ws1) = s.org(&alice, "Acme", "team").await;
+    let r = alice.post(&format!("/v1/orgs/{org}/workspaces"), &json!({"name": "Two"})).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let ws2 = r.str("id").to_string();
+    let (bob, b) = s.signup("Bob").await;
+    let bob_id = uid(&b);
+    s.add_member(&alice, &org, &bob, &b, "member").await;
+    set_ws_role(&alice, &ws1, &bob_id, "member").await;
+    set_ws_role(&alice, &ws2, &bob_id, "member").await;
+    let k1 = create_key(&bob, &ws1, "one").await;
+    let k2 = create_key(&bob, &ws2, "two").await;
+    let (c1, c2) = (key_client(&s, &k1), key_client(&s, &k2));
+    assert_key_works(&c1, k1["id"].as_str().unwrap()).await;
+    assert_key_works(&c2, k2["id"].as_str().unwrap()).await;
+
+    let r = alice.delete(&format!("/v1/workspaces/{ws1}/members/{bob_id}")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_problem(&bob.get(&format!("/v1/workspaces/{ws1}")).await.unwrap(), 404, "not_found");
+    let r = c1
+        .post(&format!("/v1/workspaces/{ws1}/resources"), &json!({"kind": "app", "name": "after removal"}))
+        .await
+        .unwrap();
+    assert_problem(&r, 401, "unauthenticated");
+    assert_unauthenticated(&c1).await;
+    // The other workspace, where bob still is, keeps working.
+    assert_key_works(&c2, k2["id"].as_str().unwrap()).await;
+}
+
+/// A key has a workspace member's rights, no more.
+async fn a_key_has_member_rights_only(s: TestServer) {
+    let (alice, a) = s.signup("Alice").await;
+    let (org, ws) = s.org(&alice, "Acme", "team").await;
+    let r = alice.post(&format!("/v1/orgs/{org}/workspaces"), &json!({"name": "Two"})).await.unwrap();
+    let ws2 = r.str("id").to_string();
+    let key = create_key(&alice, &ws, "ci").await;
+    let k = key_client(&s, &key);
+    let ws_before = alice.get(&format!("/v1/workspaces/{ws}")).await.unwrap().body;
+    let alices = alice
+        .post(&format!("/v1/workspaces/{ws}/resources"), &json!({"kind": "app", "name": "alice's"}))
+        .await
+        .unwrap();
+    let alices = alices.str("id").to_string();
+    let own =
+        k.post(&format!("/v1/workspaces/{ws}/resources"), &json!({"kind": "app", "name": "key's"})).await.unwrap();
+    assert_eq!(own.status, 201, "{:?}", own.body);
+
+    // Not a manager: others' resources, members, the workspace itself.
+    assert_problem(&k.delete(&format!("/v1/resources/{alices}")).await.unwrap(), 403, "forbidden");
+    let r = k.put(&format!("/v1/workspaces/{ws}/members/{}", uid(&a)), &json!({"role": "viewer"})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = k.patch(&format!("/v1/workspaces/{ws}"), &json!({"name": "Renamed by key"})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = k.delete(&format!("/v1/workspaces/{ws}")).await.unwrap();
+    assert!(r.status == 403 || r.status == 409, "{} {:?}", r.status, r.body);
+    let r = k.post(&format!("/v1/resources/{}/transfer", own.str("id")), &json!({"workspace_id": ws2})).await.unwrap();
+    assert!(r.status == 403 || r.status == 404, "{} {:?}", r.status, r.body);
+    // Its own creations it may delete.
+    let r = k.delete(&format!("/v1/resources/{}", own.str("id"))).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+
+    let w = alice.get(&format!("/v1/workspaces/{ws}")).await.unwrap();
+    assert_eq!(w.body["name"], ws_before["name"], "{:?}", w.body);
+    let l = alice.get(&format!("/v1/workspaces/{ws}/resources")).await.unwrap();
+    assert_eq!(l.body["items"].as_array().map(Vec::len), Some(1), "{:?}", l.body);
+    let members = alice.get(&format!("/v1/workspaces/{ws}/members")).await.unwrap();
+    assert!(!members.body.to_string().contains("viewer"), "{:?}", members.body);
+}
+
+both_backends!(
+    deleting_a_workspace_or_org_kills_its_keys_at_once,
+    removed_from_a_workspace_loses_keys_there,
+    a_key_has_member_rights_only,
+    key_create_list_and_me,
+    key_stays_in_its_workspace,
+    keys_cannot_manage_keys_or_act_as_users,
+    revoked_key_fails_on_the_very_next_request,
+    rotate_with_grace_keeps_the_old_secret_for_a_while,
+    rotate_without_grace_cuts_the_old_secret_at_once,
+    key_expiry,
+    removed_member_loses_their_keys_at_once,
+    member_who_leaves_loses_their_keys,
+    who_may_create_and_manage_keys,
+    another_tenant_cannot_touch_your_key,
+);

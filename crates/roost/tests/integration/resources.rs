@@ -1,1 +1,456 @@
-//! Scenarios: resources.
+//! Scenarios: resources — creation, quotas, deletion, transfer between workspaces, and tenancy.
+
+use roost::{Client, Response};
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, TestServer};
+
+/// Asserts a problem response: status, content type, and the RFC 9457 members with `code`.
+#[track_caller]
+fn assert_problem(r: &Response, status: u16, code: &str) {
+    assert_eq!(r.status, status, "expected {status} `{code}`, got {} {:?}", r.status, r.body);
+    assert!(
+        r.content_type.starts_with("application/problem+json"),
+        "content type {:?} of {:?}",
+        r.content_type,
+        r.body
+    );
+    assert!(r.body["type"].as_str().is_some_and(|t| !t.is_empty()), "type in {:?}", r.body);
+    assert!(r.body["title"].as_str().is_some_and(|t| !t.is_empty()), "title in {:?}", r.body);
+    assert_eq!(r.body["status"], status, "status member in {:?}", r.body);
+    assert_eq!(r.body["code"], code, "code in {:?}", r.body);
+    assert!(r.body["detail"].as_str().is_some(), "detail in {:?}", r.body);
+}
+
+fn uid(signup: &Value) -> String {
+    signup["user"]["id"].as_str().expect("user id").to_string()
+}
+
+fn personal_ws(signup: &Value) -> String {
+    signup["personal"]["workspace_id"].as_str().expect("personal workspace").to_string()
+}
+
+/// Creates a resource; returns the 201 body.
+async fn create(c: &Client, ws: &str, kind: &str, name: &str) -> Value {
+    let r = c.post(&format!("/v1/workspaces/{ws}/resources"), &json!({"kind": kind, "name": name})).await.unwrap();
+    assert_eq!(r.status, 201, "create {kind} {name}: {:?}", r.body);
+    r.body
+}
+
+/// The ids of a workspace's resources, as `c` lists them.
+async fn listed(c: &Client, ws: &str) -> Vec<String> {
+    let r = c.get(&format!("/v1/workspaces/{ws}/resources")).await.unwrap();
+    assert_eq!(r.status, 200, "list resources: {:?}", r.body);
+    r.body["items"].as_array().expect("items").iter().filter_map(|i| i["id"].as_str().map(str::to_string)).collect()
+}
+
+async fn new_workspace(c: &Client, org: &str, name: &str) -> String {
+    let r = c.post(&format!("/v1/orgs/{org}/workspaces"), &json!({"name": name})).await.unwrap();
+    assert_eq!(r.status, 201, "create workspace: {:?}", r.body);
+    r.str("id").to_string()
+}
+
+async fn set_ws_role(c: &Client, ws: &str, user: &str, role: &str) {
+    let r = c.put(&format!("/v1/workspaces/{ws}/members/{user}"), &json!({"role": role})).await.unwrap();
+    assert!(r.is_success(), "workspace role {role}: {} {:?}", r.status, r.body);
+}
+
+async fn transfer(c: &Client, res: &str, to: &str) -> Response {
+    c.post(&format!("/v1/resources/{res}/transfer"), &json!({"workspace_id": to})).await.unwrap()
+}
+
+async fn create_list_delete_and_quota(s: TestServer) {
+    let (alice, a) = s.signup("Alice").await;
+    let ws = personal_ws(&a);
+    let path = format!("/v1/workspaces/{ws}/resources");
+
+    let r = alice.post(&path, &json!({"kind": "postgres", "name": "main db"})).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let db = r.body.clone();
+    let db_id = db["id"].as_str().expect("id").to_string();
+    assert!(db_id.starts_with("res_"), "{db_id}");
+    assert_eq!(db["kind"], "postgres");
+    assert_eq!(db["name"], "main db");
+    assert_eq!(db["workspace_id"], ws.as_str());
+    assert_eq!(db["created_by"], uid(&a).as_str());
+
+    // The free plan allows one postgres per org.
+    let r = alice.post(&path, &json!({"kind": "postgres", "name": "second"})).await.unwrap();
+    assert_problem(&r, 403, "plan_limit");
+    assert!(
+        r.body["limit"].as_str().is_some_and(|l| l.contains("postgres")),
+        "limit should name postgres: {:?}",
+        r.body
+    );
+    // Kinds outside the quota are unlimited.
+    let mut apps = vec![];
+    for i in 0..4 {
+        apps.push(create(&alice, &ws, "app", &format!("app {i}")).await["id"].as_str().unwrap().to_string());
+    }
+    // Other quota kinds are counted separately.
+    create(&alice, &ws, "redis", "cache").await;
+
+    let list = alice.get(&path).await.unwrap();
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    let items = list.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 6, "{:?}", list.body);
+    assert!(list.body.get("next_cursor").is_some_and(Value::is_null), "{:?}", list.body);
+    let first = items.iter().find(|i| i["id"] == db_id.as_str()).expect("the postgres is listed");
+    assert_eq!(first["kind"], "postgres");
+    assert_eq!(first["name"], "main db");
+    assert_eq!(first["created_by"], uid(&a).as_str());
+    // Ordered by id (creation time).
+    let ids: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted);
+
+    // Pagination covers each exactly once.
+    let mut seen = vec![];
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}?limit=4&cursor={c}"),
+            None => format!("{path}?limit=4"),
+        };
+        let page = alice.get(&url).await.unwrap();
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        let items = page.body["items"].as_array().expect("items");
+        assert!(items.len() <= 4);
+        seen.extend(items.iter().filter_map(|i| i["id"].as_str().map(str::to_string)));
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+
+    // Delete: gone, and the quota is free again.
+    let r = alice.delete(&format!("/v1/resources/{db_id}")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert!(!listed(&alice, &ws).await.contains(&db_id));
+    let r = alice.delete(&format!("/v1/resources/{db_id}")).await.unwrap();
+    assert_problem(&r, 404, "not_found");
+    create(&alice, &ws, "postgres", "replacement").await;
+
+    // Bad input.
+    let r = alice.post(&path, &json!({"kind": "Postgres!", "name": "x"})).await.unwrap();
+    assert_problem(&r, 422, "invalid_request");
+    assert_eq!(r.body["errors"][0]["field"], "kind", "{:?}", r.body);
+    let r = alice.post(&path, &json!({"kind": "app", "name": ""})).await.unwrap();
+    assert_problem(&r, 422, "invalid_request");
+    assert_eq!(r.body["errors"][0]["field"], "name", "{:?}", r.body);
+    let r = alice.post(&path, &json!({"name": "no kind"})).await.unwrap();
+    assert_problem(&r, 422, "invalid_request");
+    assert_eq!(r.body["errors"][0]["field"], "kind", "{:?}", r.body);
+    assert_eq!(listed(&alice, &ws).await.len(), 6);
+}
+
+async fn who_may_create_and_delete_resources(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (org, ws) = s.org(&alice, "Acme", "team").await;
+    let (viewer, v) = s.signup("Viewer").await;
+    s.add_member(&alice, &org, &viewer, &v, "member").await;
+    set_ws_role(&alice, &ws, &uid(&v), "viewer").await;
+    let (bob, b) = s.signup("Bob").await;
+    s.add_member(&alice, &org, &bob, &b, "member").await;
+    set_ws_role(&alice, &ws, &uid(&b), "member").await;
+    let (carol, c) = s.signup("Carol").await;
+    s.add_member(&alice, &org, &carol, &c, "member").await;
+    set_ws_role(&alice, &ws, &uid(&c), "member").await;
+    let (billing, bi) = s.signup("Billing").await;
+    s.add_member(&alice, &org, &billing, &bi, "billing").await;
+
+    let path = format!("/v1/workspaces/{ws}/resources");
+    let r = viewer.post(&path, &json!({"kind": "app", "name": "nope"})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = billing.post(&path, &json!({"kind": "app", "name": "nope"})).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    assert!(listed(&alice, &ws).await.is_empty(), "a refused resource was stored");
+
+    let bobs = create(&bob, &ws, "app", "bob's").await;
+    assert_eq!(bobs["created_by"], uid(&b).as_str());
+    let bobs_id = bobs["id"].as_str().unwrap();
+    // Viewers read.
+    assert_eq!(listed(&viewer, &ws).await, [bobs_id]);
+
+    // Neither a viewer nor another member deletes it; its creator does.
+    let r = viewer.delete(&format!("/v1/resources/{bobs_id}")).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    let r = carol.delete(&format!("/v1/resources/{bobs_id}")).await.unwrap();
+    assert_problem(&r, 403, "forbidden");
+    assert_eq!(listed(&alice, &ws).await, [bobs_id]);
+    let r = bob.delete(&format!("/v1/resources/{bobs_id}")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert!(listed(&alice, &ws).await.is_empty());
+
+    // A workspace manager (the org owner here) deletes anyone's.
+    let carols = create(&carol, &ws, "bucket", "carol's").await;
+    let r = alice.delete(&format!("/v1/resources/{}", carols["id"].as_str().unwrap())).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert!(listed(&alice, &ws).await.is_empty());
+}
+
+async fn transfer_between_workspaces_of_one_org(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (org, ws1) = s.org(&alice, "Acme", "team").await;
+    let ws2 = new_workspace(&alice, &org, "Two").await;
+    let res = create(&alice, &ws1, "postgres", "db").await;
+    let id = res["id"].as_str().unwrap();
+
+    let r = transfer(&alice, id, &ws2).await;
+    assert!(r.is_success(), "transfer: {} {:?}", r.status, r.body);
+    assert_eq!(listed(&alice, &ws2).await, [id]);
+    assert!(listed(&alice, &ws1).await.is_empty());
+    // And back.
+    let r = transfer(&alice, id, &ws1).await;
+    assert!(r.is_success(), "transfer back: {} {:?}", r.status, r.body);
+    assert_eq!(listed(&alice, &ws1).await, [id]);
+
+    // A caller who manages only one of the two: forbidden, nothing moves.
+    let (bob, b) = s.signup("Bob").await;
+    let bob_id = uid(&b);
+    s.add_member(&alice, &org, &bob, &b, "member").await;
+    set_ws_role(&alice, &ws1, &bob_id, "admin").await;
+    set_ws_role(&alice, &ws2, &bob_id, "member").await;
+    let bobs = create(&bob, &ws1, "app", "bob's").await;
+    let bobs_id = bobs["id"].as_str().unwrap();
+    let r = transfer(&bob, bobs_id, &ws2).await;
+    assert_problem(&r, 403, "forbidden");
+    let r = transfer(&bob, id, &ws2).await;
+    assert_problem(&r, 403, "forbidden");
+    assert!(listed(&alice, &ws2).await.is_empty(), "a refused transfer moved something");
+    // Admin of the target only: forbidden as well.
+    set_ws_role(&alice, &ws1, &bob_id, "member").await;
+    set_ws_role(&alice, &ws2, &bob_id, "admin").await;
+    let r = transfer(&bob, bobs_id, &ws2).await;
+    assert_problem(&r, 403, "forbidden");
+    // Admin of both: allowed.
+    set_ws_role(&alice, &ws1, &bob_id, "admin").await;
+    let r = transfer(&bob, bobs_id, &ws2).await;
+    assert!(r.is_success(), "transfer by admin of both: {} {:?}", r.status, r.body);
+    assert_eq!(listed(&alice, &ws2).await, [bobs_id]);
+    assert_eq!(listed(&alice, &ws1).await, [id]);
+
+    // Into a workspace that does not exist, or the one it is in.
+    let r = transfer(&alice, id, &roost_domain::IdKind::Workspace.generate()).await;
+    assert_problem(&r, 404, "not_found");
+    let r = transfer(&alice, id, "not-a-workspace").await;
+    assert!(r.status == 404 || r.status == 422, "{} {:?}", r.status, r.body);
+    assert_eq!(listed(&alice, &ws1).await, [id]);
+}
+
+async fn transfer_org_to_personal_is_refused(s: TestServer) {
+    let (alice, a) = s.signup("Alice").await;
+    let personal = personal_ws(&a);
+    let (_, ws) = s.org(&alice, "Acme", "team").await;
+    let res = create(&alice, &ws, "app", "app").await;
+    let id = res["id"].as_str().unwrap();
+
+    let r = transfer(&alice, id, &personal).await;
+    assert_problem(&r, 403, "transfer_not_allowed");
+    assert_eq!(listed(&alice, &ws).await, [id]);
+    assert!(listed(&alice, &personal).await.is_empty());
+}
+
+async fn transfer_personal_to_org_is_allowed(s: TestServer) {
+    let (alice, a) = s.signup("Alice").await;
+    let personal = personal_ws(&a);
+    let (org, ws) = s.org(&alice, "Acme", "team").await;
+    let db = create(&alice, &personal, "postgres", "db").await;
+    let id = db["id"].as_str().unwrap();
+
+    let r = transfer(&alice, id, &ws).await;
+    assert!(r.is_success(), "personal → org: {} {:?}", r.status, r.body);
+    assert!(listed(&alice, &personal).await.is_empty());
+    let list = alice.get(&format!("/v1/workspaces/{ws}/resources")).await.unwrap();
+    let item = list.body["items"].as_array().and_then(|i| i.first()).cloned().unwrap_or(Value::Null);
+    assert_eq!(item["id"], id, "{:?}", list.body);
+    assert_eq!(item["workspace_id"], ws.as_str());
+    if let Some(o) = item.get("org_id") {
+        assert_eq!(o, org.as_str(), "the moved resource must belong to the target org: {item:?}");
+    }
+    // It now counts against the org (no quota on team), not the personal free plan.
+    create(&alice, &personal, "postgres", "new db").await;
+    let r = alice.delete(&format!("/v1/resources/{id}")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+
+    // Someone else's personal workspace is not a target: they are not its admin.
+    let (bob, b) = s.signup("Bob").await;
+    let bob_personal = personal_ws(&b);
+    let mine = create(&alice, &personal, "app", "mine").await;
+    let r = transfer(&alice, mine["id"].as_str().unwrap(), &bob_personal).await;
+    assert!(r.status == 404 || r.status == 403, "{} {:?}", r.status, r.body);
+    assert!(listed(&bob, &bob_personal).await.is_empty());
+}
+
+async fn resources_stay_when_their_creator_leaves(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (org, ws) = s.org(&alice, "Acme", "team").await;
+    let (bob, b) = s.signup("Bob").await;
+    s.add_member(&alice, &org, &bob, &b, "member").await;
+    set_ws_role(&alice, &ws, &uid(&b), "member").await;
+    let (carol, c) = s.signup("Carol").await;
+    s.add_member(&alice, &org, &carol, &c, "member").await;
+    set_ws_role(&alice, &ws, &uid(&c), "member").await;
+    let bobs = create(&bob, &ws, "app", "bob's").await;
+    let carols = create(&carol, &ws, "app", "carol's").await;
+
+    let r = bob.delete(&format!("/v1/orgs/{org}/members/me")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = alice.delete(&format!("/v1/orgs/{org}/members/{}", uid(&c))).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+
+    let list = alice.get(&format!("/v1/workspaces/{ws}/resources")).await.unwrap();
+    let items = list.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{:?}", list.body);
+    assert_eq!(items[0]["id"], bobs["id"]);
+    assert_eq!(items[0]["created_by"], uid(&b).as_str());
+    assert_eq!(items[1]["id"], carols["id"]);
+    // Bob, gone, cannot reach them.
+    assert_problem(&bob.get(&format!("/v1/workspaces/{ws}/resources")).await.unwrap(), 404, "not_found");
+    let r = bob.delete(&format!("/v1/resources/{}", bobs["id"].as_str().unwrap())).await.unwrap();
+    assert_problem(&r, 404, "not_found");
+}
+
+async fn another_tenant_sees_no_resources(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (_, ws) = s.org(&alice, "Acme", "team").await;
+    let res = create(&alice, &ws, "app", "secret app").await;
+    let id = res["id"].as_str().unwrap();
+    let (mallory, m) = s.signup("Mallory").await;
+    let mws = personal_ws(&m);
+    let theirs = create(&mallory, &mws, "app", "mallory's").await;
+    let theirs_id = theirs["id"].as_str().unwrap();
+
+    let missing_res = roost_domain::IdKind::Resource.generate();
+    let missing_ws = roost_domain::IdKind::Workspace.generate();
+    let pairs = [
+        (
+            mallory.get(&format!("/v1/workspaces/{ws}/resources")).await.unwrap(),
+            mallory.get(&format!("/v1/workspaces/{missing_ws}/resources")).await.unwrap(),
+        ),
+        (
+            mallory
+                .post(&format!("/v1/workspaces/{ws}/resources"), &json!({"kind": "app", "name": "x"}))
+                .await
+                .unwrap(),
+            mallory
+                .post(&format!("/v1/workspaces/{missing_ws}/resources"), &json!({"kind": "app", "name": "x"}))
+                .await
+                .unwrap(),
+        ),
+        (
+            mallory.delete(&format!("/v1/resources/{id}")).await.unwrap(),
+            mallory.delete(&format!("/v1/resources/{missing_res}")).await.unwrap(),
+        ),
+        (transfer(&mallory, id, &mws).await, transfer(&mallory, &missing_res, &mws).await),
+        // Moving one's own resource into someone else's workspace.
+        (transfer(&mallory, theirs_id, &ws).await, transfer(&mallory, theirs_id, &missing_ws).await),
+    ];
+    for (theirs, missing) in &pairs {
+        assert_problem(theirs, 404, "not_found");
+        assert_problem(missing, 404, "not_found");
+        assert_eq!(
+            theirs.body["detail"], missing.body["detail"],
+            "another tenant's id answers differently from a missing one"
+        );
+    }
+    assert_eq!(listed(&alice, &ws).await, [id]);
+    assert_eq!(listed(&mallory, &mws).await, [theirs_id]);
+}
+
+/// Many creations at once cannot overshoot a quota.
+async fn quota_holds_under_concurrency(s: TestServer) {
+    let (alice, a) = s.signup("Alice").await;
+    let ws = personal_ws(&a);
+    let mut tasks = vec![];
+    for i in 0..8 {
+        let c = alice.clone();
+        let path = format!("/v1/workspaces/{ws}/resources");
+        tasks.push(tokio::spawn(async move {
+            c.post(&path, &json!({"kind": "postgres", "name": format!("db {i}")})).await.unwrap()
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r.status == 201 {
+            created += 1;
+        } else {
+            assert_problem(&r, 403, "plan_limit");
+        }
+    }
+    assert_eq!(created, 1, "the free plan's one postgres was overshot");
+    assert_eq!(listed(&alice, &ws).await.len(), 1);
+}
+
+/// The target org's quota applies to a transfer from another org (rules.md, Resources).
+async fn transfer_respects_the_target_quota(backend: Backend) {
+    let Some(s) = TestServer::start_with(backend, |st| {
+        let mut plans = roost_domain::Catalog::builtin().all().to_vec();
+        for p in &mut plans {
+            if p.id == "team" {
+                p.resource_quotas.insert("postgres".into(), 1);
+            }
+        }
+        st.catalog = roost_domain::Catalog::new(plans, "free").expect("catalog");
+    })
+    .await
+    else {
+        eprintln!("SKIPPED: ROOST_TEST_PG is not set, so this PostgreSQL test did not run");
+        return;
+    };
+    let (alice, a) = s.signup("Alice").await;
+    let personal = personal_ws(&a);
+    let (org, ws1) = s.org(&alice, "Acme", "team").await;
+    let ws2 = new_workspace(&alice, &org, "Two").await;
+    let in_org = create(&alice, &ws1, "postgres", "org db").await;
+    let mine = create(&alice, &personal, "postgres", "my db").await;
+    let mine_id = mine["id"].as_str().unwrap();
+
+    // Within one org the count does not change: allowed even at the limit.
+    let r = transfer(&alice, in_org["id"].as_str().unwrap(), &ws2).await;
+    assert!(r.is_success(), "{} {:?}", r.status, r.body);
+    // Into the full org: refused, nothing moves.
+    let r = transfer(&alice, mine_id, &ws1).await;
+    assert_problem(&r, 403, "plan_limit");
+    assert!(r.body["limit"].as_str().is_some_and(|l| l.contains("postgres")), "{:?}", r.body);
+    assert_eq!(listed(&alice, &personal).await, [mine_id]);
+    // Once there is room, it moves.
+    let r = alice.delete(&format!("/v1/resources/{}", in_org["id"].as_str().unwrap())).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = transfer(&alice, mine_id, &ws1).await;
+    assert!(r.is_success(), "{} {:?}", r.status, r.body);
+    assert_eq!(listed(&alice, &ws1).await, [mine_id]);
+    let r = alice
+        .post(&format!("/v1/workspaces/{ws2}/resources"), &json!({"kind": "postgres", "name": "over"}))
+        .await
+        .unwrap();
+    assert_problem(&r, 403, "plan_limit");
+}
+
+mod transfer_respects_the_target_quota {
+    use crate::harness::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::transfer_respects_the_target_quota(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::transfer_respects_the_target_quota(Backend::Postgres).await;
+    }
+}
+
+both_backends!(
+    quota_holds_under_concurrency,
+    create_list_delete_and_quota,
+    who_may_create_and_delete_resources,
+    transfer_between_workspaces_of_one_org,
+    transfer_org_to_personal_is_refused,
+    transfer_personal_to_org_is_allowed,
+    resources_stay_when_their_creator_leaves,
+    another_tenant_sees_no_resources,
+);
