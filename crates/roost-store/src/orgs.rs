@@ -354,15 +354,22 @@ pub(crate) fn check_seat(plan: &Plan, members: u32) -> Result<()> {
 /// Revokes keys and forgets their secrets, auditing each.
 pub(crate) async fn revoke_keys(tx: &mut AnyConnection, org_id: &str, ids: &[String], ctx: &Ctx) -> Result<()> {
     for id in ids {
-        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL")
-            .bind(ctx.now)
-            .bind(org_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let workspace: Option<String> = sqlx::query_scalar(
+            "UPDATE api_keys SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING workspace_id",
+        )
+        .bind(ctx.now)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1").bind(id).execute(&mut *tx).await?;
-        let e =
-            Entry { org_id, action: "key.revoked", workspace_id: None, target: Some(("key", id)), detail: json!({}) };
+        let e = Entry {
+            org_id,
+            action: "key.revoked",
+            workspace_id: workspace.as_deref(),
+            target: Some(("key", id)),
+            detail: json!({}),
+        };
         record(tx, ctx, e).await?;
     }
     Ok(())
