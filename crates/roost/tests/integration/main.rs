@@ -8,6 +8,7 @@ mod harness;
 
 mod accounts;
 mod audit;
+mod binary;
 mod cli;
 mod invitations;
 mod keys;
