@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -31,14 +32,32 @@ fn too_large() -> ApiError {
     )
 }
 
-async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large()
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())
+/// Beyond this, an oversized body is not read to its end: the connection is simply closed.
+const DRAIN_LIMIT: usize = 8 * MAX_BODY;
+
+/// Reads the body, up to [`MAX_BODY`]. An oversized body is still read (and dropped) up to
+/// [`DRAIN_LIMIT`], so that a client still writing it gets the 413 instead of a reset connection.
+async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
+    let mut body = req.into_body();
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("cannot read the body: {e}"))
+        })?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen > DRAIN_LIMIT {
+            break;
         }
-    })
+        if seen <= MAX_BODY {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Parses JSON, classifying failures the way the API promises.
@@ -73,8 +92,8 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req, state).await?;
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "a JSON body is required"));
         }
@@ -85,8 +104,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req, state).await?;
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }

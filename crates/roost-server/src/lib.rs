@@ -73,6 +73,8 @@ pub fn app(state: AppState) -> axum::Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
         })
+        // The JSON extractor enforces MAX_BODY itself (draining what it refuses); this caps any other
+        // body reader to the same size.
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
         .layer(TraceLayer::new_for_http())

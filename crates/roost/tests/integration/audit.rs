@@ -1,36 +1,11 @@
 //! Scenarios: the audit log — what is recorded, who sees it, filters, order and pagination.
 
-use roost::{Client, Response};
+use roost::Client;
 use roost_domain::time::parse_rfc3339;
 use serde_json::{Value, json};
 
 use crate::harness::TestServer;
-
-/// Asserts a problem response: status, content type, and the RFC 9457 members with `code`.
-#[track_caller]
-fn assert_problem(r: &Response, status: u16, code: &str) {
-    assert_eq!(r.status, status, "expected {status} `{code}`, got {} {:?}", r.status, r.body);
-    assert!(
-        r.content_type.starts_with("application/problem+json"),
-        "content type {:?} of {:?}",
-        r.content_type,
-        r.body
-    );
-    assert!(r.body["type"].as_str().is_some_and(|t| !t.is_empty()), "type in {:?}", r.body);
-    assert!(r.body["title"].as_str().is_some_and(|t| !t.is_empty()), "title in {:?}", r.body);
-    assert_eq!(r.body["status"], status, "status member in {:?}", r.body);
-    assert_eq!(r.body["code"], code, "code in {:?}", r.body);
-    assert!(r.body["detail"].as_str().is_some(), "detail in {:?}", r.body);
-}
-
-fn uid(signup: &Value) -> String {
-    signup["user"]["id"].as_str().expect("user id").to_string()
-}
-
-async fn set_ws_role(c: &Client, ws: &str, user: &str, role: &str) {
-    let r = c.put(&format!("/v1/workspaces/{ws}/members/{user}"), &json!({"role": role})).await.unwrap();
-    assert!(r.is_success(), "workspace role {role}: {} {:?}", r.status, r.body);
-}
+use crate::support::{expect_problem, set_ws_role, uid};
 
 /// Every event `c` may see with `query` (e.g. `action=key.created`), following cursors.
 async fn audit(c: &Client, org: &str, query: &str) -> Vec<Value> {
@@ -177,7 +152,7 @@ async fn actions_are_recorded_with_who_what_where(s: TestServer) {
         assert!(!secret.is_empty() && !text.contains(secret), "the audit log contains a secret ({secret:.8}…)");
     }
     // A removed member no longer reads the log.
-    assert_problem(&bob.get(&format!("/v1/orgs/{org}/audit")).await.unwrap(), 404, "not_found");
+    expect_problem(&bob.get(&format!("/v1/orgs/{org}/audit")).await.unwrap(), 404, "not_found");
 
     // Nothing of this org leaked into alice's personal org's log.
     let personal_org = a["personal"]["org_id"].as_str().unwrap();
@@ -335,7 +310,7 @@ async fn filters_order_and_pagination(s: TestServer) {
     // Bad limits.
     for bad in ["0", "501", "abc", "-1", "2.5"] {
         let r = alice.get(&format!("/v1/orgs/{org}/audit?limit={bad}")).await.unwrap();
-        assert_problem(&r, 422, "invalid_request");
+        expect_problem(&r, 422, "invalid_request");
         assert_eq!(r.body["errors"][0]["field"], "limit", "{:?}", r.body);
     }
 }
@@ -370,11 +345,11 @@ async fn another_tenant_cannot_read_the_log(s: TestServer) {
 
     let theirs = mallory.get(&format!("/v1/orgs/{org}/audit")).await.unwrap();
     let none = mallory.get(&format!("/v1/orgs/{missing}/audit")).await.unwrap();
-    assert_problem(&theirs, 404, "not_found");
-    assert_problem(&none, 404, "not_found");
+    expect_problem(&theirs, 404, "not_found");
+    expect_problem(&none, 404, "not_found");
     assert_eq!(theirs.body["detail"], none.body["detail"]);
     let filtered = mallory.get(&format!("/v1/orgs/{org}/audit?actor={}", uid(&m))).await.unwrap();
-    assert_problem(&filtered, 404, "not_found");
+    expect_problem(&filtered, 404, "not_found");
 
     // Filtering one's own log by another tenant's workspace finds nothing.
     let mine = m["personal"]["org_id"].as_str().unwrap();
@@ -385,10 +360,10 @@ async fn another_tenant_cannot_read_the_log(s: TestServer) {
     // An API key: its own org's log is an org-level endpoint (403); another org's is 404.
     let key = alice.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": "ci"})).await.unwrap();
     let k = s.client.with_token(key.str("secret"));
-    assert_problem(&k.get(&format!("/v1/orgs/{org}/audit")).await.unwrap(), 403, "forbidden");
-    assert_problem(&k.get(&format!("/v1/orgs/{mine}/audit")).await.unwrap(), 404, "not_found");
+    expect_problem(&k.get(&format!("/v1/orgs/{org}/audit")).await.unwrap(), 403, "forbidden");
+    expect_problem(&k.get(&format!("/v1/orgs/{mine}/audit")).await.unwrap(), 404, "not_found");
     // Without a token at all.
-    assert_problem(&s.client.get(&format!("/v1/orgs/{org}/audit")).await.unwrap(), 401, "unauthenticated");
+    expect_problem(&s.client.get(&format!("/v1/orgs/{org}/audit")).await.unwrap(), 401, "unauthenticated");
 }
 
 both_backends!(

@@ -4,11 +4,11 @@
 use roost_domain::time::DAY_MS;
 use serde_json::{Value, json};
 
-use crate::accounts::{
+use crate::harness::TestServer;
+use crate::support::{
     create_ws, email_of, expect_about, expect_invalid, expect_plan_limit, expect_problem, expect_status, fresh_email,
     list_all, membership, now_ms, uid,
 };
-use crate::harness::TestServer;
 
 async fn create_invitation(s: TestServer) {
     let (alice, _) = s.signup("Alice").await;
@@ -183,7 +183,7 @@ async fn workspace_grants(s: TestServer) {
         .await
         .unwrap();
     expect_problem(&foreign, 422, "invalid_request");
-    assert!(crate::accounts::field_errors(&foreign).iter().any(|f| f.starts_with("workspaces")), "{}", foreign.body);
+    assert!(crate::support::field_errors(&foreign).iter().any(|f| f.starts_with("workspaces")), "{}", foreign.body);
     let missing = alice
         .post(
             &path,

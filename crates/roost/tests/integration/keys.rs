@@ -1,41 +1,13 @@
 //! Scenarios: workspace API keys — creation, scope, revocation, rotation, expiry, and what
 //! happens to a member's keys when they leave.
 
-use roost::{Client, Response};
+use roost::Client;
 use roost_domain::time::{parse_rfc3339, to_rfc3339};
 use roost_server::Clock;
 use serde_json::{Value, json};
 
 use crate::harness::TestServer;
-
-/// Asserts a problem response: status, content type, and the RFC 9457 members with `code`.
-#[track_caller]
-fn assert_problem(r: &Response, status: u16, code: &str) {
-    assert_eq!(r.status, status, "expected {status} `{code}`, got {} {:?}", r.status, r.body);
-    assert!(
-        r.content_type.starts_with("application/problem+json"),
-        "content type {:?} of {:?}",
-        r.content_type,
-        r.body
-    );
-    assert!(r.body["type"].as_str().is_some_and(|t| !t.is_empty()), "type in {:?}", r.body);
-    assert!(r.body["title"].as_str().is_some_and(|t| !t.is_empty()), "title in {:?}", r.body);
-    assert_eq!(r.body["status"], status, "status member in {:?}", r.body);
-    assert_eq!(r.body["code"], code, "code in {:?}", r.body);
-    assert!(r.body["detail"].as_str().is_some(), "detail in {:?}", r.body);
-}
-
-/// Asserts a 422 `invalid_request` whose first error names `field`.
-#[track_caller]
-fn assert_invalid(r: &Response, field: &str) {
-    assert_problem(r, 422, "invalid_request");
-    assert_eq!(r.body["errors"][0]["field"], field, "errors in {:?}", r.body);
-    assert!(r.body["errors"][0]["message"].as_str().is_some(), "errors in {:?}", r.body);
-}
-
-fn uid(signup: &Value) -> String {
-    signup["user"]["id"].as_str().expect("user id").to_string()
-}
+use crate::support::{expect_invalid, expect_problem, set_ws_role, uid};
 
 /// Creates a key in `ws`; returns the whole 201 body.
 async fn create_key(c: &Client, ws: &str, name: &str) -> Value {
@@ -59,13 +31,7 @@ async fn assert_key_works(c: &Client, key_id: &str) {
 /// Asserts that `c` is refused as unauthenticated.
 async fn assert_unauthenticated(c: &Client) {
     let me = c.get("/v1/me").await.unwrap();
-    assert_problem(&me, 401, "unauthenticated");
-}
-
-/// Puts `user` into workspace `ws` with `role` (the caller manages the workspace).
-async fn set_ws_role(c: &Client, ws: &str, user: &str, role: &str) {
-    let r = c.put(&format!("/v1/workspaces/{ws}/members/{user}"), &json!({"role": role})).await.unwrap();
-    assert!(r.is_success(), "workspace role {role}: {} {:?}", r.status, r.body);
+    expect_problem(&me, 401, "unauthenticated");
 }
 
 async fn audit_actions(c: &Client, org: &str, action: &str) -> Vec<Value> {
@@ -134,11 +100,11 @@ async fn key_create_list_and_me(s: TestServer) {
 
     // Names are validated.
     let bad = alice.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": ""})).await.unwrap();
-    assert_invalid(&bad, "name");
+    expect_invalid(&bad, "name");
     let bad = alice.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": "x", "spend_limit": -1})).await.unwrap();
-    assert_invalid(&bad, "spend_limit");
+    expect_invalid(&bad, "spend_limit");
     let bad = alice.post(&format!("/v1/workspaces/{ws}/keys"), &json!({})).await.unwrap();
-    assert_invalid(&bad, "name");
+    expect_invalid(&bad, "name");
     // The personal workspace takes keys too.
     let personal = a["personal"]["workspace_id"].as_str().unwrap();
     let pk = create_key(&alice, personal, "mine").await;
@@ -164,10 +130,10 @@ async fn key_stays_in_its_workspace(s: TestServer) {
     assert_key_works(&k, key["id"].as_str().unwrap()).await;
 
     // Another workspace of the same org: not found.
-    assert_problem(&k.get(&format!("/v1/workspaces/{ws2}")).await.unwrap(), 404, "not_found");
-    assert_problem(&k.get(&format!("/v1/workspaces/{ws2}/resources")).await.unwrap(), 404, "not_found");
+    expect_problem(&k.get(&format!("/v1/workspaces/{ws2}")).await.unwrap(), 404, "not_found");
+    expect_problem(&k.get(&format!("/v1/workspaces/{ws2}/resources")).await.unwrap(), 404, "not_found");
     let r = k.post(&format!("/v1/workspaces/{ws2}/resources"), &json!({"kind": "app", "name": "x"})).await.unwrap();
-    assert_problem(&r, 404, "not_found");
+    expect_problem(&r, 404, "not_found");
 
     // Anything of another org: not found.
     for path in [
@@ -181,28 +147,28 @@ async fn key_stays_in_its_workspace(s: TestServer) {
         format!("/v1/workspaces/{bob_ws}/resources"),
         format!("/v1/workspaces/{bob_personal}"),
     ] {
-        assert_problem(&k.get(&path).await.unwrap(), 404, "not_found");
+        expect_problem(&k.get(&path).await.unwrap(), 404, "not_found");
     }
     let r = k.post(&format!("/v1/workspaces/{bob_ws}/resources"), &json!({"kind": "app", "name": "x"})).await.unwrap();
-    assert_problem(&r, 404, "not_found");
+    expect_problem(&r, 404, "not_found");
     let r = k.delete(&format!("/v1/resources/{}", bob_res.str("id"))).await.unwrap();
-    assert_problem(&r, 404, "not_found");
+    expect_problem(&r, 404, "not_found");
     // Keys may not revoke keys at all (403); for another org's key 404 is as good.
     let r = k.delete(&format!("/v1/keys/{}", bob_key["id"].as_str().unwrap())).await.unwrap();
     assert!(r.status == 404 || r.status == 403, "{} {:?}", r.status, r.body);
     assert_key_works(&key_client(&s, &bob_key), bob_key["id"].as_str().unwrap()).await;
 
     // Its own org's org-level endpoints: forbidden (rules.md).
-    assert_problem(&k.get(&format!("/v1/orgs/{org}")).await.unwrap(), 403, "forbidden");
-    assert_problem(&k.get(&format!("/v1/orgs/{org}/audit")).await.unwrap(), 403, "forbidden");
+    expect_problem(&k.get(&format!("/v1/orgs/{org}")).await.unwrap(), 403, "forbidden");
+    expect_problem(&k.get(&format!("/v1/orgs/{org}/audit")).await.unwrap(), 403, "forbidden");
     let r = k.post(&format!("/v1/orgs/{org}/workspaces"), &json!({"name": "Sneaky"})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
 
     // The Roost-Workspace header cannot move a key: another workspace is 403, its own is fine.
     let r = k.in_workspace(&ws2).get("/v1/workspaces/current").await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = k.in_workspace(&bob_ws).get("/v1/workspaces/current").await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = k.in_workspace(&ws1).get("/v1/workspaces/current").await.unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["id"], ws1.as_str());
@@ -228,19 +194,19 @@ async fn keys_cannot_manage_keys_or_act_as_users(s: TestServer) {
     let k = key_client(&s, &key);
 
     let r = k.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": "child"})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = k.post(&format!("/v1/keys/{id}/rotate"), &json!({})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = k.delete(&format!("/v1/keys/{id}")).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = k.put("/v1/me/active-workspace", &json!({"workspace_id": ws})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = k.post("/v1/invitations/accept", &json!({"token": "whatever"})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = k.delete("/v1/sessions/current").await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = k.post("/v1/orgs", &json!({"name": "Keyco", "plan": "team"})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
 
     // None of that changed anything: one key, same secret still works.
     let list = alice.get(&format!("/v1/workspaces/{ws}/keys")).await.unwrap();
@@ -264,7 +230,7 @@ async fn revoked_key_fails_on_the_very_next_request(s: TestServer) {
     assert!(r.body.is_null(), "204 has no body: {:?}", r.body);
     assert_unauthenticated(&k).await;
     let r = k.get(&format!("/v1/workspaces/{ws}/resources")).await.unwrap();
-    assert_problem(&r, 401, "unauthenticated");
+    expect_problem(&r, 401, "unauthenticated");
 
     // Gone from the list; the other key is untouched.
     let list = alice.get(&format!("/v1/workspaces/{ws}/keys")).await.unwrap();
@@ -346,7 +312,7 @@ async fn rotate_without_grace_cuts_the_old_secret_at_once(s: TestServer) {
     // grace_seconds is 0–2,592,000.
     for bad in [json!({"grace_seconds": -1}), json!({"grace_seconds": 2_592_001}), json!({"grace_seconds": "60"})] {
         let r = alice.post(&format!("/v1/keys/{id}/rotate"), &bad).await.unwrap();
-        assert_invalid(&r, "grace_seconds");
+        expect_invalid(&r, "grace_seconds");
     }
     let r = alice.post(&format!("/v1/keys/{id}/rotate"), &json!({"grace_seconds": 2_592_000})).await.unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -363,11 +329,11 @@ async fn key_expiry(s: TestServer) {
     let path = format!("/v1/workspaces/{ws}/keys");
 
     let r = alice.post(&path, &json!({"name": "old", "expires_at": to_rfc3339(now - 1_000)})).await.unwrap();
-    assert_invalid(&r, "expires_at");
+    expect_invalid(&r, "expires_at");
     let r = alice.post(&path, &json!({"name": "now", "expires_at": to_rfc3339(now)})).await.unwrap();
-    assert_invalid(&r, "expires_at");
+    expect_invalid(&r, "expires_at");
     let r = alice.post(&path, &json!({"name": "bad", "expires_at": "tomorrow"})).await.unwrap();
-    assert_invalid(&r, "expires_at");
+    expect_invalid(&r, "expires_at");
     let list = alice.get(&path).await.unwrap();
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(0), "a refused key was stored: {:?}", list.body);
 
@@ -405,8 +371,8 @@ async fn removed_member_loses_their_keys_at_once(s: TestServer) {
     assert_eq!(r.status, 204, "{:?}", r.body);
     assert_unauthenticated(&bk).await;
     // Bob himself is out of the workspace; alice's key is untouched.
-    assert_problem(&bob.get(&format!("/v1/workspaces/{ws}")).await.unwrap(), 404, "not_found");
-    assert_problem(&bob.get(&format!("/v1/orgs/{org}")).await.unwrap(), 404, "not_found");
+    expect_problem(&bob.get(&format!("/v1/workspaces/{ws}")).await.unwrap(), 404, "not_found");
+    expect_problem(&bob.get(&format!("/v1/orgs/{org}")).await.unwrap(), 404, "not_found");
     assert_key_works(&key_client(&s, &alice_key), alice_key["id"].as_str().unwrap()).await;
     // Keys bob made elsewhere (his personal workspace) are none of this org's business.
     assert_key_works(&key_client(&s, &bob_personal_key), bob_personal_key["id"].as_str().unwrap()).await;
@@ -474,12 +440,12 @@ async fn who_may_create_and_manage_keys(s: TestServer) {
 
     let path = format!("/v1/workspaces/{ws}/keys");
     let r = viewer.post(&path, &json!({"name": "v"})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = billing.post(&path, &json!({"name": "b"})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     // An org member outside the workspace cannot even see it.
     let r = outsider_member.post(&path, &json!({"name": "o"})).await.unwrap();
-    assert_problem(&r, 404, "not_found");
+    expect_problem(&r, 404, "not_found");
     let list = alice.get(&path).await.unwrap();
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(0), "{:?}", list.body);
 
@@ -487,11 +453,11 @@ async fn who_may_create_and_manage_keys(s: TestServer) {
     let dk = create_key(&dave, &ws, "dave's").await;
     let dk_id = dk["id"].as_str().unwrap();
     let r = erin.post(&format!("/v1/keys/{dk_id}/rotate"), &json!({})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = erin.delete(&format!("/v1/keys/{dk_id}")).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = viewer.delete(&format!("/v1/keys/{dk_id}")).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     assert_key_works(&key_client(&s, &dk), dk_id).await;
 
     // The creator rotates; a workspace admin and the org owner revoke.
@@ -517,14 +483,14 @@ async fn another_tenant_cannot_touch_your_key(s: TestServer) {
     let missing = roost_domain::IdKind::Key.generate();
     for target in [id, missing.as_str()] {
         let r = mallory.post(&format!("/v1/keys/{target}/rotate"), &json!({"grace_seconds": 0})).await.unwrap();
-        assert_problem(&r, 404, "not_found");
+        expect_problem(&r, 404, "not_found");
         let r = mallory.delete(&format!("/v1/keys/{target}")).await.unwrap();
-        assert_problem(&r, 404, "not_found");
+        expect_problem(&r, 404, "not_found");
     }
     let r = mallory.get(&format!("/v1/workspaces/{ws}/keys")).await.unwrap();
-    assert_problem(&r, 404, "not_found");
+    expect_problem(&r, 404, "not_found");
     let r = mallory.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": "mine now"})).await.unwrap();
-    assert_problem(&r, 404, "not_found");
+    expect_problem(&r, 404, "not_found");
 
     // Mallory's own key cannot touch it either.
     let (_, mws) = s.org(&mallory, "Evil", "team").await;
@@ -594,12 +560,12 @@ async fn removed_from_a_workspace_loses_keys_there(s: TestServer) {
 
     let r = alice.delete(&format!("/v1/workspaces/{ws1}/members/{bob_id}")).await.unwrap();
     assert_eq!(r.status, 204, "{:?}", r.body);
-    assert_problem(&bob.get(&format!("/v1/workspaces/{ws1}")).await.unwrap(), 404, "not_found");
+    expect_problem(&bob.get(&format!("/v1/workspaces/{ws1}")).await.unwrap(), 404, "not_found");
     let r = c1
         .post(&format!("/v1/workspaces/{ws1}/resources"), &json!({"kind": "app", "name": "after removal"}))
         .await
         .unwrap();
-    assert_problem(&r, 401, "unauthenticated");
+    expect_problem(&r, 401, "unauthenticated");
     assert_unauthenticated(&c1).await;
     // The other workspace, where bob still is, keeps working.
     assert_key_works(&c2, k2["id"].as_str().unwrap()).await;
@@ -624,11 +590,11 @@ async fn a_key_has_member_rights_only(s: TestServer) {
     assert_eq!(own.status, 201, "{:?}", own.body);
 
     // Not a manager: others' resources, members, the workspace itself.
-    assert_problem(&k.delete(&format!("/v1/resources/{alices}")).await.unwrap(), 403, "forbidden");
+    expect_problem(&k.delete(&format!("/v1/resources/{alices}")).await.unwrap(), 403, "forbidden");
     let r = k.put(&format!("/v1/workspaces/{ws}/members/{}", uid(&a)), &json!({"role": "viewer"})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = k.patch(&format!("/v1/workspaces/{ws}"), &json!({"name": "Renamed by key"})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = k.delete(&format!("/v1/workspaces/{ws}")).await.unwrap();
     assert!(r.status == 403 || r.status == 409, "{} {:?}", r.status, r.body);
     let r = k.post(&format!("/v1/resources/{}/transfer", own.str("id")), &json!({"workspace_id": ws2})).await.unwrap();

@@ -17,6 +17,7 @@ mod replicas;
 mod resources;
 mod roles;
 mod security;
+mod support;
 mod workspaces;
 
 /// Says plainly, in every run, whether the PostgreSQL half of the suite ran.

@@ -4,11 +4,11 @@
 use roost_domain::time::DAY_MS;
 use serde_json::{Value, json};
 
-use crate::accounts::{
+use crate::harness::TestServer;
+use crate::support::{
     create_ws, email_of, expect_about, expect_invalid, expect_plan_limit, expect_problem, expect_status, list_all,
     now_ms, uid,
 };
-use crate::harness::TestServer;
 
 async fn create_org_and_plans(s: TestServer) {
     let (alice, signup) = s.signup("Alice").await;
@@ -249,7 +249,7 @@ async fn delete_org(s: TestServer) {
         let orgs = who.get("/v1/orgs").await.unwrap();
         assert!(!orgs.body["items"].as_array().unwrap().iter().any(|o| o["id"] == org.as_str()), "{}", orgs.body);
         let me = who.get("/v1/me").await.unwrap();
-        assert!(crate::accounts::membership(&me.body, &org).is_none(), "{}", me.body);
+        assert!(crate::support::membership(&me.body, &org).is_none(), "{}", me.body);
     }
     expect_problem(&alice.delete(&path).await.unwrap(), 404, "not_found");
     // The admin's active workspace fell back to the personal one; the key is revoked.

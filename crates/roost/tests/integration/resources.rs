@@ -4,31 +4,7 @@ use roost::{Client, Response};
 use serde_json::{Value, json};
 
 use crate::harness::{Backend, TestServer};
-
-/// Asserts a problem response: status, content type, and the RFC 9457 members with `code`.
-#[track_caller]
-fn assert_problem(r: &Response, status: u16, code: &str) {
-    assert_eq!(r.status, status, "expected {status} `{code}`, got {} {:?}", r.status, r.body);
-    assert!(
-        r.content_type.starts_with("application/problem+json"),
-        "content type {:?} of {:?}",
-        r.content_type,
-        r.body
-    );
-    assert!(r.body["type"].as_str().is_some_and(|t| !t.is_empty()), "type in {:?}", r.body);
-    assert!(r.body["title"].as_str().is_some_and(|t| !t.is_empty()), "title in {:?}", r.body);
-    assert_eq!(r.body["status"], status, "status member in {:?}", r.body);
-    assert_eq!(r.body["code"], code, "code in {:?}", r.body);
-    assert!(r.body["detail"].as_str().is_some(), "detail in {:?}", r.body);
-}
-
-fn uid(signup: &Value) -> String {
-    signup["user"]["id"].as_str().expect("user id").to_string()
-}
-
-fn personal_ws(signup: &Value) -> String {
-    signup["personal"]["workspace_id"].as_str().expect("personal workspace").to_string()
-}
+use crate::support::{expect_problem, personal_ws, set_ws_role, uid};
 
 /// Creates a resource; returns the 201 body.
 async fn create(c: &Client, ws: &str, kind: &str, name: &str) -> Value {
@@ -48,11 +24,6 @@ async fn new_workspace(c: &Client, org: &str, name: &str) -> String {
     let r = c.post(&format!("/v1/orgs/{org}/workspaces"), &json!({"name": name})).await.unwrap();
     assert_eq!(r.status, 201, "create workspace: {:?}", r.body);
     r.str("id").to_string()
-}
-
-async fn set_ws_role(c: &Client, ws: &str, user: &str, role: &str) {
-    let r = c.put(&format!("/v1/workspaces/{ws}/members/{user}"), &json!({"role": role})).await.unwrap();
-    assert!(r.is_success(), "workspace role {role}: {} {:?}", r.status, r.body);
 }
 
 async fn transfer(c: &Client, res: &str, to: &str) -> Response {
@@ -76,7 +47,7 @@ async fn create_list_delete_and_quota(s: TestServer) {
 
     // The free plan allows one postgres per org.
     let r = alice.post(&path, &json!({"kind": "postgres", "name": "second"})).await.unwrap();
-    assert_problem(&r, 403, "plan_limit");
+    expect_problem(&r, 403, "plan_limit");
     assert!(
         r.body["limit"].as_str().is_some_and(|l| l.contains("postgres")),
         "limit should name postgres: {:?}",
@@ -130,18 +101,18 @@ async fn create_list_delete_and_quota(s: TestServer) {
     assert_eq!(r.status, 204, "{:?}", r.body);
     assert!(!listed(&alice, &ws).await.contains(&db_id));
     let r = alice.delete(&format!("/v1/resources/{db_id}")).await.unwrap();
-    assert_problem(&r, 404, "not_found");
+    expect_problem(&r, 404, "not_found");
     create(&alice, &ws, "postgres", "replacement").await;
 
     // Bad input.
     let r = alice.post(&path, &json!({"kind": "Postgres!", "name": "x"})).await.unwrap();
-    assert_problem(&r, 422, "invalid_request");
+    expect_problem(&r, 422, "invalid_request");
     assert_eq!(r.body["errors"][0]["field"], "kind", "{:?}", r.body);
     let r = alice.post(&path, &json!({"kind": "app", "name": ""})).await.unwrap();
-    assert_problem(&r, 422, "invalid_request");
+    expect_problem(&r, 422, "invalid_request");
     assert_eq!(r.body["errors"][0]["field"], "name", "{:?}", r.body);
     let r = alice.post(&path, &json!({"name": "no kind"})).await.unwrap();
-    assert_problem(&r, 422, "invalid_request");
+    expect_problem(&r, 422, "invalid_request");
     assert_eq!(r.body["errors"][0]["field"], "kind", "{:?}", r.body);
     assert_eq!(listed(&alice, &ws).await.len(), 6);
 }
@@ -163,9 +134,9 @@ async fn who_may_create_and_delete_resources(s: TestServer) {
 
     let path = format!("/v1/workspaces/{ws}/resources");
     let r = viewer.post(&path, &json!({"kind": "app", "name": "nope"})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = billing.post(&path, &json!({"kind": "app", "name": "nope"})).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     assert!(listed(&alice, &ws).await.is_empty(), "a refused resource was stored");
 
     let bobs = create(&bob, &ws, "app", "bob's").await;
@@ -176,9 +147,9 @@ async fn who_may_create_and_delete_resources(s: TestServer) {
 
     // Neither a viewer nor another member deletes it; its creator does.
     let r = viewer.delete(&format!("/v1/resources/{bobs_id}")).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = carol.delete(&format!("/v1/resources/{bobs_id}")).await.unwrap();
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     assert_eq!(listed(&alice, &ws).await, [bobs_id]);
     let r = bob.delete(&format!("/v1/resources/{bobs_id}")).await.unwrap();
     assert_eq!(r.status, 204, "{:?}", r.body);
@@ -216,15 +187,15 @@ async fn transfer_between_workspaces_of_one_org(s: TestServer) {
     let bobs = create(&bob, &ws1, "app", "bob's").await;
     let bobs_id = bobs["id"].as_str().unwrap();
     let r = transfer(&bob, bobs_id, &ws2).await;
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     let r = transfer(&bob, id, &ws2).await;
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     assert!(listed(&alice, &ws2).await.is_empty(), "a refused transfer moved something");
     // Admin of the target only: forbidden as well.
     set_ws_role(&alice, &ws1, &bob_id, "member").await;
     set_ws_role(&alice, &ws2, &bob_id, "admin").await;
     let r = transfer(&bob, bobs_id, &ws2).await;
-    assert_problem(&r, 403, "forbidden");
+    expect_problem(&r, 403, "forbidden");
     // Admin of both: allowed.
     set_ws_role(&alice, &ws1, &bob_id, "admin").await;
     let r = transfer(&bob, bobs_id, &ws2).await;
@@ -234,7 +205,7 @@ async fn transfer_between_workspaces_of_one_org(s: TestServer) {
 
     // Into a workspace that does not exist, or the one it is in.
     let r = transfer(&alice, id, &roost_domain::IdKind::Workspace.generate()).await;
-    assert_problem(&r, 404, "not_found");
+    expect_problem(&r, 404, "not_found");
     let r = transfer(&alice, id, "not-a-workspace").await;
     assert!(r.status == 404 || r.status == 422, "{} {:?}", r.status, r.body);
     assert_eq!(listed(&alice, &ws1).await, [id]);
@@ -248,7 +219,7 @@ async fn transfer_org_to_personal_is_refused(s: TestServer) {
     let id = res["id"].as_str().unwrap();
 
     let r = transfer(&alice, id, &personal).await;
-    assert_problem(&r, 403, "transfer_not_allowed");
+    expect_problem(&r, 403, "transfer_not_allowed");
     assert_eq!(listed(&alice, &ws).await, [id]);
     assert!(listed(&alice, &personal).await.is_empty());
 }
@@ -308,9 +279,9 @@ async fn resources_stay_when_their_creator_leaves(s: TestServer) {
     assert_eq!(items[0]["created_by"], uid(&b).as_str());
     assert_eq!(items[1]["id"], carols["id"]);
     // Bob, gone, cannot reach them.
-    assert_problem(&bob.get(&format!("/v1/workspaces/{ws}/resources")).await.unwrap(), 404, "not_found");
+    expect_problem(&bob.get(&format!("/v1/workspaces/{ws}/resources")).await.unwrap(), 404, "not_found");
     let r = bob.delete(&format!("/v1/resources/{}", bobs["id"].as_str().unwrap())).await.unwrap();
-    assert_problem(&r, 404, "not_found");
+    expect_problem(&r, 404, "not_found");
 }
 
 async fn another_tenant_sees_no_resources(s: TestServer) {
@@ -349,8 +320,8 @@ async fn another_tenant_sees_no_resources(s: TestServer) {
         (transfer(&mallory, theirs_id, &ws).await, transfer(&mallory, theirs_id, &missing_ws).await),
     ];
     for (theirs, missing) in &pairs {
-        assert_problem(theirs, 404, "not_found");
-        assert_problem(missing, 404, "not_found");
+        expect_problem(theirs, 404, "not_found");
+        expect_problem(missing, 404, "not_found");
         assert_eq!(
             theirs.body["detail"], missing.body["detail"],
             "another tenant's id answers differently from a missing one"
@@ -378,7 +349,7 @@ async fn quota_holds_under_concurrency(s: TestServer) {
         if r.status == 201 {
             created += 1;
         } else {
-            assert_problem(&r, 403, "plan_limit");
+            expect_problem(&r, 403, "plan_limit");
         }
     }
     assert_eq!(created, 1, "the free plan's one postgres was overshot");
@@ -414,7 +385,7 @@ async fn transfer_respects_the_target_quota(backend: Backend) {
     assert!(r.is_success(), "{} {:?}", r.status, r.body);
     // Into the full org: refused, nothing moves.
     let r = transfer(&alice, mine_id, &ws1).await;
-    assert_problem(&r, 403, "plan_limit");
+    expect_problem(&r, 403, "plan_limit");
     assert!(r.body["limit"].as_str().is_some_and(|l| l.contains("postgres")), "{:?}", r.body);
     assert_eq!(listed(&alice, &personal).await, [mine_id]);
     // Once there is room, it moves.
@@ -427,7 +398,7 @@ async fn transfer_respects_the_target_quota(backend: Backend) {
         .post(&format!("/v1/workspaces/{ws2}/resources"), &json!({"kind": "postgres", "name": "over"}))
         .await
         .unwrap();
-    assert_problem(&r, 403, "plan_limit");
+    expect_problem(&r, 403, "plan_limit");
 }
 
 mod transfer_respects_the_target_quota {

@@ -8,43 +8,18 @@ use roost_domain::IdKind;
 use serde_json::{Value, json};
 
 use crate::harness::TestServer;
-
-/// Asserts a problem response: status, content type, and the RFC 9457 members with `code`.
-#[track_caller]
-fn assert_problem(r: &Response, status: u16, code: &str) {
-    assert_eq!(r.status, status, "expected {status} `{code}`, got {} {:?}", r.status, r.body);
-    assert!(
-        r.content_type.starts_with("application/problem+json"),
-        "content type {:?} of {:?}",
-        r.content_type,
-        r.body
-    );
-    assert!(r.body["type"].as_str().is_some_and(|t| !t.is_empty()), "type in {:?}", r.body);
-    assert!(r.body["title"].as_str().is_some_and(|t| !t.is_empty()), "title in {:?}", r.body);
-    assert_eq!(r.body["status"], status, "status member in {:?}", r.body);
-    assert_eq!(r.body["code"], code, "code in {:?}", r.body);
-    assert!(r.body["detail"].as_str().is_some(), "detail in {:?}", r.body);
-}
+use crate::support::{expect_problem, set_ws_role, uid};
 
 /// Asserts a 422 `invalid_request` with a field-level error.
 #[track_caller]
 fn assert_invalid(r: &Response, field: Option<&str>) {
-    assert_problem(r, 422, "invalid_request");
+    expect_problem(r, 422, "invalid_request");
     let f = r.body["errors"][0]["field"].as_str();
     assert!(f.is_some_and(|f| !f.is_empty()), "errors[0].field missing: {:?}", r.body);
     assert!(r.body["errors"][0]["message"].as_str().is_some(), "errors[0].message missing: {:?}", r.body);
     if let Some(field) = field {
         assert_eq!(f, Some(field), "{:?}", r.body);
     }
-}
-
-fn uid(signup: &Value) -> String {
-    signup["user"]["id"].as_str().expect("user id").to_string()
-}
-
-async fn set_ws_role(c: &Client, ws: &str, user: &str, role: &str) {
-    let r = c.put(&format!("/v1/workspaces/{ws}/members/{user}"), &json!({"role": role})).await.unwrap();
-    assert!(r.is_success(), "workspace role {role}: {} {:?}", r.status, r.body);
 }
 
 /// Everything a tenant owns, for attacks on it.
@@ -174,7 +149,7 @@ async fn missing_authorization_is_401_everywhere(s: TestServer) {
     for (method, path, body) in authenticated_calls(&e) {
         let r = s.client.send(method.clone(), &path, body.as_ref()).await.unwrap();
         assert_eq!(r.status, 401, "{method} {path} without a token: {:?}", r.body);
-        assert_problem(&r, 401, "unauthenticated");
+        expect_problem(&r, 401, "unauthenticated");
     }
     assert_intact(&s, &alice, &e).await;
     let me = alice.get("/v1/me").await.unwrap();
@@ -210,7 +185,7 @@ async fn forged_tokens_are_401(s: TestServer) {
         {
             let r = c.get(&path).await.unwrap();
             assert_eq!(r.status, 401, "token {:?} on {path}: {:?}", token.chars().take(40).collect::<String>(), r.body);
-            assert_problem(&r, 401, "unauthenticated");
+            expect_problem(&r, 401, "unauthenticated");
         }
     }
     // A logged-out session is dead too.
@@ -222,7 +197,7 @@ async fn forged_tokens_are_401(s: TestServer) {
     assert_eq!(login.status, 201, "{:?}", login.body);
     let second = s.client.with_token(login.str("token"));
     assert_eq!(second.delete("/v1/sessions/current").await.unwrap().status, 204);
-    assert_problem(&second.get("/v1/me").await.unwrap(), 401, "unauthenticated");
+    expect_problem(&second.get("/v1/me").await.unwrap(), 401, "unauthenticated");
     // The real ones still work.
     assert_eq!(alice.get("/v1/me").await.unwrap().status, 200);
     assert_intact(&s, &alice, &e).await;
@@ -295,8 +270,8 @@ async fn another_tenants_ids_look_like_missing_ones(s: TestServer) {
         let a = mallory.send(method.clone(), &theirs, body.as_ref()).await.unwrap();
         let b = mallory.send(method.clone(), &missing, body.as_ref()).await.unwrap();
         assert_eq!(a.status, 404, "{method} {theirs} by another tenant: {:?}", a.body);
-        assert_problem(&a, 404, "not_found");
-        assert_problem(&b, 404, "not_found");
+        expect_problem(&a, 404, "not_found");
+        expect_problem(&b, 404, "not_found");
         assert_eq!(
             (a.status, a.code(), a.body["detail"].clone()),
             (b.status, b.code(), b.body["detail"].clone()),
@@ -376,14 +351,14 @@ async fn another_tenants_ids_look_like_missing_ones(s: TestServer) {
             "{what}"
         );
     }
-    assert_problem(&pairs[0].1, 404, "not_found");
-    assert_problem(&pairs[4].1, 404, "not_found");
+    expect_problem(&pairs[0].1, 404, "not_found");
+    expect_problem(&pairs[4].1, 404, "not_found");
 
     // Alice's key cannot be used to reach mallory either.
     let k = s.client.with_token(&e.key_secret);
     let a = k.get(&format!("/v1/workspaces/{mallory_ws}/resources")).await.unwrap();
     let b = k.get(&format!("/v1/workspaces/{missing_ws}/resources")).await.unwrap();
-    assert_problem(&a, 404, "not_found");
+    expect_problem(&a, 404, "not_found");
     assert_eq!(a.body, b.body);
 
     assert_intact(&s, &alice, &e).await;
@@ -404,12 +379,12 @@ async fn org_member_outside_a_workspace_gets_404(s: TestServer) {
     ] {
         let theirs = carol.get(&path).await.unwrap();
         let missing = carol.get(&path.replace(&e.ws2, &IdKind::Workspace.generate())).await.unwrap();
-        assert_problem(&theirs, 404, "not_found");
+        expect_problem(&theirs, 404, "not_found");
         assert_eq!(theirs.body, missing.body, "{path}");
     }
     let r = carol.delete(&format!("/v1/resources/{}", e.resource)).await.unwrap();
     let missing = carol.delete(&format!("/v1/resources/{}", IdKind::Resource.generate())).await.unwrap();
-    assert_problem(&r, 404, "not_found");
+    expect_problem(&r, 404, "not_found");
     assert_eq!(r.body, missing.body);
     assert_intact(&s, &alice, &e).await;
 }
@@ -420,7 +395,7 @@ async fn malformed_path_ids_are_404(s: TestServer) {
     let long = format!("org_{}", "7".repeat(5_000));
     let missing_org = IdKind::Org.generate();
     let reference = alice.get(&format!("/v1/orgs/{missing_org}")).await.unwrap();
-    assert_problem(&reference, 404, "not_found");
+    expect_problem(&reference, 404, "not_found");
     let paths = [
         "/v1/orgs/not-an-id".to_string(),
         "/v1/orgs/org_'%20OR%201=1".to_string(),
@@ -437,7 +412,7 @@ async fn malformed_path_ids_are_404(s: TestServer) {
     ];
     for path in &paths {
         let r = alice.get(path).await.unwrap();
-        assert_problem(&r, 404, "not_found");
+        expect_problem(&r, 404, "not_found");
         assert_eq!(r.body["detail"], reference.body["detail"], "{path}: a malformed id answers differently");
     }
     let ws_reference = alice.get(&format!("/v1/workspaces/{}", IdKind::Workspace.generate())).await.unwrap();
@@ -447,7 +422,7 @@ async fn malformed_path_ids_are_404(s: TestServer) {
         "/v1/workspaces/ws_%2e%2e".to_string(),
     ] {
         let r = alice.get(&path).await.unwrap();
-        assert_problem(&r, 404, "not_found");
+        expect_problem(&r, 404, "not_found");
         assert_eq!(r.body["detail"], ws_reference.body["detail"], "{path}: a malformed id answers differently");
     }
     for (method, path, body) in [
@@ -465,7 +440,7 @@ async fn malformed_path_ids_are_404(s: TestServer) {
         (Method::GET, "/v1/orgs/org_x/audit".to_string(), None),
     ] {
         let r = alice.send(method.clone(), &path, body.as_ref()).await.unwrap();
-        assert_problem(&r, 404, "not_found");
+        expect_problem(&r, 404, "not_found");
     }
     assert_intact(&s, &alice, &e).await;
 }
@@ -492,7 +467,7 @@ async fn bad_bodies_are_refused_cleanly(s: TestServer) {
         b"{\"name\": \"\\ud800\"}x",
     ] {
         let r = alice.send_raw(Method::POST, "/v1/orgs", raw.to_vec()).await.unwrap();
-        assert_problem(&r, 400, "malformed_json");
+        expect_problem(&r, 400, "malformed_json");
     }
     // Valid JSON of the wrong shape: 422 naming a field.
     for (raw, field) in [
@@ -516,7 +491,7 @@ async fn bad_bodies_are_refused_cleanly(s: TestServer) {
     }
     // Other endpoints classify the same way.
     let r = alice.send_raw(Method::POST, &format!("/v1/workspaces/{ws}/keys"), b"{\"name\":".to_vec()).await.unwrap();
-    assert_problem(&r, 400, "malformed_json");
+    expect_problem(&r, 400, "malformed_json");
     let r = alice.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": ["a"]})).await.unwrap();
     assert_invalid(&r, Some("name"));
     let r =
@@ -564,7 +539,7 @@ async fn bad_bodies_are_refused_cleanly(s: TestServer) {
         .post("/v1/sessions", &json!({"email": "x@example.com", "password": "correct horse battery"}))
         .await
         .unwrap();
-    assert_problem(&login, 401, "invalid_credentials");
+    expect_problem(&login, 401, "invalid_credentials");
     let org_now = alice.get(&format!("/v1/orgs/{org}")).await.unwrap();
     assert_eq!(org_now.body["name"], "Acme");
 }
@@ -582,9 +557,9 @@ async fn malformed_json_wins_over_wrong_shape(s: TestServer) {
         b"{\"nme\": \"x\"} }",
     ] {
         let r = alice.send_raw(Method::POST, "/v1/orgs", raw.to_vec()).await.unwrap();
-        assert_problem(&r, 400, "malformed_json");
+        expect_problem(&r, 400, "malformed_json");
         let r = s.client.send_raw(Method::POST, "/v1/signup", raw.to_vec()).await.unwrap();
-        assert_problem(&r, 400, "malformed_json");
+        expect_problem(&r, 400, "malformed_json");
     }
     assert_eq!(org_count(&alice).await, before);
 }
@@ -595,17 +570,17 @@ async fn oversized_body_is_413_and_the_server_lives_on(s: TestServer) {
     let big = serde_json::to_vec(&json!({"name": "x".repeat(1024 * 1024 + 10), "plan": "team"})).unwrap();
     assert!(big.len() > 1024 * 1024);
     let r = alice.send_raw(Method::POST, "/v1/orgs", big.clone()).await.unwrap();
-    assert_problem(&r, 413, "payload_too_large");
+    expect_problem(&r, 413, "payload_too_large");
     // Just over the limit, and far over it.
     let mut just_over = b"{\"name\":\"".to_vec();
     just_over.resize(1024 * 1024 + 1 - 2, b'a');
     just_over.extend_from_slice(b"\"}");
     assert_eq!(just_over.len(), 1024 * 1024 + 1);
     let r = alice.send_raw(Method::POST, "/v1/orgs", just_over).await.unwrap();
-    assert_problem(&r, 413, "payload_too_large");
+    expect_problem(&r, 413, "payload_too_large");
     let huge = vec![b' '; 8 * 1024 * 1024];
     let r = alice.send_raw(Method::POST, "/v1/orgs", huge).await.unwrap();
-    assert_problem(&r, 413, "payload_too_large");
+    expect_problem(&r, 413, "payload_too_large");
     let r = s.client.send_raw(Method::POST, "/v1/signup", big).await.unwrap();
     assert!(r.status == 413 || r.status == 401, "{} {:?}", r.status, r.body);
     assert!(r.content_type.starts_with("application/problem+json"));
@@ -708,7 +683,7 @@ async fn hostile_strings_are_stored_verbatim_or_refused(s: TestServer) {
     assert_eq!(login.status, 201, "{:?}", login.body);
     let login =
         s.client.post("/v1/sessions", &json!({"email": "' OR '1'='1", "password": "' OR '1'='1"})).await.unwrap();
-    assert_problem(&login, 401, "invalid_credentials");
+    expect_problem(&login, 401, "invalid_credentials");
     let me = alice.get("/v1/me").await.unwrap();
     assert_eq!(me.status, 200, "{:?}", me.body);
     assert_eq!(me.body["user"]["id"], a["user"]["id"]);
@@ -718,7 +693,7 @@ async fn unknown_routes_and_methods(s: TestServer) {
     let (alice, _) = s.signup("Alice").await;
     for path in ["/v1/nope", "/nope", "/v2/me", "/v1/orgs/x/y/z/w", "/v1/me/../../etc/passwd", "/v1/"] {
         let r = alice.get(path).await.unwrap();
-        assert_problem(&r, 404, "not_found");
+        expect_problem(&r, 404, "not_found");
         let r = s.client.get(path).await.unwrap();
         assert_eq!(r.status, 404, "{path} without a token: {:?}", r.body);
         assert!(r.content_type.starts_with("application/problem+json"));
@@ -789,21 +764,21 @@ async fn rejected_requests_leave_nothing_behind(s: TestServer) {
 
     // Org creation refused for each reason in turn.
     let r = alice.post("/v1/orgs", &json!({"name": "Free", "plan": "free"})).await.unwrap();
-    assert_problem(&r, 402, "paid_plan_required");
+    expect_problem(&r, 402, "paid_plan_required");
     let r = alice.post("/v1/orgs", &json!({"name": "Unknown", "plan": "platinum"})).await.unwrap();
     assert_invalid(&r, Some("plan"));
     let r = alice.post("/v1/orgs", &json!({"name": "x".repeat(300), "plan": "team"})).await.unwrap();
     assert_invalid(&r, Some("name"));
     let r = alice.post("/v1/orgs", &json!({"name": "Solo trial", "plan": "solo", "trial": true})).await.unwrap();
-    assert_problem(&r, 402, "paid_plan_required");
+    expect_problem(&r, 402, "paid_plan_required");
     assert_eq!(org_count(&alice).await, orgs_before, "a refused org was half-written");
 
     // Personal org: no workspaces, no invitations.
     let r = alice.post(&format!("/v1/orgs/{personal_org}/workspaces"), &json!({"name": "No"})).await.unwrap();
-    assert_problem(&r, 403, "personal_org");
+    expect_problem(&r, 403, "personal_org");
     let r =
         alice.post(&format!("/v1/orgs/{personal_org}/invitations"), &json!({"email": "z@example.com"})).await.unwrap();
-    assert_problem(&r, 403, "personal_org");
+    expect_problem(&r, 403, "personal_org");
     // Personal quota: a second postgres.
     let pws = a["personal"]["workspace_id"].as_str().unwrap();
     let r = alice
@@ -822,9 +797,9 @@ async fn rejected_requests_leave_nothing_behind(s: TestServer) {
         .post(&format!("/v1/workspaces/{pws}/resources"), &json!({"kind": "postgres", "name": "two"}))
         .await
         .unwrap();
-    assert_problem(&r, 403, "plan_limit");
+    expect_problem(&r, 403, "plan_limit");
     let r = alice.delete(&format!("/v1/orgs/{personal_org}")).await.unwrap();
-    assert_problem(&r, 403, "personal_org");
+    expect_problem(&r, 403, "personal_org");
 
     // Org-side refusals.
     let r = alice
@@ -838,10 +813,10 @@ async fn rejected_requests_leave_nothing_behind(s: TestServer) {
         .unwrap();
     assert_invalid(&r, Some("expires_at"));
     let r = alice.delete(&format!("/v1/workspaces/{ws}")).await.unwrap();
-    assert_problem(&r, 409, "workspace_protected");
+    expect_problem(&r, 409, "workspace_protected");
     let me_id = uid(&a);
     let r = alice.delete(&format!("/v1/orgs/{org}/members/{me_id}")).await.unwrap();
-    assert_problem(&r, 409, "owner_cannot_be_removed");
+    expect_problem(&r, 409, "owner_cannot_be_removed");
 
     assert_eq!(org_count(&alice).await, orgs_before);
     assert_eq!(audit(alice.clone(), org.clone()).await, audit_before, "a refused request was audited or applied");
@@ -865,9 +840,9 @@ async fn rejected_requests_leave_nothing_behind(s: TestServer) {
         )
         .await
         .unwrap();
-    assert_problem(&r, 409, "email_taken");
+    expect_problem(&r, 409, "email_taken");
     let login = s.client.post("/v1/sessions", &json!({"email": email, "password": "another password!"})).await.unwrap();
-    assert_problem(&login, 401, "invalid_credentials");
+    expect_problem(&login, 401, "invalid_credentials");
     let login =
         s.client.post("/v1/sessions", &json!({"email": email, "password": "correct horse battery"})).await.unwrap();
     assert_eq!(login.status, 201, "{:?}", login.body);

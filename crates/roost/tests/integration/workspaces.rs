@@ -4,8 +4,8 @@
 use roost::Client;
 use serde_json::{Value, json};
 
-use crate::accounts::{create_ws, expect_invalid, expect_plan_limit, expect_problem, expect_status, list_all, uid};
 use crate::harness::TestServer;
+use crate::support::{create_ws, expect_invalid, expect_plan_limit, expect_problem, expect_status, list_all, uid};
 
 /// The ids of a list body's items.
 fn ids(body: &Value) -> Vec<String> {
@@ -205,7 +205,7 @@ async fn workspace_members(s: TestServer) {
         assert_eq!(it["role"], role);
         assert_eq!(it["email"], o.member_s["user"]["email"]);
         let me = o.member.get("/v1/me").await.unwrap();
-        let org_m = crate::accounts::membership(&me.body, &o.id).unwrap();
+        let org_m = crate::support::membership(&me.body, &o.id).unwrap();
         let ws = org_m["workspaces"].as_array().unwrap().iter().find(|x| x["id"] == w.as_str()).cloned();
         assert_eq!(ws.map(|x| x["role"].clone()), Some(json!(role)), "{org_m}");
     }
