@@ -10,14 +10,7 @@ impl Store {
     pub async fn create_resource(&self, r: &Resource, quota: Option<u32>, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, &r.org_id).await?;
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE org_id = $1 AND kind = $2")
-            .bind(&r.org_id)
-            .bind(&r.kind)
-            .fetch_one(&mut *tx)
-            .await?;
-        if quota.is_some_and(|q| n >= i64::from(q)) {
-            return Err(StoreError::Limit(Limit::ResourceQuota(r.kind.clone())));
-        }
+        check_quota(&mut tx, &r.org_id, &r.kind, quota).await?;
         sqlx::query(
             "INSERT INTO resources (org_id, id, workspace_id, kind, name, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -98,14 +91,7 @@ impl Store {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, &to.org_id).await?;
         if to.org_id != r.org_id {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE org_id = $1 AND kind = $2")
-                .bind(&to.org_id)
-                .bind(&r.kind)
-                .fetch_one(&mut *tx)
-                .await?;
-            if quota.is_some_and(|q| n >= i64::from(q)) {
-                return Err(StoreError::Limit(Limit::ResourceQuota(r.kind.clone())));
-            }
+            check_quota(&mut tx, &to.org_id, &r.kind, quota).await?;
         }
         let done = sqlx::query("UPDATE resources SET org_id = $1, workspace_id = $2 WHERE org_id = $3 AND id = $4")
             .bind(&to.org_id)
@@ -133,4 +119,15 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Refuses one more resource of `kind` in `org_id` when the org already has `quota` of them.
+async fn check_quota(tx: &mut sqlx::AnyConnection, org_id: &str, kind: &str, quota: Option<u32>) -> Result<()> {
+    let Some(q) = quota else { return Ok(()) };
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE org_id = $1 AND kind = $2")
+        .bind(org_id)
+        .bind(kind)
+        .fetch_one(&mut *tx)
+        .await?;
+    if n >= i64::from(q) { Err(StoreError::Limit(Limit::ResourceQuota(kind.to_string()))) } else { Ok(()) }
 }
