@@ -107,12 +107,60 @@ async fn list_orgs(State(st): State<AppState>, caller: Caller, params: Params) -
     Ok(Json(List::from_page(page, |m| OrgView::new(&m.org, Some(&m.role)))))
 }
 
-/// One org the caller belongs to.
+/// Seats of an org against its plan.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Seats {
+    /// Members now.
+    used: u32,
+    /// Seats the plan's price includes (`null`: all).
+    included: Option<u32>,
+    /// Hard cap (`null`: none).
+    max: Option<u32>,
+    /// Members beyond the included seats, each billed at `extra_seat_price`.
+    billable_extra: u32,
+    extra_seat_price: Option<i64>,
+    currency: Option<String>,
+}
+
+/// What an org uses against its plan's limits.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgUsage {
+    workspaces: u32,
+    max_workspaces: Option<u32>,
+    /// Resources per kind.
+    resources: std::collections::BTreeMap<String, u32>,
+}
+
+/// An org with its seats and usage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgDetail {
+    #[serde(flatten)]
+    org: OrgView,
+    seats: Seats,
+    usage: OrgUsage,
+}
+
+/// One org the caller belongs to, with its seats and usage against the plan.
 #[utoipa::path(get, path = "/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])),
-    responses((status = 200, body = OrgView), (status = 404, description = "not_found", body = Problem)))]
-async fn get_org(State(st): State<AppState>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<OrgView>> {
+    responses((status = 200, body = OrgDetail), (status = 404, description = "not_found", body = Problem)))]
+async fn get_org(State(st): State<AppState>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<OrgDetail>> {
     let o = org_ctx(&st, &caller, &org).await?;
-    Ok(Json(OrgView::new(&o.org, Some(o.role.as_str()))))
+    let plan = st
+        .settings
+        .catalog
+        .get(&o.org.plan)
+        .ok_or_else(|| ApiError::internal(format!("unknown plan {}", o.org.plan)))?;
+    let u = st.store.org_usage(&o.org.id).await?;
+    let seats = Seats {
+        used: u.members,
+        included: plan.seats_included,
+        max: plan.max_seats,
+        billable_extra: plan.seats_included.map_or(0, |inc| u.members.saturating_sub(inc)),
+        extra_seat_price: plan.extra_seat_price,
+        currency: plan.currency.clone(),
+    };
+    let usage = OrgUsage { workspaces: u.workspaces, max_workspaces: plan.max_workspaces, resources: u.resources };
+    Ok(Json(OrgDetail { org: OrgView::new(&o.org, Some(o.role.as_str())), seats, usage }))
 }
 
 /// Body of `PATCH /v1/orgs/{org}`.

@@ -525,7 +525,38 @@ async fn transfer_ownership(s: TestServer) {
     expect_status(&bob.delete(&format!("/v1/orgs/{org}")).await.unwrap(), 204);
 }
 
+/// `GET /v1/orgs/{org}` shows seats against the plan: team includes 3, the 4th is billable.
+async fn seats_and_usage(s: TestServer) {
+    let (owner, _) = s.signup("Owner").await;
+    let (org, _) = s.org(&owner, "Seats", "team").await;
+    let detail = owner.get(&format!("/v1/orgs/{org}")).await.unwrap();
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    assert_eq!(detail.body["id"], json!(org));
+    assert_eq!(
+        detail.body["seats"],
+        json!({"used": 1, "included": 3, "max": null, "billable_extra": 0, "extra_seat_price": 45000, "currency": "IDR"})
+    );
+    assert_eq!(detail.body["usage"]["workspaces"], 1);
+    for name in ["A", "B", "C"] {
+        let (m, body) = s.signup(name).await;
+        s.add_member(&owner, &org, &m, &body, "member").await;
+    }
+    let ws = detail.body["usage"]["max_workspaces"].clone();
+    assert_eq!(ws, 20);
+    let detail = owner.get(&format!("/v1/orgs/{org}")).await.unwrap();
+    assert_eq!(
+        (detail.body["seats"]["used"].as_u64(), detail.body["seats"]["billable_extra"].as_u64()),
+        (Some(4), Some(1))
+    );
+
+    // A single-seat plan reports its hard cap.
+    let (solo_org, _) = s.org(&owner, "Solo", "solo").await;
+    let solo = owner.get(&format!("/v1/orgs/{solo_org}")).await.unwrap();
+    assert_eq!((solo.body["seats"]["max"].as_u64(), solo.body["seats"]["billable_extra"].as_u64()), (Some(1), Some(0)));
+}
+
 both_backends!(
+    seats_and_usage,
     create_org_and_plans,
     list_orgs_and_pagination,
     another_tenants_org_is_not_found,
