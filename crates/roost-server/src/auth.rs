@@ -2,7 +2,8 @@
 //!
 //! API keys are looked up in memory after first use. The cache is keyed by the secret's hash and
 //! dropped per key on rotation and revocation; with PostgreSQL, other replicas hear of it through
-//! `LISTEN/NOTIFY` on the `roost_keys` channel. Expiry and grace periods are checked against the
+//! `LISTEN/NOTIFY` on the `roost_keys` channel (sent inside the revoking transaction), drop their
+//! whole cache when that connection is lost, and trust no entry longer than a minute. Expiry and grace periods are checked against the
 //! clock on every request, so a cached key never outlives its validity.
 
 use std::collections::HashMap;
@@ -107,7 +108,13 @@ pub const KEY_CHANNEL: &str = "roost_keys";
 struct Cached {
     key: Arc<ApiKey>,
     secret_valid_until: Option<i64>,
+    /// When it was read from the store (server clock, ms).
+    fetched_at: i64,
 }
+
+/// How long a cached key is trusted without asking the store again: a backstop for an
+/// invalidation this process did not hear of.
+pub const KEY_CACHE_TTL_MS: i64 = 60_000;
 
 fn usable(k: &Cached, now: i64) -> bool {
     k.key.revoked_at.is_none()
@@ -120,14 +127,14 @@ impl KeyCache {
     pub async fn find(&self, store: &Store, hash: &str, now: i64) -> ApiResult<Option<Arc<ApiKey>>> {
         {
             let map = self.map.read().map_err(ApiError::internal)?;
-            if let Some((stored, k)) = map.get_key_value(hash) {
+            if let Some((stored, k)) = map.get_key_value(hash).filter(|(_, k)| now - k.fetched_at < KEY_CACHE_TTL_MS) {
                 // The map found the entry by hash; the final equality check does not leak timing.
                 return Ok((tokens::ct_eq(stored, hash) && usable(k, now)).then(|| k.key.clone()));
             }
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let Some(KeyAuth { key, secret_valid_until }) = store.key_by_secret(hash, now).await? else { return Ok(None) };
-        let found = Cached { key: Arc::new(key), secret_valid_until };
+        let found = Cached { key: Arc::new(key), secret_valid_until, fetched_at: now };
         let ok = usable(&found, now);
         let key = found.key.clone();
         let mut map = self.map.write().map_err(ApiError::internal)?;
@@ -149,31 +156,35 @@ impl KeyCache {
     }
 }
 
-/// Forgets keys here and tells the other replicas (PostgreSQL only).
+/// Forgets keys in this process. (The other processes hear of it from the store, which sends
+/// `NOTIFY roost_keys` inside the transaction that revoked or rotated the keys.)
 pub async fn invalidate_keys(st: &AppState, key_ids: &[String]) {
     st.keys.forget(key_ids);
-    if st.store.backend() == "postgres" {
-        for id in key_ids {
-            let sent =
-                sqlx::query("SELECT pg_notify($1, $2)").bind(KEY_CHANNEL).bind(id).execute(st.store.pool()).await;
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, "could not notify other replicas of a key change");
-            }
-        }
-    }
 }
 
-/// Listens for key changes made by other replicas and forgets those keys here.
+/// Listens for key changes made by other processes and forgets those keys here. Whenever the
+/// connection drops, what was said meanwhile is lost, so the whole cache is dropped.
 pub fn spawn_key_listener(database_url: String, cache: Arc<KeyCache>) {
     tokio::spawn(async move {
         loop {
             match sqlx::postgres::PgListener::connect(&database_url).await {
                 Ok(mut l) => {
                     if l.listen(KEY_CHANNEL).await.is_ok() {
-                        // Anything missed while disconnected: start from an empty cache.
                         cache.clear();
-                        while let Ok(n) = l.recv().await {
-                            cache.forget(&[n.payload().to_string()]);
+                        loop {
+                            match l.try_recv().await {
+                                Ok(Some(n)) => cache.forget(&[n.payload().to_string()]),
+                                // The connection was lost and is re-established by the listener.
+                                Ok(None) => {
+                                    tracing::warn!("key listener reconnected; dropping the key cache");
+                                    cache.clear();
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "key listener failed; reconnecting");
+                                    cache.clear();
+                                    break;
+                                }
+                            }
                         }
                     }
                 }

@@ -102,6 +102,7 @@ impl From<StoreError> for ApiError {
                     Rule::InvitationInvalid => (StatusCode::GONE, "invitation_invalid"),
                     Rule::InvitationEmailMismatch => (StatusCode::FORBIDDEN, "invitation_email_mismatch"),
                     Rule::NotOwner => (StatusCode::FORBIDDEN, "forbidden"),
+                    Rule::TrialUsed => (StatusCode::CONFLICT, "trial_used"),
                     // Someone outside the org, or a workspace of another org: like a missing thing.
                     Rule::NotOrgMember | Rule::CrossOrg => return Self::not_found(),
                 };

@@ -140,6 +140,17 @@ impl Params {
         self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// A text parameter that must be at most 200 characters without control characters (a NUL
+    /// byte, for one, is not text PostgreSQL will take): 422 naming it otherwise.
+    pub fn text(&self, k: &str) -> Result<Option<&str>, ApiError> {
+        match self.get(k) {
+            Some(v) if v.len() > 200 || v.chars().any(char::is_control) => {
+                Err(ApiError::invalid_field(k, "must be at most 200 characters, without control characters"))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// `?limit=` (1–500, default 50) and `?cursor=`.
     pub fn page(&self) -> Result<(u32, Option<&str>), ApiError> {
         let limit = match self.get("limit") {
@@ -151,7 +162,7 @@ impl Params {
                 .ok_or_else(|| ApiError::invalid_field("limit", "must be a whole number from 1 to 500"))?,
         };
         let cursor = self.get("cursor");
-        if cursor.is_some_and(|c| c.len() > 200) {
+        if cursor.is_some_and(|c| c.len() > 200 || c.chars().any(char::is_control)) {
             return Err(ApiError::invalid_field("cursor", "is not a cursor this server issued"));
         }
         Ok((limit, cursor))

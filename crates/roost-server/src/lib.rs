@@ -76,9 +76,30 @@ pub fn app(state: AppState) -> axum::Router {
         // The JSON extractor enforces MAX_BODY itself (draining what it refuses); this caps any other
         // body reader to the same size.
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::map_response(problem_for_plain_errors))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Makes sure no error leaves the server as anything but a problem document. The extractors of
+/// roost answer problems themselves; what is left is axum's own rejection of a path segment that
+/// is not valid percent-encoded UTF-8 (400 text/plain): such a path names nothing, so 404.
+async fn problem_for_plain_errors(res: axum::response::Response) -> axum::response::Response {
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return res;
+    }
+    let err = match status {
+        StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => ApiError::not_found(),
+        StatusCode::INTERNAL_SERVER_ERROR => ApiError::internal("a response without a problem body"),
+        other => ApiError::new(other, "http_error", other.canonical_reason().unwrap_or("error")),
+    };
+    err.into_response()
 }
 
 async fn healthz(axum::extract::State(st): axum::extract::State<AppState>) -> impl IntoResponse {

@@ -28,6 +28,11 @@ pub trait Dialect: Send + Sync + 'static {
     fn lock_org(&self) -> Option<&'static str>;
     /// A statement that keeps concurrent migrators apart, if the backend needs one.
     fn migration_lock(&self) -> Option<&'static str>;
+    /// A statement (`$1` = key id) that tells the other processes, when the transaction commits,
+    /// that a key was revoked or rotated; `None` where there are no other processes to tell.
+    fn notify_key_change(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// SQLite in WAL mode: many readers, one writer, which `BEGIN IMMEDIATE` takes up front.
@@ -98,5 +103,9 @@ impl Dialect for Postgres {
     }
     fn migration_lock(&self) -> Option<&'static str> {
         Some("SELECT pg_advisory_xact_lock(7262111)")
+    }
+    fn notify_key_change(&self) -> Option<&'static str> {
+        // NOTIFY is transactional: it is delivered when (and only if) the change commits.
+        Some("SELECT pg_notify('roost_keys', $1)")
     }
 }

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::audit::{Entry, record};
-use crate::orgs::{check_seat, member_role};
+use crate::orgs::{check_seat, member_role, plan_in_tx};
 use crate::{Ctx, Invitation, Page, Result, Rule, Store, StoreError, count, finish_page, page};
 use roost_domain::Catalog;
 
@@ -186,10 +186,7 @@ impl Store {
 }
 
 async fn seat_check(tx: &mut sqlx::AnyConnection, org_id: &str, catalog: &Catalog) -> Result<()> {
-    let plan: String =
-        sqlx::query_scalar("SELECT plan FROM orgs WHERE id = $1").bind(org_id).fetch_one(&mut *tx).await?;
-    let plan =
-        catalog.get(&plan).ok_or_else(|| StoreError::Setup(format!("org {org_id} is on unknown plan {plan}")))?;
+    let plan = plan_in_tx(tx, org_id, catalog).await?;
     let members = count(tx, "SELECT COUNT(*) FROM org_members WHERE org_id = $1", org_id).await?;
     check_seat(plan, members)
 }

@@ -6,7 +6,6 @@ use sqlx::Row;
 
 use crate::audit::{Entry, record};
 use crate::models::key_cols;
-use crate::orgs::revoke_keys;
 use crate::{ApiKey, Ctx, Page, Result, Store, StoreError, finish_page, page};
 
 /// A key as authentication finds it: the key and until when this secret is valid.
@@ -18,12 +17,19 @@ pub struct KeyAuth {
 }
 
 impl Store {
-    /// Stores a new key with the hash of its secret.
+    /// Stores a new key with the hash of its secret, if its creator may still use the workspace
+    /// (checked under the org lock: a creator being removed at this moment gets NotFound).
     pub async fn create_key(&self, k: &ApiKey, secret_hash: &str, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        self.lock_org(&mut tx, &k.org_id).await?;
+        let inserted = sqlx::query(
             "INSERT INTO api_keys (org_id, id, workspace_id, name, prefix, created_by, created_at, expires_at, spend_limit) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             SELECT w.org_id, $2, w.id, $4, $5, $6, $7, $8, $9 FROM workspaces w \
+             WHERE w.org_id = $1 AND w.id = $3 AND ( \
+               EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = w.org_id AND m.user_id = $6 AND m.role IN ('owner', 'admin')) \
+               OR EXISTS (SELECT 1 FROM workspace_members wm WHERE wm.org_id = w.org_id AND wm.workspace_id = w.id \
+                          AND wm.user_id = $6 AND wm.role IN ('admin', 'member') \
+                          AND EXISTS (SELECT 1 FROM org_members m2 WHERE m2.org_id = w.org_id AND m2.user_id = $6)))",
         )
         .bind(&k.org_id)
         .bind(&k.id)
@@ -36,6 +42,9 @@ impl Store {
         .bind(k.spend_limit)
         .execute(&mut *tx)
         .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
         sqlx::query("INSERT INTO api_key_secrets (secret_hash, org_id, key_id, created_at) VALUES ($1, $2, $3, $4)")
             .bind(secret_hash)
             .bind(&k.org_id)
@@ -104,6 +113,8 @@ impl Store {
     /// Gives a key a new secret. The old ones stay valid until `grace_until` (or stop now).
     pub async fn rotate_key(&self, key: &ApiKey, new_hash: &str, grace_until: Option<i64>, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
+        // Concurrent rotations of one key take turns: each ends the secrets before it.
+        self.lock_org(&mut tx, &key.org_id).await?;
         let live: Option<i64> =
             sqlx::query_scalar("SELECT created_at FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
                 .bind(&key.id)
@@ -133,6 +144,7 @@ impl Store {
             .bind(ctx.now)
             .execute(&mut *tx)
             .await?;
+        self.notify_key_change(&mut tx, &key.id).await?;
         let detail = json!({"grace_until": grace_until});
         let e = Entry {
             org_id: &key.org_id,
@@ -146,10 +158,13 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes a key: every secret of it stops working.
+    /// Revokes a key: every secret of it stops working. NotFound if it was already revoked.
     pub async fn revoke_key(&self, key: &ApiKey, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
-        revoke_keys(&mut tx, &key.org_id, std::slice::from_ref(&key.id), ctx).await?;
+        let revoked = self.revoke_keys(&mut tx, &key.org_id, std::slice::from_ref(&key.id), ctx).await?;
+        if revoked.is_empty() {
+            return Err(StoreError::NotFound);
+        }
         tx.commit().await?;
         Ok(())
     }

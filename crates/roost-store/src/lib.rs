@@ -44,6 +44,8 @@ pub enum Rule {
     CrossOrg,
     #[error("only the current owner can do this")]
     NotOwner,
+    #[error("this organization already had its trial")]
+    TrialUsed,
 }
 
 /// Why a store operation failed.

@@ -8,8 +8,8 @@ use crate::audit::{Entry, record};
 use crate::models::{org_cols, personal_ws_of_user};
 use crate::users::{Membership, insert_workspace};
 use crate::{Ctx, Limit, Member, Org, Page, Result, Rule, Store, StoreError, count, finish_page, page};
-use roost_domain::Plan;
 use roost_domain::plans::Usage;
+use roost_domain::{Catalog, Plan};
 
 /// A new org, as the caller decided it.
 #[derive(Debug, Clone)]
@@ -131,6 +131,15 @@ impl Store {
     pub async fn change_plan(&self, org_id: &str, plan: &Plan, trial_ends_at: Option<i64>, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, org_id).await?;
+        if trial_ends_at.is_some() {
+            let used: i64 = sqlx::query_scalar("SELECT trial_used FROM orgs WHERE id = $1")
+                .bind(org_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if used != 0 {
+                return Err(Rule::TrialUsed.into());
+            }
+        }
         let old: String =
             sqlx::query_scalar("SELECT plan FROM orgs WHERE id = $1").bind(org_id).fetch_one(&mut *tx).await?;
         let usage = usage(&mut tx, org_id).await?;
@@ -172,17 +181,20 @@ impl Store {
                 .bind(org_id)
                 .fetch_all(&mut *tx)
                 .await?;
-        revoke_keys(&mut tx, org_id, &revoked, ctx).await?;
+        let revoked = self.revoke_keys(&mut tx, org_id, &revoked, ctx).await?;
         for user in &members {
             reset_active_workspace(&mut tx, org_id, user).await?;
         }
-        for sql in [
-            "DELETE FROM workspace_members WHERE org_id = $1",
-            "DELETE FROM org_members WHERE org_id = $1",
-            "UPDATE invitations SET status = 'revoked' WHERE org_id = $1 AND status = 'pending'",
-        ] {
+        for sql in ["DELETE FROM workspace_members WHERE org_id = $1", "DELETE FROM org_members WHERE org_id = $1"] {
             sqlx::query(sql).bind(org_id).execute(&mut *tx).await?;
         }
+        sqlx::query(
+            "UPDATE invitations SET status = 'revoked', closed_at = $1 WHERE org_id = $2 AND status = 'pending'",
+        )
+        .bind(ctx.now)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE orgs SET deleted_at = $1 WHERE id = $2")
             .bind(ctx.now)
             .bind(org_id)
@@ -228,13 +240,25 @@ impl Store {
         Ok(row.as_ref().map(Member::from_row).transpose()?)
     }
 
-    /// Changes a member's org role. The owner's role is changed only by a transfer.
-    pub async fn set_member_role(&self, org_id: &str, user_id: &str, role: &str, ctx: &Ctx) -> Result<()> {
+    /// Changes a member's org role. The owner's role is changed only by a transfer; unless
+    /// `by_owner`, admins and billing members are left alone. Keys the member can no longer use are
+    /// revoked; returns their ids.
+    pub async fn set_member_role(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        role: &str,
+        by_owner: bool,
+        ctx: &Ctx,
+    ) -> Result<Vec<String>> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, org_id).await?;
         let old = member_role(&mut tx, org_id, user_id).await?.ok_or(StoreError::NotFound)?;
         if old == "owner" {
             return Err(Rule::OwnerCannotBeRemoved.into());
+        }
+        if !by_owner && matches!(old.as_str(), "admin" | "billing") {
+            return Err(Rule::NotOwner.into());
         }
         sqlx::query("UPDATE org_members SET role = $1 WHERE org_id = $2 AND user_id = $3")
             .bind(role)
@@ -251,26 +275,25 @@ impl Store {
             detail,
         };
         record(&mut tx, ctx, e).await?;
+        let revoked = self.revoke_lost_keys(&mut tx, org_id, user_id, ctx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(revoked)
     }
 
     /// Removes a member (or lets one leave): their workspace memberships end and the keys they
-    /// created in this org are revoked. Returns the revoked key ids.
-    pub async fn remove_member(&self, org_id: &str, user_id: &str, ctx: &Ctx) -> Result<Vec<String>> {
+    /// created in this org are revoked. Unless `by_owner` (or leaving), admins and billing
+    /// members are left alone. Returns the revoked key ids.
+    pub async fn remove_member(&self, org_id: &str, user_id: &str, by_owner: bool, ctx: &Ctx) -> Result<Vec<String>> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, org_id).await?;
         let role = member_role(&mut tx, org_id, user_id).await?.ok_or(StoreError::NotFound)?;
         if role == "owner" {
             return Err(Rule::OwnerCannotBeRemoved.into());
         }
-        let revoked: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM api_keys WHERE org_id = $1 AND created_by = $2 AND revoked_at IS NULL")
-                .bind(org_id)
-                .bind(user_id)
-                .fetch_all(&mut *tx)
-                .await?;
-        revoke_keys(&mut tx, org_id, &revoked, ctx).await?;
+        let leaving = ctx.actor.id == user_id;
+        if !by_owner && !leaving && matches!(role.as_str(), "admin" | "billing") {
+            return Err(Rule::NotOwner.into());
+        }
         reset_active_workspace(&mut tx, org_id, user_id).await?;
         for sql in [
             "DELETE FROM workspace_members WHERE org_id = $1 AND user_id = $2",
@@ -278,7 +301,8 @@ impl Store {
         ] {
             sqlx::query(sql).bind(org_id).bind(user_id).execute(&mut *tx).await?;
         }
-        let detail = json!({"role": role, "keys_revoked": revoked, "left": ctx.actor.id == user_id});
+        let revoked = self.revoke_lost_keys(&mut tx, org_id, user_id, ctx).await?;
+        let detail = json!({"role": role, "keys_revoked": revoked, "left": leaving});
         let e = Entry { org_id, action: "member.removed", workspace_id: None, target: Some(("user", user_id)), detail };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
@@ -346,33 +370,19 @@ pub(crate) async fn usage(tx: &mut AnyConnection, org_id: &str) -> Result<Usage>
     Ok(Usage { members, workspaces, resources })
 }
 
+/// The org's plan as of this transaction (call after `lock_org`, so no plan change can slip in).
+pub(crate) async fn plan_in_tx<'c>(tx: &mut AnyConnection, org_id: &str, catalog: &'c Catalog) -> Result<&'c Plan> {
+    let plan: Option<String> = sqlx::query_scalar("SELECT plan FROM orgs WHERE id = $1 AND deleted_at IS NULL")
+        .bind(org_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let plan = plan.ok_or(StoreError::NotFound)?;
+    catalog.get(&plan).ok_or_else(|| StoreError::Setup(format!("org {org_id} is on unknown plan {plan}")))
+}
+
 /// Checks that one more member fits the org's plan.
 pub(crate) fn check_seat(plan: &Plan, members: u32) -> Result<()> {
     if plan.seat_available(members) { Ok(()) } else { Err(StoreError::Limit(Limit::MaxSeats)) }
-}
-
-/// Revokes keys and forgets their secrets, auditing each.
-pub(crate) async fn revoke_keys(tx: &mut AnyConnection, org_id: &str, ids: &[String], ctx: &Ctx) -> Result<()> {
-    for id in ids {
-        let workspace: Option<String> = sqlx::query_scalar(
-            "UPDATE api_keys SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING workspace_id",
-        )
-        .bind(ctx.now)
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1").bind(id).execute(&mut *tx).await?;
-        let e = Entry {
-            org_id,
-            action: "key.revoked",
-            workspace_id: workspace.as_deref(),
-            target: Some(("key", id)),
-            detail: json!({}),
-        };
-        record(tx, ctx, e).await?;
-    }
-    Ok(())
 }
 
 /// Sends a user whose active workspace is in `org_id` back to their personal workspace.
@@ -387,4 +397,71 @@ pub(crate) async fn reset_active_workspace(tx: &mut AnyConnection, org_id: &str,
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+impl Store {
+    /// Revokes keys and forgets their secrets, auditing each key actually revoked here (a key
+    /// revoked concurrently is skipped). Returns the ids revoked.
+    pub(crate) async fn revoke_keys(
+        &self,
+        tx: &mut AnyConnection,
+        org_id: &str,
+        ids: &[String],
+        ctx: &Ctx,
+    ) -> Result<Vec<String>> {
+        let mut revoked = Vec::new();
+        for id in ids {
+            let workspace: Option<String> = sqlx::query_scalar(
+                "UPDATE api_keys SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING workspace_id",
+            )
+            .bind(ctx.now)
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(workspace) = workspace else { continue };
+            sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1").bind(id).execute(&mut *tx).await?;
+            self.notify_key_change(tx, id).await?;
+            let e = Entry {
+                org_id,
+                action: "key.revoked",
+                workspace_id: Some(&workspace),
+                target: Some(("key", id)),
+                detail: json!({}),
+            };
+            record(tx, ctx, e).await?;
+            revoked.push(id.clone());
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes the keys `user_id` created in workspaces of `org_id` they may no longer use: a key
+    /// acts with its creator's standing, so it must not outlive it. Returns the ids revoked.
+    pub(crate) async fn revoke_lost_keys(
+        &self,
+        tx: &mut AnyConnection,
+        org_id: &str,
+        user_id: &str,
+        ctx: &Ctx,
+    ) -> Result<Vec<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT k.id FROM api_keys k WHERE k.org_id = $1 AND k.created_by = $2 AND k.revoked_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = k.org_id AND m.user_id = $2 AND m.role IN ('owner', 'admin')) \
+             AND NOT EXISTS (SELECT 1 FROM workspace_members wm WHERE wm.org_id = k.org_id AND wm.workspace_id = k.workspace_id \
+                             AND wm.user_id = $2 AND wm.role IN ('admin', 'member'))",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        self.revoke_keys(tx, org_id, &ids, ctx).await
+    }
+
+    /// Queues the cross-process notice that a key changed (PostgreSQL), inside `tx`.
+    pub(crate) async fn notify_key_change(&self, tx: &mut AnyConnection, key_id: &str) -> Result<()> {
+        if let Some(sql) = self.dialect.notify_key_change() {
+            sqlx::query(sql).bind(key_id).execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
 }

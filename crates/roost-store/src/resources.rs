@@ -2,17 +2,23 @@
 
 use serde_json::json;
 
+use roost_domain::Catalog;
+
 use crate::audit::{Entry, record};
+use crate::orgs::plan_in_tx;
 use crate::{Ctx, Limit, Page, Resource, Result, Store, StoreError, Workspace, finish_page, page};
 
 impl Store {
-    /// Creates a resource unless the org already has `quota` of its kind.
-    pub async fn create_resource(&self, r: &Resource, quota: Option<u32>, ctx: &Ctx) -> Result<()> {
+    /// Creates a resource in a workspace that still exists, unless the org's plan allows no more
+    /// of its kind (both decided under the org lock).
+    pub async fn create_resource(&self, r: &Resource, catalog: &Catalog, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, &r.org_id).await?;
+        let quota = plan_in_tx(&mut tx, &r.org_id, catalog).await?.resource_quotas.get(&r.kind).copied();
         check_quota(&mut tx, &r.org_id, &r.kind, quota).await?;
-        sqlx::query(
-            "INSERT INTO resources (org_id, id, workspace_id, kind, name, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        let inserted = sqlx::query(
+            "INSERT INTO resources (org_id, id, workspace_id, kind, name, created_by, created_at) \
+             SELECT org_id, $2, id, $4, $5, $6, $7 FROM workspaces WHERE org_id = $1 AND id = $3",
         )
         .bind(&r.org_id)
         .bind(&r.id)
@@ -23,6 +29,9 @@ impl Store {
         .bind(r.created_at)
         .execute(&mut *tx)
         .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
         let detail = json!({"kind": r.kind, "name": r.name});
         let e = Entry {
             org_id: &r.org_id,
@@ -87,11 +96,20 @@ impl Store {
 
     /// Moves a resource into another workspace, possibly of another org, within that org's
     /// `quota` for the resource's kind.
-    pub async fn transfer_resource(&self, r: &Resource, to: &Workspace, quota: Option<u32>, ctx: &Ctx) -> Result<()> {
+    pub async fn transfer_resource(&self, r: &Resource, to: &Workspace, catalog: &Catalog, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, &to.org_id).await?;
         if to.org_id != r.org_id {
+            let quota = plan_in_tx(&mut tx, &to.org_id, catalog).await?.resource_quotas.get(&r.kind).copied();
             check_quota(&mut tx, &to.org_id, &r.kind, quota).await?;
+        }
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM workspaces WHERE org_id = $1 AND id = $2")
+            .bind(&to.org_id)
+            .bind(&to.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
         }
         let done = sqlx::query("UPDATE resources SET org_id = $1, workspace_id = $2 WHERE org_id = $3 AND id = $4")
             .bind(&to.org_id)

@@ -154,7 +154,7 @@ impl Store {
     }
 
     /// The workspaces a user can enter, with their own role there if they were added to it.
-    /// Org owners and admins can enter every workspace of their org.
+    /// Org owners, admins and billing members see every workspace of their org.
     pub async fn visible_workspaces(&self, user_id: &str) -> Result<Vec<(Workspace, Option<String>)>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -163,7 +163,7 @@ impl Store {
              JOIN orgs o ON o.id = m.org_id AND o.deleted_at IS NULL \
              JOIN workspaces w ON w.org_id = m.org_id \
              LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = m.user_id \
-             WHERE m.user_id = $1 AND (m.role IN ('owner', 'admin') OR wm.role IS NOT NULL) \
+             WHERE m.user_id = $1 AND (m.role IN ('owner', 'admin', 'billing') OR wm.role IS NOT NULL) \
              ORDER BY w.org_id, w.id"
         ))
         .bind(user_id)

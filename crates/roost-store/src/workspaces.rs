@@ -5,8 +5,10 @@ use sqlx::Row;
 
 use crate::audit::{Entry, record};
 use crate::models::{org_cols, personal_ws_of_user, ws_cols};
-use crate::orgs::{member_role, revoke_keys};
+use crate::orgs::{member_role, plan_in_tx};
 use crate::users::insert_workspace;
+use roost_domain::Catalog;
+
 use crate::{
     Ctx, Limit, Member, Org, Page, Result, Rule, Store, StoreError, Workspace, WorkspaceAccess, count, finish_page,
     page,
@@ -57,17 +59,19 @@ impl Store {
         row.map(|r| Ok((Workspace::from_row(&r)?, Org::from_row(&r)?))).transpose()
     }
 
-    /// Creates a workspace unless the org already has `max` of them; the creator becomes its admin.
+    /// Creates a workspace unless the org already has as many as its plan allows; the creator
+    /// becomes its admin.
     pub async fn create_workspace(
         &self,
         org_id: &str,
         id: &str,
         name: &str,
-        max: Option<u32>,
+        catalog: &Catalog,
         ctx: &Ctx,
     ) -> Result<()> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, org_id).await?;
+        let max = plan_in_tx(&mut tx, org_id, catalog).await?.max_workspaces;
         let n = count(&mut tx, "SELECT COUNT(*) FROM workspaces WHERE org_id = $1", org_id).await?;
         if max.is_some_and(|m| n >= m) {
             return Err(StoreError::Limit(Limit::MaxWorkspaces));
@@ -150,7 +154,7 @@ impl Store {
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
-        revoke_keys(&mut tx, org_id, &revoked, ctx).await?;
+        let revoked = self.revoke_keys(&mut tx, org_id, &revoked, ctx).await?;
         // Whoever was working in it lands in their personal workspace.
         sqlx::query(concat!(
             "UPDATE users SET active_workspace_id = ",
@@ -197,7 +201,8 @@ impl Store {
     }
 
     /// Adds an org member to a workspace, or changes their role there.
-    pub async fn put_ws_member(&self, ws: &Workspace, user_id: &str, role: &str, ctx: &Ctx) -> Result<()> {
+    /// A member demoted to viewer loses the keys they made here; returns their ids.
+    pub async fn put_ws_member(&self, ws: &Workspace, user_id: &str, role: &str, ctx: &Ctx) -> Result<Vec<String>> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, &ws.org_id).await?;
         member_role(&mut tx, &ws.org_id, user_id).await?.ok_or(Rule::NotOrgMember)?;
@@ -227,8 +232,9 @@ impl Store {
             detail,
         };
         record(&mut tx, ctx, e).await?;
+        let revoked = self.revoke_lost_keys(&mut tx, &ws.org_id, user_id, ctx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(revoked)
     }
 
     /// Takes a user out of a workspace (they stay in the org). Unless their org role still lets
@@ -246,21 +252,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let still_enters =
-            matches!(member_role(&mut tx, &ws.org_id, user_id).await?.as_deref(), Some("owner" | "admin"));
-        let revoked: Vec<String> = if still_enters {
-            Vec::new()
-        } else {
-            sqlx::query_scalar(
-                "SELECT id FROM api_keys WHERE org_id = $1 AND workspace_id = $2 AND created_by = $3 AND revoked_at IS NULL",
-            )
-            .bind(&ws.org_id)
-            .bind(&ws.id)
-            .bind(user_id)
-            .fetch_all(&mut *tx)
-            .await?
-        };
-        revoke_keys(&mut tx, &ws.org_id, &revoked, ctx).await?;
+        let revoked = self.revoke_lost_keys(&mut tx, &ws.org_id, user_id, ctx).await?;
         sqlx::query(concat!(
             "UPDATE users SET active_workspace_id = ",
             personal_ws_of_user!(),

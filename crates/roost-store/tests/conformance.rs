@@ -164,6 +164,7 @@ suite! {
     scenario_change_plan => change_plan_sqlite, change_plan_postgres;
     scenario_audit => audit_sqlite, audit_postgres;
     scenario_concurrency => concurrency_sqlite, concurrency_postgres;
+    scenario_guards => guards_sqlite, guards_postgres;
 }
 
 /// Says loudly whether the PostgreSQL half of the suite ran, so a green run without it is visible.
@@ -249,7 +250,7 @@ async fn new_org(s: &Store, owner: &str, plan: &str, now: i64) -> OrgIds {
 
 async fn new_workspace(s: &Store, org: &str, by: &str, now: i64) -> String {
     let id = IdKind::Workspace.generate();
-    s.create_workspace(org, &id, "Extra", None, &ctx(by, now)).await.expect("create workspace");
+    s.create_workspace(org, &id, "Extra", &unlimited(), &ctx(by, now)).await.expect("create workspace");
     id
 }
 
@@ -316,6 +317,39 @@ fn new_resource(org: &str, ws: &str, kind: &str, by: &str, now: i64) -> Resource
 }
 
 #[track_caller]
+/// The built-in catalog with every plan given these limits, so a test decides them whatever plan
+/// its org is on.
+fn catalog_with(max_ws: Option<u32>, quotas: &[(&str, u32)]) -> Catalog {
+    limits_on(&Catalog::builtin(), max_ws, quotas)
+}
+
+/// `base` with every plan given these limits.
+fn limits_on(base: &Catalog, max_ws: Option<u32>, quotas: &[(&str, u32)]) -> Catalog {
+    let plans = base
+        .all()
+        .iter()
+        .cloned()
+        .map(|mut p| {
+            p.max_workspaces = max_ws;
+            p.resource_quotas = quotas.iter().map(|(k, n)| ((*k).to_string(), *n)).collect();
+            p
+        })
+        .collect();
+    Catalog::new(plans, "free").expect("catalog")
+}
+
+fn unlimited() -> Catalog {
+    catalog_with(None, &[])
+}
+
+fn max_workspaces(n: u32) -> Catalog {
+    catalog_with(Some(n), &[])
+}
+
+fn quota(kind: &str, n: u32) -> Catalog {
+    catalog_with(None, &[(kind, n)])
+}
+
 fn assert_rule<T: Debug>(got: Result<T, StoreError>, rule: Rule) {
     match got {
         Err(StoreError::Rule(r)) if r == rule => {}
@@ -583,15 +617,15 @@ async fn scenario_orgs(s: &Store) {
     assert_eq!((m.email.as_str(), m.name.as_str(), m.role.as_str()), ("bob@example.com", "bob", "member"));
 
     // Roles; the owner can be neither demoted nor removed.
-    s.set_member_role(&org.id, &bob.id, "admin", &ctx(&alice.id, T0 + 20)).await.unwrap();
+    s.set_member_role(&org.id, &bob.id, "admin", true, &ctx(&alice.id, T0 + 20)).await.unwrap();
     assert_eq!(role_in(s, &org.id, &bob.id).await.as_deref(), Some("admin"));
     assert_rule(
-        s.set_member_role(&org.id, &alice.id, "member", &ctx(&bob.id, T0 + 21)).await,
+        s.set_member_role(&org.id, &alice.id, "member", true, &ctx(&bob.id, T0 + 21)).await,
         Rule::OwnerCannotBeRemoved,
     );
-    assert_rule(s.remove_member(&org.id, &alice.id, &ctx(&bob.id, T0 + 21)).await, Rule::OwnerCannotBeRemoved);
+    assert_rule(s.remove_member(&org.id, &alice.id, true, &ctx(&bob.id, T0 + 21)).await, Rule::OwnerCannotBeRemoved);
     assert_eq!(role_in(s, &org.id, &alice.id).await.as_deref(), Some("owner"));
-    assert_not_found(s.set_member_role(&org.id, &dave.id, "admin", &ctx(&alice.id, T0 + 21)).await);
+    assert_not_found(s.set_member_role(&org.id, &dave.id, "admin", true, &ctx(&alice.id, T0 + 21)).await);
     assert!(s.org_access(&org.id, &dave.id).await.unwrap().is_none());
 
     // Transfer of ownership: only to a member; the old owner becomes admin.
@@ -606,15 +640,15 @@ async fn scenario_orgs(s: &Store) {
     let detail: Value = serde_json::from_str(&transferred[0].detail).unwrap();
     assert_eq!((detail["from"].as_str(), detail["to"].as_str()), (Some(alice.id.as_str()), Some(bob.id.as_str())));
     // Now the new owner is the protected one.
-    assert_rule(s.remove_member(&org.id, &bob.id, &ctx(&alice.id, T0 + 24)).await, Rule::OwnerCannotBeRemoved);
-    s.set_member_role(&org.id, &alice.id, "member", &ctx(&bob.id, T0 + 24)).await.unwrap();
+    assert_rule(s.remove_member(&org.id, &bob.id, true, &ctx(&alice.id, T0 + 24)).await, Rule::OwnerCannotBeRemoved);
+    s.set_member_role(&org.id, &alice.id, "member", true, &ctx(&bob.id, T0 + 24)).await.unwrap();
     assert_eq!(role_in(s, &org.id, &alice.id).await.as_deref(), Some("member"));
     // Transferring to the current owner changes nothing.
     s.transfer_ownership(&org.id, &bob.id, &ctx(&bob.id, T0 + 25)).await.unwrap();
     assert_eq!(role_in(s, &org.id, &bob.id).await.as_deref(), Some("owner"));
 
     // A member leaves.
-    let revoked = s.remove_member(&org.id, &carol.id, &ctx(&carol.id, T0 + 26)).await.unwrap();
+    let revoked = s.remove_member(&org.id, &carol.id, true, &ctx(&carol.id, T0 + 26)).await.unwrap();
     assert!(revoked.is_empty());
     assert!(s.org_access(&org.id, &carol.id).await.unwrap().is_none());
     assert_eq!(
@@ -622,7 +656,7 @@ async fn scenario_orgs(s: &Store) {
         [carol.org.as_str()]
     );
     assert_eq!(member_ids(s, &org.id).await, sorted(vec![alice.id.clone(), bob.id.clone()]));
-    assert_not_found(s.remove_member(&org.id, &carol.id, &ctx(&bob.id, T0 + 27)).await);
+    assert_not_found(s.remove_member(&org.id, &carol.id, true, &ctx(&bob.id, T0 + 27)).await);
     let left = audit(s, &org.id, &filter(None, Some(&carol.id), Some("member.removed"))).await;
     assert_eq!(left.len(), 1);
     assert_eq!(serde_json::from_str::<Value>(&left[0].detail).unwrap()["left"], true);
@@ -641,9 +675,9 @@ async fn scenario_workspaces(s: &Store) {
 
     // The workspace cap is checked in the transaction: 1 + 1 fits Some(2), the third does not.
     let ws2 = IdKind::Workspace.generate();
-    s.create_workspace(&org.id, &ws2, "two", Some(2), &c).await.unwrap();
+    s.create_workspace(&org.id, &ws2, "two", &max_workspaces(2), &c).await.unwrap();
     let ws3 = IdKind::Workspace.generate();
-    assert_limit(s.create_workspace(&org.id, &ws3, "three", Some(2), &c).await, Limit::MaxWorkspaces);
+    assert_limit(s.create_workspace(&org.id, &ws3, "three", &max_workspaces(2), &c).await, Limit::MaxWorkspaces);
     assert!(s.workspace_by_id(&ws3).await.unwrap().is_none());
     assert_eq!(s.org_usage(&org.id).await.unwrap().workspaces, 2);
 
@@ -703,12 +737,16 @@ async fn scenario_workspaces(s: &Store) {
     assert_eq!(s.list_ws_members(&ws2, 50, None).await.unwrap().items.len(), 2);
     s.put_ws_member(&w2, &bob.id, "viewer", &c).await.unwrap();
     assert_eq!(s.workspace_access(&ws2, &bob.id).await.unwrap().and_then(|a| a.ws_role), Some("viewer".into()));
+    // A viewer may not create keys (the store refuses, whatever the caller checked before).
+    let refused = s.create_key(&new_key(&org.id, &ws2, &bob.id, T0 + 2), "secret-viewer", &ctx(&bob.id, T0 + 2)).await;
+    assert_not_found(refused);
+    s.put_ws_member(&w2, &bob.id, "member", &c).await.unwrap();
 
     // Deleting a workspace revokes its keys, removes its resources and moves whoever worked in it.
     let doomed_key = add_key(s, &org.id, &ws2, &bob.id, "secret-ws2", T0 + 3).await;
     let kept_key = add_key(s, &org.id, &org.primary, &alice.id, "secret-primary", T0 + 3).await;
     let res = new_resource(&org.id, &ws2, "box", &bob.id, T0 + 3);
-    s.create_resource(&res, None, &ctx(&bob.id, T0 + 3)).await.unwrap();
+    s.create_resource(&res, &unlimited(), &ctx(&bob.id, T0 + 3)).await.unwrap();
     s.set_active_workspace(&bob.id, &ws2).await.unwrap();
     assert_not_found(s.set_active_workspace(&IdKind::User.generate(), &ws2).await);
     assert!(s.key_by_secret("secret-ws2", T0 + 4).await.unwrap().is_some());
@@ -738,7 +776,7 @@ async fn scenario_workspaces(s: &Store) {
     let revoked_events = audit(s, &org.id, &filter(None, None, Some("key.revoked"))).await;
     assert_eq!(revoked_events.iter().filter_map(|e| e.target_id.clone()).collect::<Vec<_>>(), [doomed_key.id.as_str()]);
     // With ws2 gone the cap of 2 has room again.
-    s.create_workspace(&org.id, &ws3, "three", Some(2), &c).await.unwrap();
+    s.create_workspace(&org.id, &ws3, "three", &max_workspaces(2), &c).await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -872,7 +910,7 @@ async fn scenario_invitations(s: &Store) {
     assert_limit(s.create_invitation(&full, &cat, &ctx(&alice.id, T0 + 3_004)).await, Limit::MaxSeats);
     assert_eq!(member_ids(s, &build.id).await.len(), 3);
     // A freed seat lets the pending invitation in.
-    s.remove_member(&build.id, &carol.id, &ctx(&alice.id, T0 + 3_005)).await.unwrap();
+    s.remove_member(&build.id, &carol.id, true, &ctx(&alice.id, T0 + 3_005)).await.unwrap();
     s.accept_invitation(&invs[2].token_hash, &dave.id, &dave.email, &cat, &ctx(&dave.id, T0 + 3_006)).await.unwrap();
     assert_eq!(s.org_usage(&build.id).await.unwrap().members, 3);
 
@@ -960,7 +998,7 @@ async fn scenario_keys(s: &Store) {
     assert_eq!(p1.items.len(), 2);
     let p2 = s.list_keys(&org.primary, 2, p1.next_cursor.as_deref()).await.unwrap();
     assert_eq!((p2.items.len(), p2.next_cursor), (1, None));
-    let revoked = s.remove_member(&org.id, &bob.id, &ctx(&alice.id, T0 + 401)).await.unwrap();
+    let revoked = s.remove_member(&org.id, &bob.id, true, &ctx(&alice.id, T0 + 401)).await.unwrap();
     assert_eq!(sorted(revoked), sorted(vec![b1.id.clone(), b2.id.clone()]));
     assert!(s.key_by_secret("b1", T0 + 402).await.unwrap().is_none());
     assert!(s.key_by_secret("b2", T0 + 402).await.unwrap().is_none());
@@ -1023,19 +1061,19 @@ async fn scenario_resources(s: &Store) {
     let c = ctx(&alice.id, T0 + 1);
 
     let r1 = new_resource(&org.id, &org.primary, "postgres", &alice.id, T0 + 1);
-    s.create_resource(&r1, Some(1), &c).await.unwrap();
+    s.create_resource(&r1, &quota(&r1.kind, 1), &c).await.unwrap();
     let r2 = new_resource(&org.id, &org.primary, "postgres", &alice.id, T0 + 1);
-    assert_limit(s.create_resource(&r2, Some(1), &c).await, Limit::ResourceQuota("postgres".into()));
+    assert_limit(s.create_resource(&r2, &quota(&r2.kind, 1), &c).await, Limit::ResourceQuota("postgres".into()));
     assert!(s.resource_by_id(&r2.id).await.unwrap().is_none());
     // Quotas are per kind …
     let r3 = new_resource(&org.id, &org.primary, "box", &alice.id, T0 + 2);
-    s.create_resource(&r3, Some(1), &c).await.unwrap();
+    s.create_resource(&r3, &quota(&r3.kind, 1), &c).await.unwrap();
     // … `None` is unlimited …
     let r4 = new_resource(&org.id, &org.primary, "postgres", &alice.id, T0 + 3);
-    s.create_resource(&r4, None, &c).await.unwrap();
+    s.create_resource(&r4, &unlimited(), &c).await.unwrap();
     // … and org-wide, whatever the workspace.
     let r5 = new_resource(&org.id, &ws2, "postgres", &alice.id, T0 + 4);
-    assert_limit(s.create_resource(&r5, Some(2), &c).await, Limit::ResourceQuota("postgres".into()));
+    assert_limit(s.create_resource(&r5, &quota(&r5.kind, 2), &c).await, Limit::ResourceQuota("postgres".into()));
     let usage = s.org_usage(&org.id).await.unwrap();
     assert_eq!(usage.resources, BTreeMap::from([("box".to_string(), 1), ("postgres".to_string(), 2)]));
 
@@ -1060,7 +1098,7 @@ async fn scenario_resources(s: &Store) {
 
     // Transfer within the org: the org's count of the kind does not change, so no quota applies.
     let (w2, _) = s.workspace_by_id(&ws2).await.unwrap().expect("ws2");
-    s.transfer_resource(&got, &w2, Some(1), &ctx(&alice.id, T0 + 10)).await.unwrap();
+    s.transfer_resource(&got, &w2, &quota(&got.kind, 1), &ctx(&alice.id, T0 + 10)).await.unwrap();
     let moved = s.resource_by_id(&r1.id).await.unwrap().expect("r1 after transfer");
     assert_eq!((moved.workspace_id.as_str(), moved.org_id.as_str()), (ws2.as_str(), org.id.as_str()));
     assert_eq!(
@@ -1084,9 +1122,9 @@ async fn scenario_resources(s: &Store) {
     let other = new_org(s, &bob.id, "team", T0 + 20).await;
     let (other_primary, _) = s.workspace_by_id(&other.primary).await.unwrap().expect("other primary");
     let theirs = new_resource(&other.id, &other.primary, "postgres", &bob.id, T0 + 20);
-    s.create_resource(&theirs, None, &ctx(&bob.id, T0 + 20)).await.unwrap();
+    s.create_resource(&theirs, &unlimited(), &ctx(&bob.id, T0 + 20)).await.unwrap();
     assert_limit(
-        s.transfer_resource(&moved, &other_primary, Some(1), &ctx(&alice.id, T0 + 21)).await,
+        s.transfer_resource(&moved, &other_primary, &quota(&moved.kind, 1), &ctx(&alice.id, T0 + 21)).await,
         Limit::ResourceQuota("postgres".into()),
     );
     let still = s.resource_by_id(&r1.id).await.unwrap().expect("r1");
@@ -1095,7 +1133,7 @@ async fn scenario_resources(s: &Store) {
         (org.id.as_str(), ws2.as_str()),
         "a refused move moves nothing"
     );
-    s.transfer_resource(&moved, &other_primary, Some(2), &ctx(&alice.id, T0 + 22)).await.unwrap();
+    s.transfer_resource(&moved, &other_primary, &quota(&moved.kind, 2), &ctx(&alice.id, T0 + 22)).await.unwrap();
     let there = s.resource_by_id(&r1.id).await.unwrap().expect("r1 in the other org");
     assert_eq!((there.org_id.as_str(), there.workspace_id.as_str()), (other.id.as_str(), other.primary.as_str()));
     assert!(s.list_resources(&ws2, 50, None).await.unwrap().items.is_empty());
@@ -1120,7 +1158,7 @@ async fn scenario_resources(s: &Store) {
         assert_eq!((e.target_id.as_deref(), e.actor_id.as_str()), (Some(r1.id.as_str()), alice.id.as_str()));
     }
     // A stale copy that still names the old org moves nothing.
-    assert_not_found(s.transfer_resource(&moved, &w2, None, &ctx(&alice.id, T0 + 23)).await);
+    assert_not_found(s.transfer_resource(&moved, &w2, &unlimited(), &ctx(&alice.id, T0 + 23)).await);
     assert_eq!(s.resource_by_id(&r1.id).await.unwrap().map(|r| r.org_id), Some(other.id.clone()));
 
     // Delete.
@@ -1146,7 +1184,7 @@ async fn scenario_change_plan(s: &Store) {
     let ws2 = new_workspace(s, &org.id, &alice.id, T0).await;
     for _ in 0..2 {
         let r = new_resource(&org.id, &org.primary, "postgres", &alice.id, T0);
-        s.create_resource(&r, None, &ctx(&alice.id, T0)).await.unwrap();
+        s.create_resource(&r, &unlimited(), &ctx(&alice.id, T0)).await.unwrap();
     }
     let c = ctx(&alice.id, T0 + 10);
 
@@ -1214,7 +1252,7 @@ async fn scenario_audit(s: &Store) {
     s.create_invitation(&inv, &cat, &c).await.unwrap(); // member.invited
     s.accept_invitation(&inv.token_hash, &bob.id, &bob.email, &cat, &ctx(&bob.id, T0 + 5)).await.unwrap(); // member.joined
     let r = new_resource(&org.id, &org.primary, "box", &bob.id, T0 + 6);
-    s.create_resource(&r, None, &ctx(&bob.id, T0 + 6)).await.unwrap(); // resource.created
+    s.create_resource(&r, &unlimited(), &ctx(&bob.id, T0 + 6)).await.unwrap(); // resource.created
 
     // Newest first.
     let all = audit(s, &org.id, &AuditFilter::default()).await;
@@ -1372,13 +1410,14 @@ async fn scenario_concurrency(s: &Store) {
     // The same for a resource quota: 8 concurrent creates under a quota of 3.
     let gate = Arc::new(tokio::sync::Barrier::new(8));
     let mut tasks = Vec::new();
+    let limited = Arc::new(limits_on(&cat, None, &[("postgres", 3)]));
     for _ in 0..8 {
-        let (s, gate) = (s.clone(), gate.clone());
+        let (s, gate, limited) = (s.clone(), gate.clone(), limited.clone());
         let r = new_resource(&org.id, &org.primary, "postgres", &alice.id, T0 + 200);
         let c = ctx(&alice.id, T0 + 200);
         tasks.push(tokio::spawn(async move {
             gate.wait().await;
-            s.create_resource(&r, Some(3), &c).await
+            s.create_resource(&r, &limited, &c).await
         }));
     }
     let mut made = 0;
@@ -1391,4 +1430,50 @@ async fn scenario_concurrency(s: &Store) {
     }
     assert_eq!(made, 3);
     assert_eq!(s.org_usage(&org.id).await.unwrap().resources.get("postgres"), Some(&3));
+}
+
+/// Rules the store itself enforces under the org lock, whatever the caller checked before.
+async fn scenario_guards(s: &Store) {
+    let cat = Catalog::builtin();
+    let alice = signup(s, "alice", T0).await;
+    let bob = signup(s, "bob", T0).await;
+    let carol = signup(s, "carol", T0).await;
+    let org = new_org(s, &alice.id, "team", T0).await;
+    join(s, &cat, &org.id, &alice.id, &bob, json!([]), T0 + 1).await;
+    join(s, &cat, &org.id, &alice.id, &carol, json!([]), T0 + 1).await;
+    s.set_member_role(&org.id, &bob.id, "admin", true, &ctx(&alice.id, T0 + 2)).await.unwrap();
+    s.set_member_role(&org.id, &carol.id, "admin", true, &ctx(&alice.id, T0 + 2)).await.unwrap();
+
+    // Only the owner takes away admin: another admin can neither demote nor remove one.
+    assert_rule(s.set_member_role(&org.id, &carol.id, "member", false, &ctx(&bob.id, T0 + 3)).await, Rule::NotOwner);
+    assert_rule(s.remove_member(&org.id, &carol.id, false, &ctx(&bob.id, T0 + 3)).await, Rule::NotOwner);
+    assert_eq!(role_in(s, &org.id, &carol.id).await.as_deref(), Some("admin"));
+
+    // Demoting an admin revokes the keys they made where they can no longer work.
+    let key = add_key(s, &org.id, &org.primary, &carol.id, "secret-carol", T0 + 4).await;
+    assert!(s.key_by_secret("secret-carol", T0 + 5).await.unwrap().is_some());
+    let revoked = s.set_member_role(&org.id, &carol.id, "member", true, &ctx(&alice.id, T0 + 5)).await.unwrap();
+    assert_eq!(revoked, std::slice::from_ref(&key.id));
+    assert!(s.key_by_secret("secret-carol", T0 + 6).await.unwrap().is_none());
+    // A second revocation of the same key finds nothing to revoke.
+    assert_not_found(s.revoke_key(&key, &ctx(&alice.id, T0 + 6)).await);
+    let events = audit(s, &org.id, &filter(None, None, Some("key.revoked"))).await;
+    assert_eq!(events.len(), 1, "one key.revoked event, with its workspace");
+    assert_eq!(events[0].workspace_id.as_deref(), Some(org.primary.as_str()));
+
+    // One trial per org, ever, checked under the lock.
+    let business = cat.get("business").cloned().expect("business");
+    s.change_plan(&org.id, &business, Some(T0 + 14 * DAY), &ctx(&alice.id, T0 + 7)).await.unwrap();
+    assert_rule(s.change_plan(&org.id, &business, Some(T0 + 30 * DAY), &ctx(&alice.id, T0 + 8)).await, Rule::TrialUsed);
+
+    // Nothing is created in a workspace that no longer exists.
+    let ws = new_workspace(s, &org.id, &alice.id, T0 + 9).await;
+    let (gone, _) = s.workspace_by_id(&ws).await.unwrap().expect("workspace");
+    s.delete_workspace(&gone, &ctx(&alice.id, T0 + 10)).await.unwrap();
+    let late = new_resource(&org.id, &ws, "box", &alice.id, T0 + 11);
+    assert_not_found(s.create_resource(&late, &unlimited(), &ctx(&alice.id, T0 + 11)).await);
+    assert_not_found(
+        s.create_key(&new_key(&org.id, &ws, &alice.id, T0 + 11), "secret-late", &ctx(&alice.id, T0 + 11)).await,
+    );
+    assert!(s.org_usage(&org.id).await.unwrap().resources.is_empty());
 }

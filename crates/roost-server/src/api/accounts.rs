@@ -3,10 +3,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use roost_domain::IdKind;
 use roost_domain::time::DAY_MS;
 use roost_domain::tokens::{self, USER_TOKEN_PREFIX};
 use roost_domain::validate::Errors;
+use roost_domain::{IdKind, OrgRole};
 use roost_store::NewSignup;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -118,7 +118,10 @@ async fn login(
 ) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
     let email = b.email.trim().to_lowercase();
     let bad = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong email or password");
-    if b.password.len() > 4 * roost_domain::validate::MAX_PASSWORD || email.len() > 254 {
+    if b.password.len() > 4 * roost_domain::validate::MAX_PASSWORD
+        || email.len() > 254
+        || email.chars().any(char::is_control)
+    {
         return Err(bad());
     }
     let user = st.store.user_by_email(&email).await?;
@@ -160,12 +163,14 @@ async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>
     let memberships: Vec<Value> = memberships
         .iter()
         .map(|m| {
-            let admin_everywhere = matches!(m.role.as_str(), "owner" | "admin");
+            // Without a role of their own in a workspace, owners and admins act as its admin;
+            // billing members see it for billing only.
+            let org_wide = if m.role == "billing" { "billing" } else { "admin" };
             let ws: Vec<Value> = workspaces
                 .iter()
                 .filter(|(w, _)| w.org_id == m.org.id)
                 .map(|(w, role)| {
-                    let role = role.clone().unwrap_or_else(|| if admin_everywhere { "admin".into() } else { "member".into() });
+                    let role = role.clone().unwrap_or_else(|| org_wide.to_string());
                     json!({"id": w.id, "name": w.name, "role": role, "primary": w.primary})
                 })
                 .collect();
@@ -210,6 +215,7 @@ async fn current_workspace(State(st): State<AppState>, caller: Caller, headers: 
     let ws = acting_ws(&st, &caller, &headers).await?;
     let role = match (&ws.ws_role, &ws.org_role) {
         (Some(r), _) => r.as_str(),
+        (None, Some(OrgRole::Billing)) => "billing",
         (None, Some(_)) => "admin",
         (None, None) => "member",
     };

@@ -32,9 +32,9 @@ async fn list_audit(
     let o = org_ctx(&st, &caller, &org).await?;
     let (limit, cursor) = params.page()?;
     let mut f = AuditFilter {
-        workspace_id: params.get("workspace").map(str::to_string),
-        actor_id: params.get("actor").map(str::to_string),
-        action: params.get("action").map(str::to_string),
+        workspace_id: params.text("workspace")?.map(str::to_string),
+        actor_id: params.text("actor")?.map(str::to_string),
+        action: params.text("action")?.map(str::to_string),
     };
     if !o.role.allows(Permission::ReadAllAudit) {
         let me = caller.user()?.id.clone();

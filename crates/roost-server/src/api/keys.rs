@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{check_id, ws_ctx};
+use super::{check_id, not_found_after_access_check, ws_ctx};
 use crate::AppState;
 use crate::auth::{Caller, Who, invalidate_keys};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -114,7 +114,9 @@ async fn list_keys(
 async fn manageable_key(st: &AppState, caller: &Caller, id: &str) -> ApiResult<ApiKey> {
     keys_need_users(caller)?;
     check_id(IdKind::Key, id)?;
-    let key = st.store.key_by_id(id).await?.filter(|k| k.revoked_at.is_none()).ok_or_else(ApiError::not_found)?;
+    let Some(key) = st.store.key_by_id(id).await?.filter(|k| k.revoked_at.is_none()) else {
+        return not_found_after_access_check(st, caller).await;
+    };
     let w = ws_ctx(st, caller, &key.workspace_id).await?;
     if key.created_by != caller.actor().id {
         w.require(Permission::ManageWorkspace)?;

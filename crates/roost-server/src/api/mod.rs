@@ -139,6 +139,16 @@ pub(crate) async fn ws_ctx(st: &AppState, caller: &Caller, ws_id: &str) -> ApiRe
     }
 }
 
+/// Answers 404 for an object that does not exist after the same work as for one that exists in
+/// another tenant (looking up a workspace's access), so that timing tells nothing about other
+/// tenants' ids (API.md, Conventions).
+pub(crate) async fn not_found_after_access_check<T>(st: &AppState, caller: &Caller) -> ApiResult<T> {
+    /// Well-formed, never issued: UUIDv7 ids never start with eight zero bits.
+    const NO_WORKSPACE: &str = "ws_00000000000000000000000000";
+    let _ = ws_ctx(st, caller, NO_WORKSPACE).await;
+    Err(ApiError::not_found())
+}
+
 /// The header that names the workspace a user token acts in for one request.
 pub const WORKSPACE_HEADER: &str = "roost-workspace";
 

@@ -220,7 +220,8 @@ async fn change_plan(
     let now = st.clock.now_ms();
     let trial_ends_at = if b.trial {
         if o.org.trial_used {
-            return Err(ApiError::new(StatusCode::CONFLICT, "trial_used", "this organization already had its trial"));
+            // (Checked again under the org lock by the store: two trials may be asked for at once.)
+            return Err(roost_store::StoreError::Rule(roost_store::Rule::TrialUsed).into());
         }
         let days = plan
             .trial_days
@@ -305,11 +306,14 @@ async fn update_member(
     };
     let user = user_param(&caller, &user)?;
     let target = st.store.org_member(&o.org.id, &user).await?.ok_or_else(ApiError::not_found)?;
-    let privileged = |r: &str| matches!(r, "admin" | "billing");
-    if o.role != OrgRole::Owner && (privileged(role.as_str()) || privileged(&target.role)) {
+    let by_owner = o.role == OrgRole::Owner;
+    if !by_owner && matches!(role, OrgRole::Admin | OrgRole::Billing) {
         return Err(ApiError::forbidden("only the owner grants or takes away admin and billing"));
     }
-    st.store.set_member_role(&o.org.id, &user, role.as_str(), &caller.ctx(st.clock.now_ms())).await?;
+    // The target's current role is checked again under the org lock (it may change meanwhile).
+    let revoked =
+        st.store.set_member_role(&o.org.id, &user, role.as_str(), by_owner, &caller.ctx(st.clock.now_ms())).await?;
+    invalidate_keys(&st, &revoked).await;
     Ok(Json(MemberView { role: role.as_str().into(), ..target.into() }))
 }
 
@@ -329,12 +333,10 @@ async fn remove_member(
     }
     if caller.user()?.id != user {
         o.require(Permission::ManageMembers)?;
-        let target = st.store.org_member(&o.org.id, &user).await?.ok_or_else(ApiError::not_found)?;
-        if o.role != OrgRole::Owner && matches!(target.role.as_str(), "admin" | "billing") {
-            return Err(ApiError::forbidden("only the owner removes admins and billing members"));
-        }
     }
-    let revoked = st.store.remove_member(&o.org.id, &user, &caller.ctx(st.clock.now_ms())).await?;
+    // Only the owner removes admins and billing members: checked under the org lock.
+    let by_owner = o.role == OrgRole::Owner;
+    let revoked = st.store.remove_member(&o.org.id, &user, by_owner, &caller.ctx(st.clock.now_ms())).await?;
     invalidate_keys(&st, &revoked).await;
     Ok(StatusCode::NO_CONTENT)
 }

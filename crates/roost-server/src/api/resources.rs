@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{WsCtx, check_id, ws_ctx};
+use super::{WsCtx, check_id, not_found_after_access_check, ws_ctx};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -32,11 +32,6 @@ pub struct CreateResource {
     /// 1–64 of a-z, 0-9, `_`, `-` (e.g. `postgres`, `bucket`).
     kind: String,
     name: String,
-}
-
-fn quota(st: &AppState, plan: &str, kind: &str) -> ApiResult<Option<u32>> {
-    let plan = st.settings.catalog.get(plan).ok_or_else(|| ApiError::internal(format!("unknown plan {plan}")))?;
-    Ok(plan.resource_quotas.get(kind).copied())
 }
 
 /// Creates a resource in the workspace, within the plan's quota for its kind.
@@ -64,7 +59,7 @@ async fn create_resource(
         created_by: caller.actor().id,
         created_at: now,
     };
-    st.store.create_resource(&r, quota(&st, &w.org.plan, &r.kind)?, &caller.ctx(now)).await?;
+    st.store.create_resource(&r, &st.settings.catalog, &caller.ctx(now)).await?;
     Ok((StatusCode::CREATED, Json(r.into())))
 }
 
@@ -87,7 +82,9 @@ async fn list_resources(
 /// A resource and the caller's standing in its workspace; 404 if the caller cannot see it.
 async fn resource(st: &AppState, caller: &Caller, id: &str) -> ApiResult<(Resource, WsCtx)> {
     check_id(IdKind::Resource, id)?;
-    let r = st.store.resource_by_id(id).await?.ok_or_else(ApiError::not_found)?;
+    let Some(r) = st.store.resource_by_id(id).await? else {
+        return not_found_after_access_check(st, caller).await;
+    };
     let w = ws_ctx(st, caller, &r.workspace_id).await?;
     Ok((r, w))
 }
@@ -137,6 +134,6 @@ async fn transfer_resource(
     if to.ws.id == r.workspace_id {
         return Ok(Json(r.into()));
     }
-    st.store.transfer_resource(&r, &to.ws, quota(&st, &to.org.plan, &r.kind)?, &caller.ctx(st.clock.now_ms())).await?;
+    st.store.transfer_resource(&r, &to.ws, &st.settings.catalog, &caller.ctx(st.clock.now_ms())).await?;
     Ok(Json(Resource { org_id: to.ws.org_id.clone(), workspace_id: to.ws.id.clone(), ..r }.into()))
 }

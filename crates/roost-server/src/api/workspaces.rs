@@ -54,13 +54,8 @@ async fn create_workspace(
     }
     o.require(Permission::CreateWorkspace)?;
     let name = valid_name(&b.name)?;
-    let plan = st
-        .settings
-        .catalog
-        .get(&o.org.plan)
-        .ok_or_else(|| ApiError::internal(format!("unknown plan {}", o.org.plan)))?;
     let id = IdKind::Workspace.generate();
-    st.store.create_workspace(&o.org.id, &id, &name, plan.max_workspaces, &caller.ctx(st.clock.now_ms())).await?;
+    st.store.create_workspace(&o.org.id, &id, &name, &st.settings.catalog, &caller.ctx(st.clock.now_ms())).await?;
     let (ws, _) = st.store.workspace_by_id(&id).await?.ok_or_else(|| ApiError::internal("workspace vanished"))?;
     Ok((StatusCode::CREATED, Json((&ws).into())))
 }
@@ -163,7 +158,8 @@ async fn put_ws_member(
     let role = WsRole::parse(&b.role)
         .ok_or_else(|| ApiError::invalid_field("role", "must be one of admin, member, viewer"))?;
     check_id(IdKind::User, &user)?;
-    st.store.put_ws_member(&w.ws, &user, role.as_str(), &caller.ctx(st.clock.now_ms())).await?;
+    let revoked = st.store.put_ws_member(&w.ws, &user, role.as_str(), &caller.ctx(st.clock.now_ms())).await?;
+    invalidate_keys(&st, &revoked).await;
     let m = st.store.org_member(&w.ws.org_id, &user).await?.ok_or_else(ApiError::not_found)?;
     Ok(Json(MemberView { role: role.as_str().into(), ..m.into() }))
 }

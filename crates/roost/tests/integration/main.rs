@@ -10,6 +10,7 @@ mod accounts;
 mod audit;
 mod binary;
 mod cli;
+mod hardening;
 mod invitations;
 mod keys;
 mod orgs;
