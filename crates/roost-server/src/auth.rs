@@ -156,10 +156,24 @@ impl KeyCache {
     }
 }
 
-/// Forgets keys in this process. (The other processes hear of it from the store, which sends
-/// `NOTIFY roost_keys` inside the transaction that revoked or rotated the keys.)
-pub async fn invalidate_keys(st: &AppState, key_ids: &[String]) {
-    st.keys.forget(key_ids);
+/// Runs a change that may revoke or rotate keys, then forgets those keys in this process. The
+/// change runs in its own task: if the client goes away mid-request, the change still completes
+/// and the cache still hears of it. (Other processes hear of it from the store, which sends
+/// `NOTIFY roost_keys` inside the change's transaction.)
+pub async fn revoking<F, Fut>(st: &AppState, change: F) -> ApiResult<Vec<String>>
+where
+    F: FnOnce(AppState) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = roost_store::Result<Vec<String>>> + Send,
+{
+    let st = st.clone();
+    let task = tokio::spawn(async move {
+        let result = change(st.clone()).await;
+        if let Ok(ids) = &result {
+            st.keys.forget(ids);
+        }
+        result
+    });
+    Ok(task.await.map_err(ApiError::internal)??)
 }
 
 /// Listens for key changes made by other processes and forgets those keys here. Whenever the

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::{check_id, not_found_after_access_check, ws_ctx};
 use crate::AppState;
-use crate::auth::{Caller, Who, invalidate_keys};
+use crate::auth::{Caller, Who, revoking};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, OptionalJson, Params};
 use crate::views::{KeyView, List};
@@ -159,8 +159,12 @@ async fn rotate_key(
     let now = st.clock.now_ms();
     let grace_until = (grace > 0).then(|| now + grace * 1000);
     let secret = tokens::generate(API_KEY_PREFIX);
-    st.store.rotate_key(&key, &tokens::hash(&secret), grace_until, &caller.ctx(now)).await?;
-    invalidate_keys(&st, std::slice::from_ref(&key.id)).await;
+    let (k, hash, ctx) = (key.clone(), tokens::hash(&secret), caller.ctx(now));
+    revoking(
+        &st,
+        move |st| async move { st.store.rotate_key(&k, &hash, grace_until, &ctx).await.map(|()| vec![k.id]) },
+    )
+    .await?;
     Ok(Json(Rotated {
         id: key.id,
         prefix: tokens::display_prefix(&secret),
@@ -174,7 +178,7 @@ async fn rotate_key(
     responses((status = 204), (status = 404, description = "not_found", body = Problem)))]
 async fn revoke_key(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let key = manageable_key(&st, &caller, &id).await?;
-    st.store.revoke_key(&key, &caller.ctx(st.clock.now_ms())).await?;
-    invalidate_keys(&st, std::slice::from_ref(&key.id)).await;
+    let ctx = caller.ctx(st.clock.now_ms());
+    revoking(&st, move |st| async move { st.store.revoke_key(&key, &ctx).await.map(|()| vec![key.id]) }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

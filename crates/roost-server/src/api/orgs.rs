@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::{check_id, org_ctx};
 use crate::AppState;
-use crate::auth::{Caller, invalidate_keys};
+use crate::auth::{Caller, revoking};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Params};
 use crate::views::{List, MemberView, OrgView, WorkspaceView};
@@ -251,8 +251,8 @@ async fn delete_org(State(st): State<AppState>, caller: Caller, Path(org): Path<
         return Err(ApiError::personal_org("cannot be deleted"));
     }
     o.require(Permission::DeleteOrg)?;
-    let revoked = st.store.delete_org(&o.org.id, &caller.ctx(st.clock.now_ms())).await?;
-    invalidate_keys(&st, &revoked).await;
+    let (org_id, ctx) = (o.org.id, caller.ctx(st.clock.now_ms()));
+    revoking(&st, move |st| async move { st.store.delete_org(&org_id, &ctx).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -311,9 +311,11 @@ async fn update_member(
         return Err(ApiError::forbidden("only the owner grants or takes away admin and billing"));
     }
     // The target's current role is checked again under the org lock (it may change meanwhile).
-    let revoked =
-        st.store.set_member_role(&o.org.id, &user, role.as_str(), by_owner, &caller.ctx(st.clock.now_ms())).await?;
-    invalidate_keys(&st, &revoked).await;
+    let (org_id, target_id, ctx) = (o.org.id.clone(), user.clone(), caller.ctx(st.clock.now_ms()));
+    revoking(&st, move |st| async move {
+        st.store.set_member_role(&org_id, &target_id, role.as_str(), by_owner, &ctx).await
+    })
+    .await?;
     Ok(Json(MemberView { role: role.as_str().into(), ..target.into() }))
 }
 
@@ -336,8 +338,8 @@ async fn remove_member(
     }
     // Only the owner removes admins and billing members: checked under the org lock.
     let by_owner = o.role == OrgRole::Owner;
-    let revoked = st.store.remove_member(&o.org.id, &user, by_owner, &caller.ctx(st.clock.now_ms())).await?;
-    invalidate_keys(&st, &revoked).await;
+    let (org_id, ctx) = (o.org.id, caller.ctx(st.clock.now_ms()));
+    revoking(&st, move |st| async move { st.store.remove_member(&org_id, &user, by_owner, &ctx).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

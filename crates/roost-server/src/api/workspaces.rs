@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::{check_id, org_ctx, ws_ctx};
 use crate::AppState;
-use crate::auth::{Caller, invalidate_keys};
+use crate::auth::{Caller, revoking};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Params};
 use crate::views::{List, MemberView, WorkspaceView};
@@ -116,8 +116,8 @@ async fn delete_workspace(State(st): State<AppState>, caller: Caller, Path(ws): 
     if !w.org_role.is_some_and(|r| r.allows(Permission::DeleteWorkspace)) {
         return Err(ApiError::forbidden("only the org owner deletes workspaces"));
     }
-    let revoked = st.store.delete_workspace(&w.ws, &caller.ctx(st.clock.now_ms())).await?;
-    invalidate_keys(&st, &revoked).await;
+    let (ws, ctx) = (w.ws, caller.ctx(st.clock.now_ms()));
+    revoking(&st, move |st| async move { st.store.delete_workspace(&ws, &ctx).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -158,8 +158,8 @@ async fn put_ws_member(
     let role = WsRole::parse(&b.role)
         .ok_or_else(|| ApiError::invalid_field("role", "must be one of admin, member, viewer"))?;
     check_id(IdKind::User, &user)?;
-    let revoked = st.store.put_ws_member(&w.ws, &user, role.as_str(), &caller.ctx(st.clock.now_ms())).await?;
-    invalidate_keys(&st, &revoked).await;
+    let (ws, target_id, ctx) = (w.ws.clone(), user.clone(), caller.ctx(st.clock.now_ms()));
+    revoking(&st, move |st| async move { st.store.put_ws_member(&ws, &target_id, role.as_str(), &ctx).await }).await?;
     let m = st.store.org_member(&w.ws.org_id, &user).await?.ok_or_else(ApiError::not_found)?;
     Ok(Json(MemberView { role: role.as_str().into(), ..m.into() }))
 }
@@ -178,7 +178,7 @@ async fn delete_ws_member(
     if caller.user()?.id != user {
         w.require(Permission::ManageWorkspace)?;
     }
-    let revoked = st.store.delete_ws_member(&w.ws, &user, &caller.ctx(st.clock.now_ms())).await?;
-    invalidate_keys(&st, &revoked).await;
+    let (ws, ctx) = (w.ws, caller.ctx(st.clock.now_ms()));
+    revoking(&st, move |st| async move { st.store.delete_ws_member(&ws, &user, &ctx).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
