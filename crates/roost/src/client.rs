@@ -48,6 +48,9 @@ pub enum ClientError {
 impl Client {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: &str) -> Self {
+        // HTTPS servers: rustls with the ring provider, trusting the system's certificates. The
+        // provider is process-wide; a second install is refused harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
