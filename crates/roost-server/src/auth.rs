@@ -160,20 +160,39 @@ impl KeyCache {
 /// change runs in its own task: if the client goes away mid-request, the change still completes
 /// and the cache still hears of it. (Other processes hear of it from the store, which sends
 /// `NOTIFY roost_keys` inside the change's transaction.)
-pub async fn revoking<F, Fut>(st: &AppState, change: F) -> ApiResult<Vec<String>>
+pub async fn revoking<T, F, Fut>(st: &AppState, change: F) -> ApiResult<T>
 where
+    T: RevokedKeys + Send + 'static,
     F: FnOnce(AppState) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = roost_store::Result<Vec<String>>> + Send,
+    Fut: std::future::Future<Output = roost_store::Result<T>> + Send,
 {
     let st = st.clone();
     let task = tokio::spawn(async move {
         let result = change(st.clone()).await;
-        if let Ok(ids) = &result {
-            st.keys.forget(ids);
+        if let Ok(done) = &result {
+            st.keys.forget(done.revoked_keys());
         }
         result
     });
     Ok(task.await.map_err(ApiError::internal)??)
+}
+
+/// The outcome of a change that may have revoked keys.
+pub trait RevokedKeys {
+    /// The ids of the keys the change revoked or rotated.
+    fn revoked_keys(&self) -> &[String];
+}
+
+impl RevokedKeys for Vec<String> {
+    fn revoked_keys(&self) -> &[String] {
+        self
+    }
+}
+
+impl RevokedKeys for roost_store::Accepted {
+    fn revoked_keys(&self) -> &[String] {
+        &self.revoked_keys
+    }
 }
 
 /// Listens for key changes made by other processes and forgets those keys here. Whenever the

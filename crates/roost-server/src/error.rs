@@ -103,6 +103,7 @@ impl From<StoreError> for ApiError {
                     Rule::InvitationEmailMismatch => (StatusCode::FORBIDDEN, "invitation_email_mismatch"),
                     Rule::NotOwner => (StatusCode::FORBIDDEN, "forbidden"),
                     Rule::TrialUsed => (StatusCode::CONFLICT, "trial_used"),
+                    Rule::NotAllowed => (StatusCode::FORBIDDEN, "forbidden"),
                     // Someone outside the org, or a workspace of another org: like a missing thing.
                     Rule::NotOrgMember | Rule::CrossOrg => return Self::not_found(),
                 };

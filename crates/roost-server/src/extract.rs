@@ -144,7 +144,7 @@ impl Params {
     /// byte, for one, is not text PostgreSQL will take): 422 naming it otherwise.
     pub fn text(&self, k: &str) -> Result<Option<&str>, ApiError> {
         match self.get(k) {
-            Some(v) if v.len() > 200 || v.chars().any(char::is_control) => {
+            Some(v) if v.chars().count() > 200 || v.chars().any(char::is_control) => {
                 Err(ApiError::invalid_field(k, "must be at most 200 characters, without control characters"))
             }
             other => Ok(other),

@@ -82,15 +82,14 @@ pub fn app(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-/// Makes sure no error leaves the server as anything but a problem document. The extractors of
-/// roost answer problems themselves; what is left is axum's own rejection of a path segment that
+/// Makes sure no error leaves the server as plain text. The extractors of roost answer problems
+/// themselves (and `/healthz` answers JSON); what is left is axum's own rejection of a path segment that
 /// is not valid percent-encoded UTF-8 (400 text/plain): such a path names nothing, so 404.
 async fn problem_for_plain_errors(res: axum::response::Response) -> axum::response::Response {
     let status = res.status();
-    let is_problem = res
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    let is_problem = res.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/problem+json") || v.as_bytes().starts_with(b"application/json")
+    });
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return res;
     }

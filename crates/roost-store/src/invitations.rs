@@ -25,6 +25,8 @@ pub struct NewInvitation {
 pub struct Accepted {
     pub org_id: String,
     pub workspace_ids: Vec<String>,
+    /// Keys of the user revoked because a grant lowered their role.
+    pub revoked_keys: Vec<String>,
 }
 
 impl Store {
@@ -171,6 +173,8 @@ impl Store {
             .bind(&inv.id)
             .execute(&mut *tx)
             .await?;
+        // A grant may have lowered a role the user already had (say, member → viewer).
+        let revoked = self.revoke_lost_keys(&mut tx, &inv.org_id, user_id, ctx).await?;
         let detail = json!({"role": inv.role, "invitation_id": inv.id, "workspace_ids": workspace_ids});
         let e = Entry {
             org_id: &inv.org_id,
@@ -181,7 +185,7 @@ impl Store {
         };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
-        Ok(Accepted { org_id: inv.org_id, workspace_ids })
+        Ok(Accepted { org_id: inv.org_id, workspace_ids, revoked_keys: revoked })
     }
 }
 

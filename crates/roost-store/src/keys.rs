@@ -161,6 +161,7 @@ impl Store {
     /// Revokes a key: every secret of it stops working. NotFound if it was already revoked.
     pub async fn revoke_key(&self, key: &ApiKey, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
+        self.lock_org(&mut tx, &key.org_id).await?;
         let revoked = self.revoke_keys(&mut tx, &key.org_id, std::slice::from_ref(&key.id), ctx).await?;
         if revoked.is_empty() {
             return Err(StoreError::NotFound);

@@ -46,6 +46,8 @@ pub enum Rule {
     NotOwner,
     #[error("this organization already had its trial")]
     TrialUsed,
+    #[error("your role does not allow this (any more)")]
+    NotAllowed,
 }
 
 /// Why a store operation failed.

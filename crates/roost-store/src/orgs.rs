@@ -240,24 +240,19 @@ impl Store {
         Ok(row.as_ref().map(Member::from_row).transpose()?)
     }
 
-    /// Changes a member's org role. The owner's role is changed only by a transfer; unless
-    /// `by_owner`, admins and billing members are left alone. Keys the member can no longer use are
-    /// revoked; returns their ids.
-    pub async fn set_member_role(
-        &self,
-        org_id: &str,
-        user_id: &str,
-        role: &str,
-        by_owner: bool,
-        ctx: &Ctx,
-    ) -> Result<Vec<String>> {
+    /// Changes a member's org role. The owner's role is changed only by a transfer; only the owner
+    /// grants or takes away admin and billing. The acting user's own role is read under the lock, so
+    /// someone demoted meanwhile cannot act on their old role. Keys the member can no longer use
+    /// are revoked; returns their ids.
+    pub async fn set_member_role(&self, org_id: &str, user_id: &str, role: &str, ctx: &Ctx) -> Result<Vec<String>> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, org_id).await?;
         let old = member_role(&mut tx, org_id, user_id).await?.ok_or(StoreError::NotFound)?;
         if old == "owner" {
             return Err(Rule::OwnerCannotBeRemoved.into());
         }
-        if !by_owner && matches!(old.as_str(), "admin" | "billing") {
+        let by_owner = actor_manages_members(&mut tx, org_id, ctx).await?;
+        if !by_owner && (matches!(old.as_str(), "admin" | "billing") || matches!(role, "admin" | "billing")) {
             return Err(Rule::NotOwner.into());
         }
         sqlx::query("UPDATE org_members SET role = $1 WHERE org_id = $2 AND user_id = $3")
@@ -281,9 +276,9 @@ impl Store {
     }
 
     /// Removes a member (or lets one leave): their workspace memberships end and the keys they
-    /// created in this org are revoked. Unless `by_owner` (or leaving), admins and billing
-    /// members are left alone. Returns the revoked key ids.
-    pub async fn remove_member(&self, org_id: &str, user_id: &str, by_owner: bool, ctx: &Ctx) -> Result<Vec<String>> {
+    /// created in this org are revoked. Only the owner removes admins and billing members; the
+    /// acting user's own role is read under the lock. Returns the revoked key ids.
+    pub async fn remove_member(&self, org_id: &str, user_id: &str, ctx: &Ctx) -> Result<Vec<String>> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, org_id).await?;
         let role = member_role(&mut tx, org_id, user_id).await?.ok_or(StoreError::NotFound)?;
@@ -291,6 +286,7 @@ impl Store {
             return Err(Rule::OwnerCannotBeRemoved.into());
         }
         let leaving = ctx.actor.id == user_id;
+        let by_owner = leaving || actor_manages_members(&mut tx, org_id, ctx).await?;
         if !by_owner && !leaving && matches!(role.as_str(), "admin" | "billing") {
             return Err(Rule::NotOwner.into());
         }
@@ -378,6 +374,16 @@ pub(crate) async fn plan_in_tx<'c>(tx: &mut AnyConnection, org_id: &str, catalog
         .await?;
     let plan = plan.ok_or(StoreError::NotFound)?;
     catalog.get(&plan).ok_or_else(|| StoreError::Setup(format!("org {org_id} is on unknown plan {plan}")))
+}
+
+/// Whether the acting user is the owner (`true`) or an admin (`false`), read under the org lock;
+/// anyone else may not manage members (their role may have changed since the request began).
+async fn actor_manages_members(tx: &mut AnyConnection, org_id: &str, ctx: &Ctx) -> Result<bool> {
+    match member_role(tx, org_id, &ctx.actor.id).await?.as_deref() {
+        Some("owner") => Ok(true),
+        Some("admin") => Ok(false),
+        _ => Err(Rule::NotAllowed.into()),
+    }
 }
 
 /// Checks that one more member fits the org's plan.

@@ -206,6 +206,14 @@ impl Store {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, &ws.org_id).await?;
         member_role(&mut tx, &ws.org_id, user_id).await?.ok_or(Rule::NotOrgMember)?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM workspaces WHERE org_id = $1 AND id = $2")
+            .bind(&ws.org_id)
+            .bind(&ws.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
         let old: Option<String> =
             sqlx::query_scalar("SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
                 .bind(&ws.id)

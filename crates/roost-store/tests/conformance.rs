@@ -617,15 +617,15 @@ async fn scenario_orgs(s: &Store) {
     assert_eq!((m.email.as_str(), m.name.as_str(), m.role.as_str()), ("bob@example.com", "bob", "member"));
 
     // Roles; the owner can be neither demoted nor removed.
-    s.set_member_role(&org.id, &bob.id, "admin", true, &ctx(&alice.id, T0 + 20)).await.unwrap();
+    s.set_member_role(&org.id, &bob.id, "admin", &ctx(&alice.id, T0 + 20)).await.unwrap();
     assert_eq!(role_in(s, &org.id, &bob.id).await.as_deref(), Some("admin"));
     assert_rule(
-        s.set_member_role(&org.id, &alice.id, "member", true, &ctx(&bob.id, T0 + 21)).await,
+        s.set_member_role(&org.id, &alice.id, "member", &ctx(&bob.id, T0 + 21)).await,
         Rule::OwnerCannotBeRemoved,
     );
-    assert_rule(s.remove_member(&org.id, &alice.id, true, &ctx(&bob.id, T0 + 21)).await, Rule::OwnerCannotBeRemoved);
+    assert_rule(s.remove_member(&org.id, &alice.id, &ctx(&bob.id, T0 + 21)).await, Rule::OwnerCannotBeRemoved);
     assert_eq!(role_in(s, &org.id, &alice.id).await.as_deref(), Some("owner"));
-    assert_not_found(s.set_member_role(&org.id, &dave.id, "admin", true, &ctx(&alice.id, T0 + 21)).await);
+    assert_not_found(s.set_member_role(&org.id, &dave.id, "admin", &ctx(&alice.id, T0 + 21)).await);
     assert!(s.org_access(&org.id, &dave.id).await.unwrap().is_none());
 
     // Transfer of ownership: only to a member; the old owner becomes admin.
@@ -640,15 +640,15 @@ async fn scenario_orgs(s: &Store) {
     let detail: Value = serde_json::from_str(&transferred[0].detail).unwrap();
     assert_eq!((detail["from"].as_str(), detail["to"].as_str()), (Some(alice.id.as_str()), Some(bob.id.as_str())));
     // Now the new owner is the protected one.
-    assert_rule(s.remove_member(&org.id, &bob.id, true, &ctx(&alice.id, T0 + 24)).await, Rule::OwnerCannotBeRemoved);
-    s.set_member_role(&org.id, &alice.id, "member", true, &ctx(&bob.id, T0 + 24)).await.unwrap();
+    assert_rule(s.remove_member(&org.id, &bob.id, &ctx(&alice.id, T0 + 24)).await, Rule::OwnerCannotBeRemoved);
+    s.set_member_role(&org.id, &alice.id, "member", &ctx(&bob.id, T0 + 24)).await.unwrap();
     assert_eq!(role_in(s, &org.id, &alice.id).await.as_deref(), Some("member"));
     // Transferring to the current owner changes nothing.
     s.transfer_ownership(&org.id, &bob.id, &ctx(&bob.id, T0 + 25)).await.unwrap();
     assert_eq!(role_in(s, &org.id, &bob.id).await.as_deref(), Some("owner"));
 
     // A member leaves.
-    let revoked = s.remove_member(&org.id, &carol.id, true, &ctx(&carol.id, T0 + 26)).await.unwrap();
+    let revoked = s.remove_member(&org.id, &carol.id, &ctx(&carol.id, T0 + 26)).await.unwrap();
     assert!(revoked.is_empty());
     assert!(s.org_access(&org.id, &carol.id).await.unwrap().is_none());
     assert_eq!(
@@ -656,7 +656,7 @@ async fn scenario_orgs(s: &Store) {
         [carol.org.as_str()]
     );
     assert_eq!(member_ids(s, &org.id).await, sorted(vec![alice.id.clone(), bob.id.clone()]));
-    assert_not_found(s.remove_member(&org.id, &carol.id, true, &ctx(&bob.id, T0 + 27)).await);
+    assert_not_found(s.remove_member(&org.id, &carol.id, &ctx(&bob.id, T0 + 27)).await);
     let left = audit(s, &org.id, &filter(None, Some(&carol.id), Some("member.removed"))).await;
     assert_eq!(left.len(), 1);
     assert_eq!(serde_json::from_str::<Value>(&left[0].detail).unwrap()["left"], true);
@@ -910,7 +910,7 @@ async fn scenario_invitations(s: &Store) {
     assert_limit(s.create_invitation(&full, &cat, &ctx(&alice.id, T0 + 3_004)).await, Limit::MaxSeats);
     assert_eq!(member_ids(s, &build.id).await.len(), 3);
     // A freed seat lets the pending invitation in.
-    s.remove_member(&build.id, &carol.id, true, &ctx(&alice.id, T0 + 3_005)).await.unwrap();
+    s.remove_member(&build.id, &carol.id, &ctx(&alice.id, T0 + 3_005)).await.unwrap();
     s.accept_invitation(&invs[2].token_hash, &dave.id, &dave.email, &cat, &ctx(&dave.id, T0 + 3_006)).await.unwrap();
     assert_eq!(s.org_usage(&build.id).await.unwrap().members, 3);
 
@@ -998,7 +998,7 @@ async fn scenario_keys(s: &Store) {
     assert_eq!(p1.items.len(), 2);
     let p2 = s.list_keys(&org.primary, 2, p1.next_cursor.as_deref()).await.unwrap();
     assert_eq!((p2.items.len(), p2.next_cursor), (1, None));
-    let revoked = s.remove_member(&org.id, &bob.id, true, &ctx(&alice.id, T0 + 401)).await.unwrap();
+    let revoked = s.remove_member(&org.id, &bob.id, &ctx(&alice.id, T0 + 401)).await.unwrap();
     assert_eq!(sorted(revoked), sorted(vec![b1.id.clone(), b2.id.clone()]));
     assert!(s.key_by_secret("b1", T0 + 402).await.unwrap().is_none());
     assert!(s.key_by_secret("b2", T0 + 402).await.unwrap().is_none());
@@ -1441,18 +1441,26 @@ async fn scenario_guards(s: &Store) {
     let org = new_org(s, &alice.id, "team", T0).await;
     join(s, &cat, &org.id, &alice.id, &bob, json!([]), T0 + 1).await;
     join(s, &cat, &org.id, &alice.id, &carol, json!([]), T0 + 1).await;
-    s.set_member_role(&org.id, &bob.id, "admin", true, &ctx(&alice.id, T0 + 2)).await.unwrap();
-    s.set_member_role(&org.id, &carol.id, "admin", true, &ctx(&alice.id, T0 + 2)).await.unwrap();
+    s.set_member_role(&org.id, &bob.id, "admin", &ctx(&alice.id, T0 + 2)).await.unwrap();
+    s.set_member_role(&org.id, &carol.id, "admin", &ctx(&alice.id, T0 + 2)).await.unwrap();
 
     // Only the owner takes away admin: another admin can neither demote nor remove one.
-    assert_rule(s.set_member_role(&org.id, &carol.id, "member", false, &ctx(&bob.id, T0 + 3)).await, Rule::NotOwner);
-    assert_rule(s.remove_member(&org.id, &carol.id, false, &ctx(&bob.id, T0 + 3)).await, Rule::NotOwner);
+    assert_rule(s.set_member_role(&org.id, &carol.id, "member", &ctx(&bob.id, T0 + 3)).await, Rule::NotOwner);
+    assert_rule(s.remove_member(&org.id, &carol.id, &ctx(&bob.id, T0 + 3)).await, Rule::NotOwner);
     assert_eq!(role_in(s, &org.id, &carol.id).await.as_deref(), Some("admin"));
+    // The actor's own role is what it is under the lock: a member (say, an admin demoted while the
+    // request waited) manages no one.
+    let dave = signup(s, "dave", T0).await;
+    join(s, &cat, &org.id, &alice.id, &dave, json!([]), T0 + 2).await;
+    assert_rule(s.remove_member(&org.id, &carol.id, &ctx(&dave.id, T0 + 3)).await, Rule::NotAllowed);
+    assert_rule(s.set_member_role(&org.id, &carol.id, "member", &ctx(&dave.id, T0 + 3)).await, Rule::NotAllowed);
+    // An admin may not grant admin either.
+    assert_rule(s.set_member_role(&org.id, &dave.id, "admin", &ctx(&bob.id, T0 + 3)).await, Rule::NotOwner);
 
     // Demoting an admin revokes the keys they made where they can no longer work.
     let key = add_key(s, &org.id, &org.primary, &carol.id, "secret-carol", T0 + 4).await;
     assert!(s.key_by_secret("secret-carol", T0 + 5).await.unwrap().is_some());
-    let revoked = s.set_member_role(&org.id, &carol.id, "member", true, &ctx(&alice.id, T0 + 5)).await.unwrap();
+    let revoked = s.set_member_role(&org.id, &carol.id, "member", &ctx(&alice.id, T0 + 5)).await.unwrap();
     assert_eq!(revoked, std::slice::from_ref(&key.id));
     assert!(s.key_by_secret("secret-carol", T0 + 6).await.unwrap().is_none());
     // A second revocation of the same key finds nothing to revoke.
@@ -1460,6 +1468,18 @@ async fn scenario_guards(s: &Store) {
     let events = audit(s, &org.id, &filter(None, None, Some("key.revoked"))).await;
     assert_eq!(events.len(), 1, "one key.revoked event, with its workspace");
     assert_eq!(events[0].workspace_id.as_deref(), Some(org.primary.as_str()));
+
+    // An invitation whose workspace grant lowers a member's role there ends their keys there.
+    let ws_b = new_workspace(s, &org.id, &alice.id, T0 + 6).await;
+    let (wb, _) = s.workspace_by_id(&ws_b).await.unwrap().expect("workspace");
+    s.put_ws_member(&wb, &dave.id, "member", &ctx(&alice.id, T0 + 6)).await.unwrap();
+    let dave_key = add_key(s, &org.id, &ws_b, &dave.id, "secret-dave", T0 + 6).await;
+    let inv = invitation(&org.id, &dave.email, "member", json!([{"workspace_id": ws_b, "role": "viewer"}]), T0 + DAY);
+    s.create_invitation(&inv, &cat, &ctx(&alice.id, T0 + 6)).await.unwrap();
+    let accepted =
+        s.accept_invitation(&inv.token_hash, &dave.id, &dave.email, &cat, &ctx(&dave.id, T0 + 6)).await.unwrap();
+    assert_eq!(accepted.revoked_keys, std::slice::from_ref(&dave_key.id));
+    assert!(s.key_by_secret("secret-dave", T0 + 7).await.unwrap().is_none());
 
     // One trial per org, ever, checked under the lock.
     let business = cat.get("business").cloned().expect("business");

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::{check_id, org_ctx};
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Caller, revoking};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Params};
 use crate::views::{InvitationView, List};
@@ -176,15 +176,12 @@ async fn accept_invitation(
     if b.token.len() > 200 {
         return Err(ApiError::from(roost_store::StoreError::Rule(roost_store::Rule::InvitationInvalid)));
     }
-    let a = st
-        .store
-        .accept_invitation(
-            &tokens::hash(b.token.trim()),
-            &user.id,
-            &user.email,
-            &st.settings.catalog,
-            &caller.ctx(st.clock.now_ms()),
-        )
-        .await?;
+    let (hash, user_id, email, ctx) =
+        (tokens::hash(b.token.trim()), user.id.clone(), user.email.clone(), caller.ctx(st.clock.now_ms()));
+    // Through `revoking`: a workspace grant may lower a role the user had, and end their keys there.
+    let a = revoking(&st, move |st| async move {
+        st.store.accept_invitation(&hash, &user_id, &email, &st.settings.catalog, &ctx).await
+    })
+    .await?;
     Ok(Json(Accepted { org_id: a.org_id, workspace_ids: a.workspace_ids }))
 }

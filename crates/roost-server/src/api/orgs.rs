@@ -312,10 +312,8 @@ async fn update_member(
     }
     // The target's current role is checked again under the org lock (it may change meanwhile).
     let (org_id, target_id, ctx) = (o.org.id.clone(), user.clone(), caller.ctx(st.clock.now_ms()));
-    revoking(&st, move |st| async move {
-        st.store.set_member_role(&org_id, &target_id, role.as_str(), by_owner, &ctx).await
-    })
-    .await?;
+    revoking(&st, move |st| async move { st.store.set_member_role(&org_id, &target_id, role.as_str(), &ctx).await })
+        .await?;
     Ok(Json(MemberView { role: role.as_str().into(), ..target.into() }))
 }
 
@@ -336,10 +334,10 @@ async fn remove_member(
     if caller.user()?.id != user {
         o.require(Permission::ManageMembers)?;
     }
-    // Only the owner removes admins and billing members: checked under the org lock.
-    let by_owner = o.role == OrgRole::Owner;
+    // Only the owner removes admins and billing members: checked again, with the caller's role as
+    // it is then, under the org lock.
     let (org_id, ctx) = (o.org.id, caller.ctx(st.clock.now_ms()));
-    revoking(&st, move |st| async move { st.store.remove_member(&org_id, &user, by_owner, &ctx).await }).await?;
+    revoking(&st, move |st| async move { st.store.remove_member(&org_id, &user, &ctx).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -836,7 +836,45 @@ async fn another_tenants_ids_answer_byte_for_byte_like_missing_ones(s: TestServe
     assert_eq!(listed.len(), 1, "{listed:?}");
 }
 
+/// An invitation whose workspace grant lowers a member's role (member → viewer) ends the keys
+/// they made there, like any other demotion.
+async fn invitation_lowering_a_role_revokes_keys(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (bob, bob_s) = s.signup("Bob").await;
+    let (org, _) = s.org(&alice, "Acme", "team").await;
+    s.add_member(&alice, &org, &bob, &bob_s, "member").await;
+    let ws2 = alice.post(&format!("/v1/orgs/{org}/workspaces"), &json!({"name": "Two"})).await.unwrap();
+    let ws2 = ws2.str("id").to_string();
+    let bob_id = bob_s["user"]["id"].as_str().unwrap().to_string();
+    let put = alice.put(&format!("/v1/workspaces/{ws2}/members/{bob_id}"), &json!({"role": "member"})).await.unwrap();
+    assert_eq!(put.status, 200, "{}", put.body);
+    let key = bob.post(&format!("/v1/workspaces/{ws2}/keys"), &json!({"name": "ci"})).await.unwrap();
+    assert_eq!(key.status, 201, "{}", key.body);
+    let as_key = s.client.with_token(key.str("secret"));
+    assert_eq!(as_key.get("/v1/me").await.unwrap().status, 200);
+
+    let email = bob_s["user"]["email"].as_str().unwrap();
+    let inv = alice
+        .post(
+            &format!("/v1/orgs/{org}/invitations"),
+            &json!({"email": email, "workspaces": [{"workspace_id": ws2, "role": "viewer"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(inv.status, 201, "{}", inv.body);
+    let acc = bob.post("/v1/invitations/accept", &json!({"token": inv.str("token")})).await.unwrap();
+    assert_eq!(acc.status, 200, "{}", acc.body);
+
+    let me = as_key.get("/v1/me").await.unwrap();
+    assert_eq!((me.status, me.code()), (401, Some("unauthenticated")), "the key of a new viewer must stop at once");
+    let audit = alice.get(&format!("/v1/orgs/{org}/audit?action=key.revoked")).await.unwrap();
+    let items = audit.body["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{}", audit.body);
+    assert_eq!(items[0]["target"]["id"], key.body["id"]);
+}
+
 both_backends!(
+    invitation_lowering_a_role_revokes_keys,
     removal_racing_key_creation_leaves_no_working_key,
     demoted_admin_loses_keys_where_they_lose_access,
     made_viewer_loses_keys_in_that_workspace,
