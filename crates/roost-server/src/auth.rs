@@ -3,8 +3,9 @@
 //! API keys are looked up in memory after first use. The cache is keyed by the secret's hash and
 //! dropped per key on rotation and revocation; with PostgreSQL, other replicas hear of it through
 //! `LISTEN/NOTIFY` on the `roost_keys` channel (sent inside the revoking transaction), drop their
-//! whole cache when that connection is lost, and trust no entry longer than a minute. Expiry and grace periods are checked against the
-//! clock on every request, so a cached key never outlives its validity.
+//! whole cache when that connection is lost, and trust no entry longer than a minute. Expiry and
+//! grace periods are checked against the clock on every request, so a cached key never outlives
+//! its validity.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -154,6 +155,14 @@ impl KeyCache {
             m.retain(|_, k| !key_ids.contains(&k.key.id));
         }
     }
+
+    /// Forgets every key in this process.
+    fn clear(&self) {
+        if let Ok(mut m) = self.map.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            m.clear();
+        }
+    }
 }
 
 /// Runs a change that may revoke or rotate keys, then forgets those keys in this process. The
@@ -226,15 +235,6 @@ pub fn spawn_key_listener(database_url: String, cache: Arc<KeyCache>) {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     });
-}
-
-impl KeyCache {
-    fn clear(&self) {
-        if let Ok(mut m) = self.map.write() {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            m.clear();
-        }
-    }
 }
 
 /// Argon2id password hashing, run off the async threads.

@@ -6,6 +6,7 @@ use roost_domain::Catalog;
 
 use crate::audit::{Entry, record};
 use crate::orgs::plan_in_tx;
+use crate::workspaces::workspace_exists;
 use crate::{Ctx, Limit, Page, Resource, Result, Store, StoreError, Workspace, finish_page, page};
 
 impl Store {
@@ -103,14 +104,7 @@ impl Store {
             let quota = plan_in_tx(&mut tx, &to.org_id, catalog).await?.resource_quotas.get(&r.kind).copied();
             check_quota(&mut tx, &to.org_id, &r.kind, quota).await?;
         }
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM workspaces WHERE org_id = $1 AND id = $2")
-            .bind(&to.org_id)
-            .bind(&to.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound);
-        }
+        workspace_exists(&mut tx, &to.org_id, &to.id).await?;
         let done = sqlx::query("UPDATE resources SET org_id = $1, workspace_id = $2 WHERE org_id = $3 AND id = $4")
             .bind(&to.org_id)
             .bind(&to.id)

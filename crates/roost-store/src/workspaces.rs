@@ -206,14 +206,7 @@ impl Store {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, &ws.org_id).await?;
         member_role(&mut tx, &ws.org_id, user_id).await?.ok_or(Rule::NotOrgMember)?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM workspaces WHERE org_id = $1 AND id = $2")
-            .bind(&ws.org_id)
-            .bind(&ws.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound);
-        }
+        workspace_exists(&mut tx, &ws.org_id, &ws.id).await?;
         let old: Option<String> =
             sqlx::query_scalar("SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
                 .bind(&ws.id)
@@ -281,4 +274,15 @@ impl Store {
         tx.commit().await?;
         Ok(revoked)
     }
+}
+
+/// NotFound unless the workspace still exists (call under the org lock, so it cannot be deleted
+/// before the change commits).
+pub(crate) async fn workspace_exists(tx: &mut sqlx::AnyConnection, org_id: &str, id: &str) -> Result<()> {
+    let found: Option<String> = sqlx::query_scalar("SELECT id FROM workspaces WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    found.map(|_| ()).ok_or(StoreError::NotFound)
 }

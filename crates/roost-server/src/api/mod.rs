@@ -59,6 +59,13 @@ pub(crate) fn check_id(kind: IdKind, id: &str) -> ApiResult<()> {
     if kind.is_valid(id) { Ok(()) } else { Err(ApiError::not_found()) }
 }
 
+/// A `{user}` path segment: `me` means the caller; anything else must be shaped like a user id.
+pub(crate) fn user_param(caller: &Caller, user: &str) -> ApiResult<String> {
+    let id = if user == "me" { caller.user()?.id.clone() } else { user.to_string() };
+    check_id(IdKind::User, &id)?;
+    Ok(id)
+}
+
 /// An org and the calling user's role in it. API keys act in their workspace, not on their org.
 pub(crate) struct OrgCtx {
     pub org: Org,

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{check_id, org_ctx};
+use super::{check_id, org_ctx, user_param};
 use crate::AppState;
 use crate::auth::{Caller, revoking};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -277,13 +277,6 @@ async fn list_members(
 pub struct UpdateMember {
     /// `admin`, `billing` or `member`.
     role: String,
-}
-
-/// Resolves `me` to the caller's id and checks the shape of a user id.
-fn user_param(caller: &Caller, user: &str) -> ApiResult<String> {
-    let id = if user == "me" { caller.user()?.id.clone() } else { user.to_string() };
-    check_id(IdKind::User, &id)?;
-    Ok(id)
 }
 
 /// Changes a member's org role. Only the owner grants or takes away admin and billing.

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{check_id, org_ctx, ws_ctx};
+use super::{check_id, org_ctx, user_param, ws_ctx};
 use crate::AppState;
 use crate::auth::{Caller, revoking};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -173,8 +173,7 @@ async fn delete_ws_member(
     Path((ws, user)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let w = ws_ctx(&st, &caller, &ws).await?;
-    let user = if user == "me" { caller.user()?.id.clone() } else { user };
-    check_id(IdKind::User, &user)?;
+    let user = user_param(&caller, &user)?;
     if caller.user()?.id != user {
         w.require(Permission::ManageWorkspace)?;
     }
