@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod credits;
 pub mod ids;
 pub mod plans;
 pub mod roles;

@@ -1,1 +1,87 @@
 #![doc = include_str!("../README.md")]
+
+pub mod book;
+mod engine;
+
+pub use book::{Book, CREDITS};
+pub use engine::{Ledger, LedgerConfig};
+pub use roost_domain::credits::Source;
+
+use serde_json::Value;
+
+/// Who a command acts for, as the ledger records and budgets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorRef {
+    /// `user` or `key`.
+    pub kind: &'static str,
+    pub id: String,
+    /// The member charges are attributed to: the user, or the key's creator.
+    pub member_id: String,
+    /// The key, for key actors; empty otherwise.
+    pub key_id: String,
+    /// The key's per-cycle spend limit.
+    pub spend_limit: Option<i64>,
+    pub ip: Option<String>,
+}
+
+impl ActorRef {
+    /// A user acting.
+    pub fn user(id: &str, ip: Option<String>) -> Self {
+        Self { kind: "user", id: id.into(), member_id: id.into(), key_id: String::new(), spend_limit: None, ip }
+    }
+
+    /// An API key acting, attributed to its creator.
+    pub fn key(id: &str, created_by: &str, spend_limit: Option<i64>, ip: Option<String>) -> Self {
+        Self { kind: "key", id: id.into(), member_id: created_by.into(), key_id: id.into(), spend_limit, ip }
+    }
+}
+
+/// What a command does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Charge `amount` now.
+    Charge { workspace_id: String, wallet: String, amount: i64, action: String, metadata: Option<String> },
+    /// Reserve `amount` until settled, released or expired.
+    Hold { workspace_id: String, wallet: String, amount: i64, action: String, ttl_ms: i64 },
+    /// Charge `amount` (≤ held) of a hold and release the rest.
+    Settle { hold_id: String, amount: i64 },
+    /// Release a hold.
+    Release { hold_id: String },
+    /// Add credits (`Topup`, `Adjustment`); a negative adjustment takes them away.
+    Grant { wallet: String, source: Source, amount: i64, expires_at: Option<i64>, reason: Option<String> },
+    /// Set (`Some`) or remove (`None`) a workspace budget, or a member's budget in a workspace.
+    SetBudget { workspace_id: String, user_id: Option<String>, limit: Option<i64>, alert_percents: Vec<u32> },
+    /// Bring the org's ledger up to the clock: cycle turns and expiries.
+    Tick,
+}
+
+/// An `Idempotency-Key` and the fingerprint of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idem {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// One command for one org.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub org_id: String,
+    pub actor: ActorRef,
+    pub op: Op,
+    pub idem: Option<Idem>,
+}
+
+/// The answer to a command: an HTTP status and a JSON body (a problem document when ≥ 400).
+/// Idempotent replays return the stored reply unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// The engine could not answer: nothing of the command happened, and it may be retried.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the ledger is unavailable: {0}")]
+    Unavailable(String),
+}

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod extract;
+pub mod jobs;
 pub mod settings;
 pub mod views;
 
@@ -38,6 +39,7 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<KeyCache>,
     pub passwords: Passwords,
+    pub ledger: roost_ledger::Ledger,
 }
 
 impl Deref for AppState {
@@ -58,7 +60,15 @@ impl AppState {
         if store.backend() == "postgres" {
             auth::spawn_key_listener(settings.database_url.clone(), keys.clone());
         }
-        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords })))
+        let ledger_cfg = roost_ledger::LedgerConfig {
+            kinds: settings.wallet_kinds.clone(),
+            shards: settings.ledger_shards,
+            max_batch: settings.ledger_batch_max,
+            catalog: settings.catalog.clone(),
+        };
+        let c = clock.clone();
+        let ledger = roost_ledger::Ledger::start(store.clone(), ledger_cfg, Arc::new(move || c.now_ms()));
+        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords, ledger })))
     }
 }
 
@@ -129,11 +139,13 @@ pub async fn serve_with_clock(
 ) -> anyhow::Result<()> {
     let state = AppState::new(settings, clock).await?;
     let store = state.store.clone();
+    let jobs = tokio::spawn(jobs::run(state.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "roost listening");
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
+    jobs.abort();
     store.close().await;
     tracing::info!("roost stopped");
     Ok(())

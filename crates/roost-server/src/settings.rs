@@ -25,6 +25,15 @@ pub struct Settings {
     pub password_hash_memory_kib: u32,
     /// Argon2id iterations.
     pub password_hash_iterations: u32,
+    /// Wallet kinds every org has; the first is the default, and `credits` receives the plan's
+    /// monthly allocation.
+    pub wallet_kinds: Vec<String>,
+    /// Ledger writers working in parallel on PostgreSQL (SQLite always uses one).
+    pub ledger_shards: usize,
+    /// Most ledger commands in one transaction.
+    pub ledger_batch_max: usize,
+    /// How often the background job turns cycles and expires grants and holds that fell due.
+    pub ledger_tick_ms: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -38,6 +47,10 @@ impl std::fmt::Debug for Settings {
             .field("invitation_ttl_days", &self.invitation_ttl_days)
             .field("password_hash_memory_kib", &self.password_hash_memory_kib)
             .field("password_hash_iterations", &self.password_hash_iterations)
+            .field("wallet_kinds", &self.wallet_kinds)
+            .field("ledger_shards", &self.ledger_shards)
+            .field("ledger_batch_max", &self.ledger_batch_max)
+            .field("ledger_tick_ms", &self.ledger_tick_ms)
             .finish()
     }
 }
@@ -53,6 +66,10 @@ impl Default for Settings {
             invitation_ttl_days: 7,
             password_hash_memory_kib: 19_456,
             password_hash_iterations: 2,
+            wallet_kinds: vec!["credits".into()],
+            ledger_shards: 4,
+            ledger_batch_max: 1024,
+            ledger_tick_ms: 30_000,
         }
     }
 }
@@ -68,6 +85,10 @@ pub struct FileConfig {
     pub invitation_ttl_days: Option<u32>,
     pub password_hash_memory_kib: Option<u32>,
     pub password_hash_iterations: Option<u32>,
+    pub wallet_kinds: Option<Vec<String>>,
+    pub ledger_shards: Option<usize>,
+    pub ledger_batch_max: Option<usize>,
+    pub ledger_tick_ms: Option<u64>,
     /// Replaces the built-in plan catalog when present.
     pub plans: Option<Vec<Plan>>,
 }
@@ -124,6 +145,18 @@ impl Settings {
         if let Some(v) = f.password_hash_iterations {
             self.password_hash_iterations = v;
         }
+        if let Some(v) = f.wallet_kinds {
+            self.wallet_kinds = v;
+        }
+        if let Some(v) = f.ledger_shards {
+            self.ledger_shards = v;
+        }
+        if let Some(v) = f.ledger_batch_max {
+            self.ledger_batch_max = v;
+        }
+        if let Some(v) = f.ledger_tick_ms {
+            self.ledger_tick_ms = v;
+        }
         let plans = f.plans.unwrap_or_else(|| self.catalog.all().to_vec());
         self.catalog = Catalog::new(plans, &self.personal_plan)?;
         self.validate()
@@ -138,6 +171,20 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "password_hash_memory_kib must be ≥ 8 and password_hash_iterations ≥ 1".into(),
             ));
+        }
+        let kind_ok = |k: &String| {
+            !k.is_empty() && k.len() <= 32 && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        if self.wallet_kinds.is_empty() || !self.wallet_kinds.iter().all(kind_ok) {
+            return Err(ConfigError::Invalid(
+                "wallet_kinds must list at least one kind of 1–32 of a-z, 0-9, _ (e.g. [\"credits\", \"ai\"])".into(),
+            ));
+        }
+        if !(1..=64).contains(&self.ledger_shards) || !(1..=10_000).contains(&self.ledger_batch_max) {
+            return Err(ConfigError::Invalid("ledger_shards must be 1–64 and ledger_batch_max 1–10000".into()));
+        }
+        if self.ledger_tick_ms < 10 {
+            return Err(ConfigError::Invalid("ledger_tick_ms must be at least 10".into()));
         }
         Catalog::new(self.catalog.all().to_vec(), &self.personal_plan)?;
         Ok(())
@@ -164,6 +211,14 @@ invitation_ttl_days = 7
 # Argon2id cost for passwords.
 password_hash_memory_kib = 19456
 password_hash_iterations = 2
+
+# The credit ledger. Wallet kinds every org has (the first is the default; `credits` receives the
+# plan's monthly allocation), parallel writers on PostgreSQL, the most commands per transaction, and
+# how often (ms) the background job turns cycles and expires grants and holds.
+wallet_kinds = ["credits"]
+ledger_shards = 4
+ledger_batch_max = 1024
+ledger_tick_ms = 30000
 
 # Replace the built-in plan catalog by listing plans (all fields shown; null = unlimited / none).
 # [[plans]]

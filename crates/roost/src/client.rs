@@ -10,6 +10,8 @@ pub struct Client {
     base: String,
     token: Option<String>,
     workspace: Option<String>,
+    /// Extra headers sent with every request.
+    headers: Vec<(String, String)>,
 }
 
 /// An answer: status and JSON body (`Value::Null` when empty or not JSON).
@@ -55,7 +57,7 @@ impl Client {
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { http, base: base.trim_end_matches('/').to_string(), token: None, workspace: None }
+        Self { http, base: base.trim_end_matches('/').to_string(), token: None, workspace: None, headers: Vec::new() }
     }
 
     /// The same client acting with `token`.
@@ -66,6 +68,19 @@ impl Client {
     /// The same client sending `Roost-Workspace: ws` on every request.
     pub fn in_workspace(&self, ws: &str) -> Self {
         Self { workspace: Some(ws.to_string()), ..self.clone() }
+    }
+
+    /// The same client sending `name: value` on every request (replacing an earlier value).
+    pub fn with_header(&self, name: &str, value: &str) -> Self {
+        let mut c = self.clone();
+        c.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        c.headers.push((name.to_string(), value.to_string()));
+        c
+    }
+
+    /// `POST path` with an `Idempotency-Key` (for the ledger's (idem) endpoints).
+    pub async fn post_idem(&self, path: &str, key: &str, body: &Value) -> Result<Response, ClientError> {
+        self.with_header("Idempotency-Key", key).post(path, body).await
     }
 
     /// The server's base URL.
@@ -87,6 +102,9 @@ impl Client {
         if let Some(ws) = &self.workspace {
             req = req.header("Roost-Workspace", ws);
         }
+        for (n, v) in &self.headers {
+            req = req.header(n.as_str(), v.as_str());
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -99,6 +117,12 @@ impl Client {
             self.http.request(method, format!("{}{}", self.base, path)).header("content-type", "application/json");
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
+        }
+        if let Some(ws) = &self.workspace {
+            req = req.header("Roost-Workspace", ws);
+        }
+        for (n, v) in &self.headers {
+            req = req.header(n.as_str(), v.as_str());
         }
         self.finish(req.body(body)).await
     }

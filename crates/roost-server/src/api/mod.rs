@@ -2,6 +2,7 @@
 
 mod accounts;
 mod audit;
+mod credits;
 mod invitations;
 mod keys;
 mod orgs;
@@ -32,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(resources::router())
         .merge(audit::router())
+        .merge(credits::router())
 }
 
 /// Adds the document's title and the bearer security scheme.
