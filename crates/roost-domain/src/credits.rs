@@ -109,10 +109,7 @@ pub fn usable<G: Drawable>(g: &G, now: i64) -> bool {
 pub fn draw_order<G: Drawable>(a: &G, b: &G) -> std::cmp::Ordering {
     let ea = a.expires_at().unwrap_or(i64::MAX);
     let eb = b.expires_at().unwrap_or(i64::MAX);
-    ea.cmp(&eb)
-        .then(a.created_at().cmp(&b.created_at()))
-        .then(a.rank().cmp(&b.rank()))
-        .then_with(|| a.id().cmp(b.id()))
+    ea.cmp(&eb).then(a.created_at().cmp(&b.created_at())).then(a.rank().cmp(&b.rank())).then_with(|| a.id().cmp(b.id()))
 }
 
 /// What can be drawn at `now`.
@@ -204,7 +201,12 @@ mod tests {
 
     #[test]
     fn soonest_expiry_first_never_expiring_last_ties_by_creation() {
-        let gs = [G("topup", 100, None, 1), G("alloc", 50, Some(200), 2), G("roll", 30, Some(200), 1), G("old", 10, Some(5), 0)];
+        let gs = [
+            G("topup", 100, None, 1),
+            G("alloc", 50, Some(200), 2),
+            G("roll", 30, Some(200), 1),
+            G("old", 10, Some(5), 0),
+        ];
         // "old" expired at 5; at 10 it cannot pay.
         assert_eq!(plan_draw(&gs, 100, 10), Some(vec![(2, 30), (1, 50), (0, 20)]));
         assert_eq!(available(&gs, 10), 180);

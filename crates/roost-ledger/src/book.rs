@@ -106,7 +106,6 @@ pub fn splits_json(s: &str) -> Value {
     Value::Array(decode_splits(s).into_iter().map(|(g, a)| json!({"grant_id": g, "amount": a})).collect())
 }
 
-
 /// The API view of a journal entry.
 pub fn entry_json(e: &EntryRow) -> Value {
     let mut v = json!({
@@ -238,6 +237,7 @@ impl Book {
             hold_id: None,
             balance_after: w.balance,
             at,
+            seq: 0,
         });
         self.grants.push(g);
         let i = self.grants.len() - 1;
@@ -279,6 +279,7 @@ impl Book {
                 hold_id: None,
                 balance_after: w.balance,
                 at,
+                seq: 0,
             });
             self.touch_grant(out, i);
             self.touch_wallet(out, wallet);
@@ -317,7 +318,18 @@ impl Book {
                 match self.org.trial_ends_at {
                     Some(t) if t > now => {
                         let key = Some("trial".to_string());
-                        self.add_grant(out, w, Source::Trial, monthly, now, Some(t), key, None, ("system", "roost"), now);
+                        self.add_grant(
+                            out,
+                            w,
+                            Source::Trial,
+                            monthly,
+                            now,
+                            Some(t),
+                            key,
+                            None,
+                            ("system", "roost"),
+                            now,
+                        );
                     }
                     _ => {
                         let key = Some(format!("alloc:{anchor}:{cycle}"));
@@ -405,38 +417,67 @@ impl Book {
         }
     }
 
-    /// Closes an open hold: charges `charge` of it (already drawn by the caller into `charge_entry`),
-    /// returns the rest to its grants (or to expiry, for grants that expired meanwhile), and
-    /// takes it out of `held` and the budget counters.
-    fn close_hold(&mut self, mut h: HoldRow, status: &str, charged: i64, charge_id: Option<String>, at: i64, out: &mut Out) -> HoldRow {
+    /// Closes an open hold: takes `charged` of it out of the wallet (the caller journals that
+    /// charge; its balance after is returned), returns the rest to its grants, where what returns
+    /// to a grant that expired meanwhile expires (journaled), and takes the hold out of `held` and
+    /// the budget counters.
+    fn close_hold(
+        &mut self,
+        mut h: HoldRow,
+        status: &str,
+        charged: i64,
+        charge_id: Option<String>,
+        at: i64,
+        out: &mut Out,
+    ) -> (HoldRow, i64) {
         let Some(w) = self.wallet_idx(&h.wallet_id) else {
-            return h;
+            return (h, 0);
         };
+        let wal = &mut self.wallets[w];
+        wal.held -= h.amount;
+        wal.balance -= charged;
+        wal.charged += charged;
+        let after_charge = wal.balance;
+        self.touch_wallet(out, w);
         let mut to_charge = charged;
         for (gid, part) in decode_splits(&h.splits) {
             let take = part.min(to_charge);
             to_charge -= take;
             let back = part - take;
-            if let Some(i) = self.grants.iter().position(|g| g.id == gid) {
-                let g = &mut self.grants[i];
-                g.reserved -= part;
-                if back > 0 {
-                    if g.expires_at.is_some_and(|e| e <= at) {
-                        g.expired += back;
-                        self.wallets[w].balance -= back;
-                        self.wallets[w].expired += back;
-                    } else {
-                        g.remaining += back;
-                    }
+            let Some(i) = self.grants.iter().position(|g| g.id == gid) else { continue };
+            let g = &mut self.grants[i];
+            g.reserved -= part;
+            if back > 0 {
+                if g.expires_at.is_some_and(|e| e <= at) {
+                    g.expired += back;
+                    let wal = &mut self.wallets[w];
+                    wal.balance -= back;
+                    wal.expired += back;
+                    out.writes.entries.push(EntryRow {
+                        org_id: self.org.id.clone(),
+                        id: IdKind::Event.generate(),
+                        kind: "expiry".into(),
+                        wallet_id: wal.id.clone(),
+                        workspace_id: String::new(),
+                        actor_type: "system".into(),
+                        actor_id: "roost".into(),
+                        member_id: String::new(),
+                        key_id: String::new(),
+                        amount: back,
+                        action: "expired".into(),
+                        metadata: None,
+                        splits: encode_splits(&[(gid.clone(), back)]),
+                        hold_id: None,
+                        balance_after: wal.balance,
+                        at,
+                        seq: 0,
+                    });
+                } else {
+                    g.remaining += back;
                 }
-                self.touch_grant(out, i);
             }
+            self.touch_grant(out, i);
         }
-        let wal = &mut self.wallets[w];
-        wal.held -= h.amount;
-        wal.balance -= charged;
-        wal.charged += charged;
-        self.touch_wallet(out, w);
         let delta = charged - h.amount;
         self.count(out, &h.workspace_id, &h.member_id, &h.key_id, h.period_start, delta);
         h.status = status.into();
@@ -444,7 +485,7 @@ impl Book {
         h.charge_id = charge_id;
         out.writes.holds.push(h.clone());
         out.dirty_orgs.insert(self.org.id.clone());
-        h
+        (h, after_charge)
     }
 
     fn count(&mut self, out: &mut Out, ws: &str, member: &str, key: &str, period: i64, delta: i64) {
@@ -518,7 +559,14 @@ impl Book {
     }
 
     /// Draws `amount` from wallet `w` in draw-down order, or answers 402.
-    fn draw(&mut self, out: &mut Out, w: usize, amount: i64, now: i64, reserve: bool) -> Result<Vec<(String, i64)>, Reply> {
+    fn draw(
+        &mut self,
+        out: &mut Out,
+        w: usize,
+        amount: i64,
+        now: i64,
+        reserve: bool,
+    ) -> Result<Vec<(String, i64)>, Reply> {
         let wid = self.wallets[w].id.clone();
         let idx: Vec<usize> = (0..self.grants.len()).filter(|&i| self.grants[i].wallet_id == wid).collect();
         let view: Vec<G<'_>> = idx.iter().map(|&i| G(&self.grants[i])).collect();
@@ -561,6 +609,7 @@ impl Book {
         &mut self,
         out: &mut Out,
         w: usize,
+        balance_after: i64,
         id: String,
         ws: &str,
         a: (&str, &str, &str, &str),
@@ -587,8 +636,9 @@ impl Book {
             metadata,
             splits: encode_splits(parts),
             hold_id,
-            balance_after: wal.balance,
+            balance_after,
             at,
+            seq: 0,
         };
         let hour = at.div_euclid(3_600_000) * 3_600_000;
         let r = out
@@ -627,9 +677,11 @@ impl Book {
                 let before = self.used("workspace", workspace_id);
                 self.count(out, workspace_id, &a.member_id, &a.key_id, self.period.0, *amount);
                 self.alerts(out, workspace_id, before, before + amount, now);
+                let balance_after = self.wallets[w].balance;
                 let e = self.journal_charge(
                     out,
                     w,
+                    balance_after,
                     IdKind::Charge.generate(),
                     workspace_id,
                     (a.kind, &a.id, &a.member_id, &a.key_id),
@@ -690,11 +742,16 @@ impl Book {
                 };
                 if h.status == "open" && h.expires_at <= now {
                     let at = h.expires_at;
-                    h = self.close_hold(h, "expired", 0, None, at, out);
+                    h = self.close_hold(h, "expired", 0, None, at, out).0;
                     holds.insert(h.id.clone(), h.clone());
                 }
                 if h.status != "open" {
-                    return problem(409, "hold_closed", &format!("the hold is {}", h.status), json!({"hold_status": h.status}));
+                    return problem(
+                        409,
+                        "hold_closed",
+                        &format!("the hold is {}", h.status),
+                        json!({"hold_status": h.status}),
+                    );
                 }
                 if *amount > h.amount {
                     return problem(
@@ -718,11 +775,13 @@ impl Book {
                     v
                 };
                 let charge_id = IdKind::Charge.generate();
-                let closed = self.close_hold(h, "settled", *amount, Some(charge_id.clone()), now, out);
+                let mark = out.writes.entries.len();
+                let (closed, after_charge) = self.close_hold(h, "settled", *amount, Some(charge_id.clone()), now, out);
                 holds.insert(closed.id.clone(), closed.clone());
                 let e = self.journal_charge(
                     out,
                     w,
+                    after_charge,
                     charge_id,
                     &closed.workspace_id,
                     (&closed.actor_type, &closed.actor_id, &closed.member_id, &closed.key_id),
@@ -733,8 +792,13 @@ impl Book {
                     Some(closed.id.clone()),
                     now,
                 );
+                // The charge comes before the expiries of what it returned.
+                out.writes.entries[mark..].rotate_right(1);
                 let released = closed.amount - amount;
-                Reply { status: 200, body: json!({"charge": charge_json(&e), "hold": hold_json(&closed), "released": released}) }
+                Reply {
+                    status: 200,
+                    body: json!({"charge": charge_json(&e), "hold": hold_json(&closed), "released": released}),
+                }
             }
             Op::Release { hold_id } => {
                 let Some(mut h) = holds.get(hold_id).filter(|h| h.org_id == self.org.id).cloned() else {
@@ -742,13 +806,18 @@ impl Book {
                 };
                 if h.status == "open" && h.expires_at <= now {
                     let at = h.expires_at;
-                    h = self.close_hold(h, "expired", 0, None, at, out);
+                    h = self.close_hold(h, "expired", 0, None, at, out).0;
                     holds.insert(h.id.clone(), h.clone());
                 }
                 if h.status != "open" {
-                    return problem(409, "hold_closed", &format!("the hold is {}", h.status), json!({"hold_status": h.status}));
+                    return problem(
+                        409,
+                        "hold_closed",
+                        &format!("the hold is {}", h.status),
+                        json!({"hold_status": h.status}),
+                    );
                 }
-                let closed = self.close_hold(h, "released", 0, None, now, out);
+                let (closed, _) = self.close_hold(h, "released", 0, None, now, out);
                 holds.insert(closed.id.clone(), closed.clone());
                 Reply { status: 200, body: hold_json(&closed) }
             }
@@ -761,7 +830,18 @@ impl Book {
                 let body;
                 let target;
                 if *amount >= 0 {
-                    let i = self.add_grant(out, w, *source, *amount, now, *expires_at, None, reason.clone(), (a.kind, &a.id), now);
+                    let i = self.add_grant(
+                        out,
+                        w,
+                        *source,
+                        *amount,
+                        now,
+                        *expires_at,
+                        None,
+                        reason.clone(),
+                        (a.kind, &a.id),
+                        now,
+                    );
                     target = self.grants[i].id.clone();
                     body = json!({"grant": grant_json(&self.grants[i])});
                 } else {
@@ -791,6 +871,7 @@ impl Book {
                         hold_id: None,
                         balance_after: self.wallets[w].balance,
                         at: now,
+                        seq: 0,
                     };
                     target = e.id.clone();
                     body = json!({"adjustment": entry_json(&e)});
@@ -807,7 +888,8 @@ impl Book {
                     target_type: Some("wallet".into()),
                     target_id: Some(self.wallets[w].id.clone()),
                     ip: a.ip.clone(),
-                    detail: json!({"amount": amount, "source": source.as_str(), "reason": reason, "entry": target}).to_string(),
+                    detail: json!({"amount": amount, "source": source.as_str(), "reason": reason, "entry": target})
+                        .to_string(),
                 });
                 Reply { status, body }
             }
@@ -834,8 +916,15 @@ impl Book {
                     None => {
                         self.budgets.remove(&key);
                         let org = self.org.id.clone();
-                        out.writes.budgets.retain(|b| (&b.org_id, &b.scope, &b.workspace_id, &b.user_id) != (&org, &key.0, &key.1, &key.2));
-                        out.writes.budgets_removed.push((self.org.id.clone(), scope.into(), workspace_id.clone(), user.clone()));
+                        out.writes.budgets.retain(|b| {
+                            (&b.org_id, &b.scope, &b.workspace_id, &b.user_id) != (&org, &key.0, &key.1, &key.2)
+                        });
+                        out.writes.budgets_removed.push((
+                            self.org.id.clone(),
+                            scope.into(),
+                            workspace_id.clone(),
+                            user.clone(),
+                        ));
                     }
                 }
                 let subject = if scope == "member" { format!("{workspace_id}:{user}") } else { workspace_id.clone() };

@@ -101,11 +101,19 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Job>, shared: Arc<Shared>) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max);
     while let Some(first) = rx.recv().await {
         jobs.push(first);
-        while jobs.len() < max {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
+        // Take what is queued; give callers answered by the previous batch a moment to send
+        // their next command, so that batches stay full instead of alternating full and tiny.
+        for _ in 0..4 {
+            while jobs.len() < max {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
             }
+            if jobs.len() >= max {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
         let cmds: Vec<&Command> = jobs.iter().map(|j| &j.cmd).collect();
         match batch(&shared, &mut cache, &cmds).await {
@@ -168,13 +176,21 @@ async fn load_counters(tx: &mut LedgerTx, b: &mut Book, now: i64) -> roost_store
 }
 
 /// One batch: lock, load what the cache cannot vouch for, apply in order, write, commit.
-async fn batch(shared: &Shared, cache: &mut HashMap<String, Book>, cmds: &[&Command]) -> roost_store::Result<Vec<Reply>> {
+async fn batch(
+    shared: &Shared,
+    cache: &mut HashMap<String, Book>,
+    cmds: &[&Command],
+) -> roost_store::Result<Vec<Reply>> {
     let now = (shared.clock)();
+    let t0 = std::time::Instant::now();
+    let mut marks: Vec<(&str, std::time::Duration)> = Vec::new();
+    let mut mark = |what: &'static str| marks.push((what, t0.elapsed()));
     let mut org_ids: Vec<String> = cmds.iter().map(|c| c.org_id.clone()).collect();
     org_ids.sort();
     org_ids.dedup();
     let mut tx = shared.store.ledger_begin().await?;
     let orgs = tx.lock_orgs(&org_ids).await?;
+    mark("lock");
 
     // Books: the cached one while nobody else wrote since, else from the store.
     let mut books: HashMap<String, Book> = HashMap::new();
@@ -202,7 +218,9 @@ async fn batch(shared: &Shared, cache: &mut HashMap<String, Book>, cmds: &[&Comm
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let mut holds: HashMap<String, HoldRow> = tx.holds(&hold_ids).await?.into_iter().map(|h| (h.id.clone(), h)).collect();
+    mark("books");
+    let mut holds: HashMap<String, HoldRow> =
+        tx.holds(&hold_ids).await?.into_iter().map(|h| (h.id.clone(), h)).collect();
 
     // Idempotency records already stored.
     let pairs: Vec<(String, String)> = cmds
@@ -214,6 +232,7 @@ async fn batch(shared: &Shared, cache: &mut HashMap<String, Book>, cmds: &[&Comm
     let mut idem: HashMap<(String, String), IdemRow> =
         tx.idempotency(&pairs).await?.into_iter().map(|r| ((r.org_id.clone(), r.key.clone()), r)).collect();
 
+    mark("idem");
     // Users' right to charge, read under the lock (a member removed a moment ago charges nothing).
     let mut may_charge: HashMap<(String, String, String), bool> = HashMap::new();
     for c in cmds {
@@ -261,6 +280,7 @@ async fn batch(shared: &Shared, cache: &mut HashMap<String, Book>, cmds: &[&Comm
         out.dirty_orgs.insert(b.org.id.clone());
     }
 
+    mark("refresh");
     // Apply in order.
     let mut replies = Vec::with_capacity(cmds.len());
     for c in cmds {
@@ -268,8 +288,10 @@ async fn batch(shared: &Shared, cache: &mut HashMap<String, Book>, cmds: &[&Comm
             replies.push(problem(404, "not_found", "no such thing here", json!({})));
             continue;
         };
-        if let Some(i) = &c.idem {
-            if let Some(rec) = idem.get(&(c.org_id.clone(), i.key.clone())) {
+        if let Some(i) = &c.idem
+            && let Some(rec) = idem.get(&(c.org_id.clone(), i.key.clone()))
+        {
+            {
                 replies.push(if rec.fingerprint == i.fingerprint {
                     Reply {
                         status: u16::try_from(rec.status).unwrap_or(500),
@@ -286,11 +308,11 @@ async fn batch(shared: &Shared, cache: &mut HashMap<String, Book>, cmds: &[&Comm
                 continue;
             }
         }
-        if let (Op::Charge { workspace_id, .. } | Op::Hold { workspace_id, .. }, "user") = (&c.op, c.actor.kind) {
-            if !may_charge.get(&(c.org_id.clone(), workspace_id.clone(), c.actor.id.clone())).copied().unwrap_or(false) {
-                replies.push(problem(403, "forbidden", "your role in this workspace does not allow this", json!({})));
-                continue;
-            }
+        if let (Op::Charge { workspace_id, .. } | Op::Hold { workspace_id, .. }, "user") = (&c.op, c.actor.kind)
+            && !may_charge.get(&(c.org_id.clone(), workspace_id.clone(), c.actor.id.clone())).copied().unwrap_or(false)
+        {
+            replies.push(problem(403, "forbidden", "your role in this workspace does not allow this", json!({})));
+            continue;
         }
         let r = b.apply(c, &mut holds, now, &mut out);
         if let Some(i) = &c.idem {
@@ -309,10 +331,25 @@ async fn batch(shared: &Shared, cache: &mut HashMap<String, Book>, cmds: &[&Comm
             out.writes.heads.push((b.org.id.clone(), b.version, b.next_event()));
         }
     }
+    // Number the journal in the order applied: (new version << 20) + position, per org.
+    let mut next_seq: HashMap<String, i64> = HashMap::new();
+    for e in &mut out.writes.entries {
+        let n = next_seq.entry(e.org_id.clone()).or_insert_with(|| books.get(&e.org_id).map_or(0, |b| b.version << 20));
+        *n += 1;
+        e.seq = *n;
+    }
     dedup_last(&mut out.writes.holds, |h| (h.org_id.clone(), h.id.clone()));
-    dedup_last(&mut out.writes.budgets, |b| (b.org_id.clone(), b.scope.clone(), b.workspace_id.clone(), b.user_id.clone()));
+    dedup_last(&mut out.writes.budgets, |b| {
+        (b.org_id.clone(), b.scope.clone(), b.workspace_id.clone(), b.user_id.clone())
+    });
+    mark("apply");
     tx.write(&out.writes).await?;
+    mark("write");
     tx.commit().await?;
+    mark("commit");
+    if std::env::var_os("ROOST_LEDGER_TRACE").is_some() {
+        eprintln!("batch {} cmds: {marks:?}", cmds.len());
+    }
     for (id, b) in books {
         cache.insert(id, b);
     }

@@ -173,7 +173,9 @@ impl Settings {
             ));
         }
         let kind_ok = |k: &String| {
-            !k.is_empty() && k.len() <= 32 && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            !k.is_empty()
+                && k.len() <= 32
+                && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         };
         if self.wallet_kinds.is_empty() || !self.wallet_kinds.iter().all(kind_ok) {
             return Err(ConfigError::Invalid(

@@ -43,14 +43,12 @@ pub struct Sqlite;
 #[derive(Debug, Clone, Copy)]
 pub struct Postgres;
 
-static SQLITE_MIGRATIONS: &[Migration] =
-    &[
+static SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/sqlite/0001_foundation.sql") },
     Migration { version: 2, name: "ledger", sql: include_str!("../migrations/sqlite/0002_ledger.sql") },
 ];
 
-static POSTGRES_MIGRATIONS: &[Migration] =
-    &[
+static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/postgres/0001_foundation.sql") },
     Migration { version: 2, name: "ledger", sql: include_str!("../migrations/postgres/0002_ledger.sql") },
 ];

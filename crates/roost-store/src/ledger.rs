@@ -79,6 +79,8 @@ pub struct EntryRow {
     pub hold_id: Option<String>,
     pub balance_after: i64,
     pub at: i64,
+    /// Order of application within the org (set by the engine when it writes the batch).
+    pub seq: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +317,7 @@ fn entry_from(r: &AnyRow) -> Result<EntryRow, sqlx::Error> {
         hold_id: r.try_get("hold_id")?,
         balance_after: r.try_get("balance_after")?,
         at: r.try_get("at")?,
+        seq: r.try_get("seq")?,
     })
 }
 
@@ -333,7 +336,7 @@ fn budget_from(r: &AnyRow) -> Result<BudgetRow, sqlx::Error> {
 const WALLET_COLS: &str = "org_id, id, kind, balance, held, granted, charged, expired, anchor_at, cycle, created_at";
 const GRANT_COLS: &str = "org_id, id, wallet_id, source, amount, remaining, reserved, expired, effective_at, expires_at, created_at, cycle_key, reason, actor_type, actor_id";
 const HOLD_COLS: &str = "org_id, id, wallet_id, workspace_id, actor_type, actor_id, member_id, key_id, action, amount, splits, status, period_start, expires_at, created_at, closed_at, charge_id";
-const ENTRY_COLS: &str = "org_id, id, type, wallet_id, workspace_id, actor_type, actor_id, member_id, key_id, amount, action, metadata, splits, hold_id, balance_after, at";
+const ENTRY_COLS: &str = "org_id, id, type, wallet_id, workspace_id, actor_type, actor_id, member_id, key_id, amount, action, metadata, splits, hold_id, balance_after, at, seq";
 
 /// One ledger batch's transaction, holding the write lock of its orgs.
 pub struct LedgerTx {
@@ -355,11 +358,25 @@ impl LedgerTx {
     pub async fn lock_orgs(&mut self, org_ids: &[String]) -> Result<Vec<LedgerOrg>> {
         let mut out = Vec::with_capacity(org_ids.len());
         for chunk in org_ids.chunks(1000) {
+            if !self.lock_suffix.is_empty() {
+                // Lock first, read after: under READ COMMITTED a statement that waits for a row
+                // lock still returns the other rows (the ledger version) as they were when it
+                // started, so the version must be read by a statement that starts after the wait.
+                let sql = format!(
+                    "SELECT o.id FROM orgs o WHERE o.id IN ({}) ORDER BY o.id{}",
+                    in_list(1, chunk.len()),
+                    self.lock_suffix
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(id.as_str());
+                }
+                q.fetch_all(&mut *self.tx).await?;
+            }
             let sql = format!(
                 "SELECT o.id, o.kind, o.plan, o.plan_started_at, o.trial_ends_at, o.deleted_at, h.version \
-                 FROM orgs o LEFT JOIN ledger_heads h ON h.org_id = o.id WHERE o.id IN ({}) ORDER BY o.id{}",
+                 FROM orgs o LEFT JOIN ledger_heads h ON h.org_id = o.id WHERE o.id IN ({}) ORDER BY o.id",
                 in_list(1, chunk.len()),
-                self.lock_suffix
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
@@ -428,13 +445,11 @@ impl LedgerTx {
 
     /// Budget counters of one org for one period.
     pub async fn usage_counters(&mut self, org_id: &str, period_start: i64) -> Result<Vec<(String, String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT scope, subject, used FROM budget_usage WHERE org_id = $1 AND period_start = $2",
-        )
-        .bind(org_id)
-        .bind(period_start)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let rows = sqlx::query("SELECT scope, subject, used FROM budget_usage WHERE org_id = $1 AND period_start = $2")
+            .bind(org_id)
+            .bind(period_start)
+            .fetch_all(&mut *self.tx)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.push((r.try_get("scope")?, r.try_get("subject")?, r.try_get("used")?));
@@ -473,19 +488,24 @@ impl LedgerTx {
     pub async fn idempotency(&mut self, pairs: &[(String, String)]) -> Result<Vec<IdemRow>> {
         let mut out = Vec::new();
         for chunk in pairs.chunks(1000) {
+            // One statement for every org of the batch (by key; the org is matched below).
             let sql = format!(
-                "SELECT org_id, key, fingerprint, status, response, created_at FROM idempotency \
-                 WHERE (org_id, key) IN (VALUES {})",
-                values_list(chunk.len(), 2)
+                "SELECT org_id, key, fingerprint, status, response, created_at FROM idempotency WHERE key IN ({})",
+                in_list(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (o, k) in chunk {
-                q = q.bind(o.as_str()).bind(k.as_str());
+            for (_, k) in chunk {
+                q = q.bind(k.as_str());
             }
             for r in q.fetch_all(&mut *self.tx).await? {
+                let org_id: String = r.try_get("org_id")?;
+                let key: String = r.try_get("key")?;
+                if !chunk.iter().any(|(o, k)| *o == org_id && *k == key) {
+                    continue;
+                }
                 out.push(IdemRow {
-                    org_id: r.try_get("org_id")?,
-                    key: r.try_get("key")?,
+                    org_id,
+                    key,
                     fingerprint: r.try_get("fingerprint")?,
                     status: r.try_get("status")?,
                     response: r.try_get("response")?,
@@ -600,7 +620,7 @@ impl LedgerTx {
             },
         )
         .await?;
-        insert_many(tx, &format!("INSERT INTO ledger_entries ({ENTRY_COLS})"), 16, "", &w.entries, |e| {
+        insert_many(tx, &format!("INSERT INTO ledger_entries ({ENTRY_COLS})"), 17, "", &w.entries, |e| {
             vec![
                 V::T(&e.org_id),
                 V::T(&e.id),
@@ -618,6 +638,7 @@ impl LedgerTx {
                 V::OT(e.hold_id.as_deref()),
                 V::I(e.balance_after),
                 V::I(e.at),
+                V::I(e.seq),
             ]
         })
         .await?;
@@ -709,7 +730,16 @@ impl LedgerTx {
             6,
             "",
             &w.idempotency,
-            |r| vec![V::T(&r.org_id), V::T(&r.key), V::T(&r.fingerprint), V::I(r.status), V::T(&r.response), V::I(r.created_at)],
+            |r| {
+                vec![
+                    V::T(&r.org_id),
+                    V::T(&r.key),
+                    V::T(&r.fingerprint),
+                    V::I(r.status),
+                    V::T(&r.response),
+                    V::I(r.created_at),
+                ]
+            },
         )
         .await?;
         insert_many(
@@ -765,20 +795,18 @@ const HOUR_MS: i64 = 3_600_000;
 impl Store {
     /// The org's wallets and their live grants (as last committed).
     pub async fn wallets_of(&self, org_id: &str) -> Result<(Vec<WalletRow>, Vec<GrantRow>)> {
-        let w = sqlx::query(AssertSqlSafe(format!("SELECT {WALLET_COLS} FROM wallets WHERE org_id = $1 ORDER BY kind")))
-            .bind(org_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let w =
+            sqlx::query(AssertSqlSafe(format!("SELECT {WALLET_COLS} FROM wallets WHERE org_id = $1 ORDER BY kind")))
+                .bind(org_id)
+                .fetch_all(&self.pool)
+                .await?;
         let g = sqlx::query(AssertSqlSafe(format!(
             "SELECT {GRANT_COLS} FROM grants WHERE org_id = $1 AND (remaining > 0 OR reserved > 0) ORDER BY created_at, id"
         )))
         .bind(org_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok((
-            w.iter().map(wallet_from).collect::<Result<_, _>>()?,
-            g.iter().map(grant_from).collect::<Result<_, _>>()?,
-        ))
+        Ok((w.iter().map(wallet_from).collect::<Result<_, _>>()?, g.iter().map(grant_from).collect::<Result<_, _>>()?))
     }
 
     /// When the org's ledger next has something due (`None`: nothing, or never touched).
@@ -795,11 +823,13 @@ impl Store {
 
     /// Orgs whose ledger has something due at `now`, for the background job.
     pub async fn ledger_due(&self, now: i64, limit: i64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT org_id FROM ledger_heads WHERE next_event_at <= $1 ORDER BY next_event_at LIMIT $2")
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT org_id FROM ledger_heads WHERE next_event_at <= $1 ORDER BY next_event_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Forgets idempotency records made before `before`.
@@ -852,7 +882,8 @@ impl Store {
         Ok(v.unwrap_or(0))
     }
 
-    /// The journal of an org (or one workspace of it), newest first. The cursor is `at:id`.
+    /// The journal of an org (or one workspace of it), newest first (in the order applied). The
+    /// cursor is the last entry's sequence number.
     pub async fn list_entries(
         &self,
         org_id: &str,
@@ -861,11 +892,7 @@ impl Store {
         cursor: Option<&str>,
     ) -> Result<Page<EntryRow>> {
         let fetch = i64::from(limit.clamp(1, 500)) + 1;
-        let (c_at, c_id) = match cursor.and_then(|c| c.split_once(':')) {
-            Some((a, i)) => (a.parse::<i64>().unwrap_or(i64::MAX), i.to_string()),
-            // Ids sort below "~": with no cursor, every row of any time qualifies.
-            None => (i64::MAX, "~".to_string()),
-        };
+        let before = cursor.and_then(|c| c.parse::<i64>().ok()).unwrap_or(i64::MAX);
         let mut sql = format!("SELECT {ENTRY_COLS} FROM ledger_entries WHERE org_id = $1");
         let mut n = 1;
         let mut binds: Vec<String> = vec![org_id.to_string()];
@@ -879,19 +906,14 @@ impl Store {
             sql.push_str(&format!(" AND actor_id = ${n}"));
             binds.push(a.clone());
         }
-        sql.push_str(&format!(
-            " AND (at < ${a} OR (at = ${a} AND id < ${b})) ORDER BY at DESC, id DESC LIMIT ${c}",
-            a = n + 1,
-            b = n + 2,
-            c = n + 3
-        ));
+        sql.push_str(&format!(" AND seq < ${} ORDER BY seq DESC LIMIT ${}", n + 1, n + 2));
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for b in &binds {
             q = q.bind(b.as_str());
         }
-        let rows = q.bind(c_at).bind(c_id.as_str()).bind(fetch).fetch_all(&self.pool).await?;
+        let rows = q.bind(before).bind(fetch).fetch_all(&self.pool).await?;
         let items = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
-        Ok(crate::finish_page(items, fetch, |e| format!("{}:{}", e.at, e.id)))
+        Ok(crate::finish_page(items, fetch, |e| e.seq.to_string()))
     }
 
     /// Usage of an org's wallet in `[from, to)`, grouped by `group` (`workspace`, `member`, `key`,
@@ -948,8 +970,13 @@ impl Store {
                 "SELECT {col} AS g, CAST(SUM(amount) AS BIGINT) AS a, COUNT(*) AS c FROM ledger_entries \
                  WHERE org_id = $1 AND wallet_id = $2 AND type = 'charge' AND at >= $3 AND at < $4 GROUP BY {col}"
             );
-            let rows =
-                sqlx::query(AssertSqlSafe(sql)).bind(org_id).bind(wallet_id).bind(a).bind(b).fetch_all(&self.pool).await?;
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(org_id)
+                .bind(wallet_id)
+                .bind(a)
+                .bind(b)
+                .fetch_all(&self.pool)
+                .await?;
             for r in rows {
                 let e = sums.entry(r.try_get("g")?).or_default();
                 e.0 += r.try_get::<i64, _>("a")?;

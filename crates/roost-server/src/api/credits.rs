@@ -242,9 +242,12 @@ fn respond(r: Result<Reply, LedgerError>) -> Response {
         }
         Err(e) => {
             tracing::warn!(error = %e, "ledger unavailable");
-            let mut res =
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", "the ledger could not commit; retry")
-                    .into_response();
+            let mut res = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ledger_unavailable",
+                "the ledger could not commit; retry",
+            )
+            .into_response();
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             res
         }
@@ -257,7 +260,12 @@ fn idem(headers: &HeaderMap, route: &str, scope: &str, caller: &Caller, body: &i
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .filter(|k| !k.is_empty() && k.len() <= MAX_IDEM_KEY && !k.chars().any(char::is_control))
-        .ok_or_else(|| ApiError::invalid_field("Idempotency-Key", "this request needs an Idempotency-Key header of 1–255 characters"))?;
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "Idempotency-Key",
+                "this request needs an Idempotency-Key header of 1–255 characters",
+            )
+        })?;
     let body = serde_json::to_string(body).map_err(ApiError::internal)?;
     let mut h = Sha256::new();
     for part in [route, scope, &caller.actor().id, &body] {
@@ -277,7 +285,7 @@ fn actor_ref(caller: &Caller) -> ActorRef {
 
 fn check_amount(e: &mut Errors, field: &str, amount: i64) {
     if !(1..=MAX_AMOUNT).contains(&amount) {
-        e.add(field, &format!("must be a whole number from 1 to {MAX_AMOUNT}"));
+        e.add(field, format!("must be a whole number from 1 to {MAX_AMOUNT}"));
     }
 }
 
@@ -296,7 +304,7 @@ fn check_kind(st: &AppState, e: &mut Errors, wallet: Option<&str>) -> String {
         None => kinds.first().cloned().unwrap_or_else(|| roost_ledger::CREDITS.into()),
         Some(k) if kinds.iter().any(|x| x == k) => k.to_string(),
         Some(_) => {
-            e.add("wallet", &format!("must be one of: {}", kinds.join(", ")));
+            e.add("wallet", format!("must be one of: {}", kinds.join(", ")));
             String::new()
         }
     }
@@ -322,7 +330,11 @@ async fn refresh(st: &AppState, org_id: &str) -> ApiResult<()> {
         let cmd = Command { org_id: org_id.into(), actor: ActorRef::user("system", None), op: Op::Tick, idem: None };
         let r = st.ledger.submit(cmd).await;
         if r.is_err() {
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", "the ledger could not commit; retry"));
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ledger_unavailable",
+                "the ledger could not commit; retry",
+            ));
         }
     }
     Ok(())
@@ -447,7 +459,7 @@ async fn adjust(
     let wallet = wallet_param(&st, &o, &wallet).await?;
     let mut e = Errors::default();
     if b.amount == 0 || b.amount.abs() > MAX_AMOUNT {
-        e.add("amount", &format!("must be a non-zero whole number within ±{MAX_AMOUNT}"));
+        e.add("amount", format!("must be a non-zero whole number within ±{MAX_AMOUNT}"));
     }
     let reason = b.reason.trim().to_string();
     if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
@@ -557,7 +569,7 @@ async fn create_hold(
     let wallet = check_kind(&st, &mut e, b.wallet.as_deref());
     let ttl = b.ttl_seconds.unwrap_or(DEFAULT_HOLD_TTL);
     if !(1..=MAX_HOLD_TTL).contains(&ttl) {
-        e.add("ttl_seconds", &format!("must be from 1 to {MAX_HOLD_TTL}"));
+        e.add("ttl_seconds", format!("must be from 1 to {MAX_HOLD_TTL}"));
     }
     e.finish().map_err(ApiError::invalid)?;
     let idem = idem(&headers, "hold", &w.ws.id, &caller, &b)?;
@@ -680,7 +692,12 @@ async fn org_transactions(
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("group_by" = Option<String>, Query),
         ("wallet" = Option<String>, Query, description = "wallet kind, default `credits`")),
     responses((status = 200, body = UsageView)))]
-async fn usage(State(st): State<AppState>, caller: Caller, Path(org): Path<String>, params: Params) -> ApiResult<Json<Value>> {
+async fn usage(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
     let o = org_ctx(&st, &caller, &org).await?;
     o.require(Permission::ReadUsage)?;
     let now = st.clock.now_ms();
@@ -759,7 +776,7 @@ fn check_limit(e: &mut Errors, limit: Option<Option<i64>>) -> Option<i64> {
             None
         }
         Some(Some(l)) if !(0..=MAX_AMOUNT).contains(&l) => {
-            e.add("limit", &format!("must be from 0 to {MAX_AMOUNT}, or null"));
+            e.add("limit", format!("must be from 0 to {MAX_AMOUNT}, or null"));
             None
         }
         Some(l) => l,
@@ -782,9 +799,8 @@ async fn budget_view(st: &AppState, w: &WsCtx, user: Option<&str>) -> ApiResult<
     match user {
         Some(u) => v["user_id"] = u.into(),
         None => {
-            let p: Vec<u32> = b
-                .map(|b| b.alert_percents.split(',').filter_map(|p| p.parse().ok()).collect())
-                .unwrap_or_default();
+            let p: Vec<u32> =
+                b.map(|b| b.alert_percents.split(',').filter_map(|p| p.parse().ok()).collect()).unwrap_or_default();
             v["alert_percents"] = json!(p);
         }
     }

@@ -68,10 +68,13 @@ CREATE TABLE ledger_entries (
     hold_id TEXT,
     balance_after BIGINT NOT NULL,
     at BIGINT NOT NULL,
+    -- The order entries were applied in, per org: (ledger version << 20) + position in the batch.
+    seq BIGINT NOT NULL,
     PRIMARY KEY (org_id, id)
 );
-CREATE INDEX ledger_entries_ws ON ledger_entries (org_id, workspace_id, at, id);
-CREATE INDEX ledger_entries_at ON ledger_entries (org_id, at, id);
+CREATE INDEX ledger_entries_ws ON ledger_entries (org_id, workspace_id, seq);
+CREATE INDEX ledger_entries_seq ON ledger_entries (org_id, seq);
+CREATE INDEX ledger_entries_at ON ledger_entries (org_id, at);
 
 CREATE TABLE holds (
     org_id TEXT NOT NULL,
@@ -144,3 +147,5 @@ CREATE TABLE idempotency (
     PRIMARY KEY (org_id, key)
 );
 CREATE INDEX idempotency_created ON idempotency (created_at);
+-- A batch looks up all its keys in one statement, whatever orgs they belong to.
+CREATE INDEX idempotency_key ON idempotency (key);

@@ -7,6 +7,7 @@
 mod account;
 mod audit;
 mod config;
+mod credits;
 mod ctx;
 mod error;
 mod keys;
@@ -20,6 +21,7 @@ use clap::Subcommand;
 
 pub use account::{LoginArgs, SignupArgs};
 pub use audit::AuditArgs;
+pub use credits::{BudgetCommand, CreditsCommand, UsageArgs};
 pub use error::CliError;
 pub use keys::KeysCommand;
 pub use orgs::{InvitationsCommand, OrgsCommand};
@@ -52,6 +54,14 @@ pub enum ClientCommand {
     Keys(KeysCommand),
     /// An organization's audit log, newest first.
     Audit(AuditArgs),
+    /// Credit wallets: balance, history, top-ups.
+    #[command(subcommand)]
+    Credits(CreditsCommand),
+    /// What an organization spent this cycle (or in a period), by member, workspace, key or action.
+    Usage(UsageArgs),
+    /// Per-cycle spend caps of workspaces and members.
+    #[command(subcommand)]
+    Budget(BudgetCommand),
 }
 
 /// Options every client command takes.
@@ -93,5 +103,8 @@ async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliEr
         ClientCommand::Invitations(c) => orgs::invitations(&ctx, c).await,
         ClientCommand::Keys(c) => keys::run(&ctx, c).await,
         ClientCommand::Audit(a) => audit::run(&ctx, a).await,
+        ClientCommand::Credits(c) => credits::run(&ctx, c).await,
+        ClientCommand::Usage(a) => credits::usage(&ctx, a).await,
+        ClientCommand::Budget(c) => credits::budget(&ctx, c).await,
     }
 }
