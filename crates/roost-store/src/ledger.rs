@@ -178,65 +178,66 @@ enum V<'a> {
     OT(Option<&'a str>),
 }
 
-fn bind_all<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
-    vals: Vec<V<'q>>,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    for v in vals {
-        q = match v {
-            V::I(i) => q.bind(i),
-            V::OI(i) => q.bind(i),
-            V::T(s) => q.bind(s),
-            V::OT(s) => q.bind(s),
-        };
-    }
-    q
-}
-
-/// `($1, $2, …), (…)` for `rows` rows of `cols` columns.
-fn values_list(rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
-        }
-        s.push(')');
-    }
-    s
-}
-
 /// `$from, $from+1, …` (n of them).
 fn in_list(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Binds under both backends' limits (SQLite 32766, PostgreSQL 65535).
-const MAX_BINDS: usize = 30_000;
+/// Rows per statement (each statement carries its rows as one JSON parameter).
+const ROWS_PER_STATEMENT: usize = 5_000;
 
-/// Runs `INSERT … VALUES (…), (…) tail` over `rows`, in chunks.
+/// Runs `head SELECT … tail` over `rows`: the rows travel as ONE JSON parameter (an array of
+/// arrays) that the database unpacks (`json_array_elements` on PostgreSQL, `json_each` on
+/// SQLite). The statement text is the same whatever the number of rows, so each backend parses
+/// and plans it once per connection, and there is one bind per statement instead of one per value.
 async fn insert_many<T>(
     tx: &mut sqlx::AnyConnection,
+    pg: bool,
     head: &str,
-    cols: usize,
     tail: &str,
     rows: &[T],
     vals: impl Fn(&T) -> Vec<V<'_>>,
 ) -> Result<()> {
-    for chunk in rows.chunks((MAX_BINDS / cols).max(1)) {
-        let sql = format!("{head} VALUES {} {tail}", values_list(chunk.len(), cols));
-        let mut all = Vec::with_capacity(chunk.len() * cols);
-        for r in chunk {
-            all.extend(vals(r));
+    let Some(first) = rows.first() else { return Ok(()) };
+    let kinds: Vec<bool> = vals(first).iter().map(|v| matches!(v, V::I(_) | V::OI(_))).collect();
+    let exprs = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, int)| match (pg, int) {
+            (true, true) => format!("(x->>{i})::BIGINT"),
+            (true, false) => format!("x->>{i}"),
+            (false, _) => format!("json_extract(value, '$[{i}]')"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = if pg {
+        format!("{head} SELECT {exprs} FROM json_array_elements($1::json) AS r(x) {tail}")
+    } else {
+        // `WHERE true` keeps SQLite from reading an upsert's ON CONFLICT as a join constraint.
+        format!("{head} SELECT {exprs} FROM json_each($1) WHERE true {tail}")
+    };
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut json = String::with_capacity(chunk.len() * 256);
+        json.push('[');
+        for (n, r) in chunk.iter().enumerate() {
+            if n > 0 {
+                json.push(',');
+            }
+            json.push('[');
+            for (i, v) in vals(r).into_iter().enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                match v {
+                    V::I(x) | V::OI(Some(x)) => json.push_str(&x.to_string()),
+                    V::T(t) | V::OT(Some(t)) => json.push_str(&serde_json::Value::from(t).to_string()),
+                    V::OI(None) | V::OT(None) => json.push_str("null"),
+                }
+            }
+            json.push(']');
         }
-        bind_all(sqlx::query(AssertSqlSafe(sql)), all).execute(&mut *tx).await?;
+        json.push(']');
+        sqlx::query(AssertSqlSafe(sql.clone())).bind(json).execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -342,13 +343,14 @@ const ENTRY_COLS: &str = "org_id, id, type, wallet_id, workspace_id, actor_type,
 pub struct LedgerTx {
     tx: Transaction<'static, sqlx::Any>,
     lock_suffix: &'static str,
+    pg: bool,
 }
 
 impl Store {
     /// Opens a ledger batch transaction.
     pub async fn ledger_begin(&self) -> Result<LedgerTx> {
         let lock_suffix = if self.dialect.lock_org().is_some() { " FOR UPDATE OF o" } else { "" };
-        Ok(LedgerTx { tx: self.write().await?, lock_suffix })
+        Ok(LedgerTx { tx: self.write().await?, lock_suffix, pg: self.dialect.name() == "postgres" })
     }
 }
 
@@ -557,11 +559,12 @@ impl LedgerTx {
 
     /// Writes everything a batch decided, with multi-row statements.
     pub async fn write(&mut self, w: &LedgerWrites) -> Result<()> {
+        let pg = self.pg;
         let tx = &mut *self.tx;
         insert_many(
             tx,
+            pg,
             "INSERT INTO ledger_heads (org_id, version, next_event_at)",
-            3,
             "ON CONFLICT (org_id) DO UPDATE SET version = excluded.version, next_event_at = excluded.next_event_at",
             &w.heads,
             |h| vec![V::T(&h.0), V::I(h.1), V::OI(h.2)],
@@ -569,8 +572,8 @@ impl LedgerTx {
         .await?;
         insert_many(
             tx,
+            pg,
             &format!("INSERT INTO wallets ({WALLET_COLS})"),
-            11,
             "ON CONFLICT (org_id, id) DO UPDATE SET balance = excluded.balance, held = excluded.held, \
              granted = excluded.granted, charged = excluded.charged, expired = excluded.expired, \
              anchor_at = excluded.anchor_at, cycle = excluded.cycle",
@@ -594,8 +597,8 @@ impl LedgerTx {
         .await?;
         insert_many(
             tx,
+            pg,
             &format!("INSERT INTO grants ({GRANT_COLS})"),
-            15,
             "ON CONFLICT (org_id, id) DO UPDATE SET remaining = excluded.remaining, reserved = excluded.reserved, \
              expired = excluded.expired",
             &w.grants,
@@ -620,7 +623,7 @@ impl LedgerTx {
             },
         )
         .await?;
-        insert_many(tx, &format!("INSERT INTO ledger_entries ({ENTRY_COLS})"), 17, "", &w.entries, |e| {
+        insert_many(tx, pg, &format!("INSERT INTO ledger_entries ({ENTRY_COLS})"), "", &w.entries, |e| {
             vec![
                 V::T(&e.org_id),
                 V::T(&e.id),
@@ -644,8 +647,8 @@ impl LedgerTx {
         .await?;
         insert_many(
             tx,
+            pg,
             &format!("INSERT INTO holds ({HOLD_COLS})"),
-            17,
             "ON CONFLICT (org_id, id) DO UPDATE SET status = excluded.status, closed_at = excluded.closed_at, \
              charge_id = excluded.charge_id",
             &w.holds,
@@ -683,8 +686,8 @@ impl LedgerTx {
         }
         insert_many(
             tx,
+            pg,
             "INSERT INTO budgets (org_id, scope, workspace_id, user_id, amount_limit, alert_percents, updated_at)",
-            7,
             "ON CONFLICT (org_id, scope, workspace_id, user_id) DO UPDATE SET amount_limit = excluded.amount_limit, \
              alert_percents = excluded.alert_percents, updated_at = excluded.updated_at",
             &w.budgets,
@@ -704,8 +707,8 @@ impl LedgerTx {
         let usage: Vec<_> = w.usage.iter().filter(|(_, d)| **d != 0).collect();
         insert_many(
             tx,
+            pg,
             "INSERT INTO budget_usage (org_id, scope, subject, period_start, used)",
-            5,
             "ON CONFLICT (org_id, scope, subject, period_start) DO UPDATE SET used = budget_usage.used + excluded.used",
             &usage,
             |(k, d)| vec![V::T(&k.0), V::T(k.1), V::T(&k.2), V::I(k.3), V::I(**d)],
@@ -714,8 +717,8 @@ impl LedgerTx {
         let rollups: Vec<_> = w.rollups.iter().collect();
         insert_many(
             tx,
+            pg,
             "INSERT INTO usage_rollups (org_id, hour, wallet_id, workspace_id, member_id, key_id, action, amount, count)",
-            9,
             "ON CONFLICT (org_id, hour, wallet_id, workspace_id, member_id, key_id, action) DO UPDATE SET \
              amount = usage_rollups.amount + excluded.amount, count = usage_rollups.count + excluded.count",
             &rollups,
@@ -726,8 +729,8 @@ impl LedgerTx {
         .await?;
         insert_many(
             tx,
+            pg,
             "INSERT INTO idempotency (org_id, key, fingerprint, status, response, created_at)",
-            6,
             "",
             &w.idempotency,
             |r| {
@@ -744,8 +747,8 @@ impl LedgerTx {
         .await?;
         insert_many(
             tx,
+            pg,
             "INSERT INTO audit_events (org_id, id, at, actor_type, actor_id, action, workspace_id, target_type, target_id, ip, detail)",
-            11,
             "",
             &w.audit,
             |a| {
