@@ -183,43 +183,40 @@ fn in_list(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Rows per statement (each statement carries its rows as one JSON parameter).
-const ROWS_PER_STATEMENT: usize = 5_000;
-
-/// Runs `head SELECT … tail` over `rows`: the rows travel as ONE JSON parameter (an array of
-/// arrays) that the database unpacks (`json_array_elements` on PostgreSQL, `json_each` on
-/// SQLite). The statement text is the same whatever the number of rows, so each backend parses
-/// and plans it once per connection, and there is one bind per statement instead of one per value.
-async fn insert_many<T>(
-    tx: &mut sqlx::AnyConnection,
+/// The writes of a batch, each `head SELECT … tail` with its rows as ONE JSON parameter (an array
+/// of arrays) that the database unpacks (`json_array_elements` on PostgreSQL, `json_each` on
+/// SQLite). A statement's text does not depend on its number of rows, so each backend parses and
+/// plans it once per connection, with one bind instead of one per value. On PostgreSQL all of a
+/// batch's writes go in one statement (data-modifying CTEs): one round trip.
+struct Bulk {
     pg: bool,
-    head: &str,
-    tail: &str,
-    rows: &[T],
-    vals: impl Fn(&T) -> Vec<V<'_>>,
-) -> Result<()> {
-    let Some(first) = rows.first() else { return Ok(()) };
-    let kinds: Vec<bool> = vals(first).iter().map(|v| matches!(v, V::I(_) | V::OI(_))).collect();
-    let exprs = kinds
-        .iter()
-        .enumerate()
-        .map(|(i, int)| match (pg, int) {
-            (true, true) => format!("(x->>{i})::BIGINT"),
-            (true, false) => format!("x->>{i}"),
-            (false, _) => format!("json_extract(value, '$[{i}]')"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = if pg {
-        format!("{head} SELECT {exprs} FROM json_array_elements($1::json) AS r(x) {tail}")
-    } else {
-        // `WHERE true` keeps SQLite from reading an upsert's ON CONFLICT as a join constraint.
-        format!("{head} SELECT {exprs} FROM json_each($1) WHERE true {tail}")
-    };
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut json = String::with_capacity(chunk.len() * 256);
+    /// `(statement with `$P` for its parameter, JSON rows)`
+    parts: Vec<(String, String)>,
+}
+
+impl Bulk {
+    fn add<T>(&mut self, head: &str, tail: &str, rows: &[T], vals: impl Fn(&T) -> Vec<V<'_>>) {
+        let Some(first) = rows.first() else { return };
+        let kinds: Vec<bool> = vals(first).iter().map(|v| matches!(v, V::I(_) | V::OI(_))).collect();
+        let exprs = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, int)| match (self.pg, int) {
+                (true, true) => format!("(x->>{i})::BIGINT"),
+                (true, false) => format!("x->>{i}"),
+                (false, _) => format!("json_extract(value, '$[{i}]')"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = if self.pg {
+            format!("{head} SELECT {exprs} FROM json_array_elements($P::json) AS r(x) {tail}")
+        } else {
+            // `WHERE true` keeps SQLite from reading an upsert's ON CONFLICT as a join constraint.
+            format!("{head} SELECT {exprs} FROM json_each($P) WHERE true {tail}")
+        };
+        let mut json = String::with_capacity(rows.len() * 256);
         json.push('[');
-        for (n, r) in chunk.iter().enumerate() {
+        for (n, r) in rows.iter().enumerate() {
             if n > 0 {
                 json.push(',');
             }
@@ -237,9 +234,30 @@ async fn insert_many<T>(
             json.push(']');
         }
         json.push(']');
-        sqlx::query(AssertSqlSafe(sql.clone())).bind(json).execute(&mut *tx).await?;
+        self.parts.push((sql, json));
     }
-    Ok(())
+
+    async fn run(self, tx: &mut sqlx::AnyConnection) -> Result<()> {
+        if self.pg && self.parts.len() > 1 {
+            let ctes = self
+                .parts
+                .iter()
+                .enumerate()
+                .map(|(i, (sql, _))| format!("w{i} AS ({})", sql.replace("$P", &format!("${}", i + 1))))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut q = sqlx::query(AssertSqlSafe(format!("WITH {ctes} SELECT 1")));
+            for (_, json) in &self.parts {
+                q = q.bind(json.as_str());
+            }
+            q.execute(&mut *tx).await?;
+            return Ok(());
+        }
+        for (sql, json) in &self.parts {
+            sqlx::query(AssertSqlSafe(sql.replace("$P", "$1"))).bind(json.as_str()).execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
 }
 
 fn wallet_from(r: &AnyRow) -> Result<WalletRow, sqlx::Error> {
@@ -559,20 +577,15 @@ impl LedgerTx {
 
     /// Writes everything a batch decided, with multi-row statements.
     pub async fn write(&mut self, w: &LedgerWrites) -> Result<()> {
-        let pg = self.pg;
         let tx = &mut *self.tx;
-        insert_many(
-            tx,
-            pg,
+        let mut bulk = Bulk { pg: self.pg, parts: Vec::new() };
+        bulk.add(
             "INSERT INTO ledger_heads (org_id, version, next_event_at)",
             "ON CONFLICT (org_id) DO UPDATE SET version = excluded.version, next_event_at = excluded.next_event_at",
             &w.heads,
             |h| vec![V::T(&h.0), V::I(h.1), V::OI(h.2)],
-        )
-        .await?;
-        insert_many(
-            tx,
-            pg,
+        );
+        bulk.add(
             &format!("INSERT INTO wallets ({WALLET_COLS})"),
             "ON CONFLICT (org_id, id) DO UPDATE SET balance = excluded.balance, held = excluded.held, \
              granted = excluded.granted, charged = excluded.charged, expired = excluded.expired, \
@@ -593,11 +606,8 @@ impl LedgerTx {
                     V::I(x.created_at),
                 ]
             },
-        )
-        .await?;
-        insert_many(
-            tx,
-            pg,
+        );
+        bulk.add(
             &format!("INSERT INTO grants ({GRANT_COLS})"),
             "ON CONFLICT (org_id, id) DO UPDATE SET remaining = excluded.remaining, reserved = excluded.reserved, \
              expired = excluded.expired",
@@ -621,9 +631,8 @@ impl LedgerTx {
                     V::T(&g.actor_id),
                 ]
             },
-        )
-        .await?;
-        insert_many(tx, pg, &format!("INSERT INTO ledger_entries ({ENTRY_COLS})"), "", &w.entries, |e| {
+        );
+        bulk.add(&format!("INSERT INTO ledger_entries ({ENTRY_COLS})"), "", &w.entries, |e| {
             vec![
                 V::T(&e.org_id),
                 V::T(&e.id),
@@ -643,11 +652,8 @@ impl LedgerTx {
                 V::I(e.at),
                 V::I(e.seq),
             ]
-        })
-        .await?;
-        insert_many(
-            tx,
-            pg,
+        });
+        bulk.add(
             &format!("INSERT INTO holds ({HOLD_COLS})"),
             "ON CONFLICT (org_id, id) DO UPDATE SET status = excluded.status, closed_at = excluded.closed_at, \
              charge_id = excluded.charge_id",
@@ -673,8 +679,7 @@ impl LedgerTx {
                     V::OT(h.charge_id.as_deref()),
                 ]
             },
-        )
-        .await?;
+        );
         for (org, scope, ws, user) in &w.budgets_removed {
             sqlx::query("DELETE FROM budgets WHERE org_id = $1 AND scope = $2 AND workspace_id = $3 AND user_id = $4")
                 .bind(org)
@@ -684,9 +689,7 @@ impl LedgerTx {
                 .execute(&mut *tx)
                 .await?;
         }
-        insert_many(
-            tx,
-            pg,
+        bulk.add(
             "INSERT INTO budgets (org_id, scope, workspace_id, user_id, amount_limit, alert_percents, updated_at)",
             "ON CONFLICT (org_id, scope, workspace_id, user_id) DO UPDATE SET amount_limit = excluded.amount_limit, \
              alert_percents = excluded.alert_percents, updated_at = excluded.updated_at",
@@ -702,22 +705,16 @@ impl LedgerTx {
                     V::I(b.updated_at),
                 ]
             },
-        )
-        .await?;
+        );
         let usage: Vec<_> = w.usage.iter().filter(|(_, d)| **d != 0).collect();
-        insert_many(
-            tx,
-            pg,
+        bulk.add(
             "INSERT INTO budget_usage (org_id, scope, subject, period_start, used)",
             "ON CONFLICT (org_id, scope, subject, period_start) DO UPDATE SET used = budget_usage.used + excluded.used",
             &usage,
             |(k, d)| vec![V::T(&k.0), V::T(k.1), V::T(&k.2), V::I(k.3), V::I(**d)],
-        )
-        .await?;
+        );
         let rollups: Vec<_> = w.rollups.iter().collect();
-        insert_many(
-            tx,
-            pg,
+        bulk.add(
             "INSERT INTO usage_rollups (org_id, hour, wallet_id, workspace_id, member_id, key_id, action, amount, count)",
             "ON CONFLICT (org_id, hour, wallet_id, workspace_id, member_id, key_id, action) DO UPDATE SET \
              amount = usage_rollups.amount + excluded.amount, count = usage_rollups.count + excluded.count",
@@ -725,11 +722,8 @@ impl LedgerTx {
             |(k, (a, c))| {
                 vec![V::T(&k.0), V::I(k.1), V::T(&k.2), V::T(&k.3), V::T(&k.4), V::T(&k.5), V::T(&k.6), V::I(*a), V::I(*c)]
             },
-        )
-        .await?;
-        insert_many(
-            tx,
-            pg,
+        );
+        bulk.add(
             "INSERT INTO idempotency (org_id, key, fingerprint, status, response, created_at)",
             "",
             &w.idempotency,
@@ -743,11 +737,8 @@ impl LedgerTx {
                     V::I(r.created_at),
                 ]
             },
-        )
-        .await?;
-        insert_many(
-            tx,
-            pg,
+        );
+        bulk.add(
             "INSERT INTO audit_events (org_id, id, at, actor_type, actor_id, action, workspace_id, target_type, target_id, ip, detail)",
             "",
             &w.audit,
@@ -766,9 +757,8 @@ impl LedgerTx {
                     V::T(&a.detail),
                 ]
             },
-        )
-        .await?;
-        Ok(())
+        );
+        bulk.run(tx).await
     }
 
     /// Commits the batch: one durable commit for all of it.
