@@ -339,38 +339,66 @@ impl Book {
                 }
             }
         }
-        for w in 0..self.wallets.len() {
-            if self.wallets[w].kind == CREDITS {
-                self.turn_cycles(w, now, monthly, cap, out);
+        // Everything that fell due since the last batch, in time order: hold expiries (a hold
+        // expiring at or before a turn gives its credits back before the rollover is computed),
+        // cycle turns, grant expiries.
+        let mut due: Vec<HoldRow> =
+            due_holds.into_iter().filter(|h| h.status == "open" && h.expires_at <= now).collect();
+        due.sort_by_key(|h| h.expires_at);
+        let mut due = std::collections::VecDeque::from(due);
+        if let Some(w) = self.wallet_idx(CREDITS) {
+            if self.wallets[w].anchor_at != anchor && anchor <= now {
+                // A plan change restarts the cycle at the change: the turns that fell before it
+                // first, then what is left of the current allocation rolls over under the new
+                // plan's cap, and the new plan's allocation is granted.
+                self.run_turns(w, anchor, monthly, cap, &mut due, out);
+                self.close_due(&mut due, anchor, out);
+                let old = (self.wallets[w].anchor_at, self.wallets[w].cycle);
+                let end = credits::cycle_start(anchor, 1);
+                self.turn(w, old, (anchor, 0), anchor, end, monthly, cap, out);
+                self.wallets[w].anchor_at = anchor;
+                self.wallets[w].cycle = 0;
+                self.touch_wallet(out, w);
             }
-            self.expire_grants(out, w, now);
+            self.run_turns(w, now, monthly, cap, &mut due, out);
         }
-        for h in due_holds {
-            if h.status == "open" && h.expires_at <= now {
-                let at = h.expires_at;
-                self.close_hold(h, "expired", 0, None, at, out);
-            }
+        self.close_due(&mut due, now, out);
+        for w in 0..self.wallets.len() {
+            self.expire_grants(out, w, now);
         }
     }
 
-    fn turn_cycles(&mut self, w: usize, now: i64, monthly: i64, cap: Option<i64>, out: &mut Out) {
-        let anchor = self.org.plan_started_at;
-        if self.wallets[w].anchor_at != anchor && anchor <= now {
-            // A plan change restarts the cycle at the change: what is left of the current allocation
-            // rolls over under the new plan's cap, and the new plan's allocation is granted.
-            let old = (self.wallets[w].anchor_at, self.wallets[w].cycle);
-            let end = credits::cycle_start(anchor, 1);
-            self.turn(w, old, (anchor, 0), anchor, end, monthly, cap, out);
-            self.wallets[w].anchor_at = anchor;
-            self.wallets[w].cycle = 0;
-            self.touch_wallet(out, w);
+    /// Closes, in order, the expired holds of `due` that expired by `t`. Grants that expired before
+    /// a hold are expired first, so what the hold returns to them expires (journaled).
+    fn close_due(&mut self, due: &mut std::collections::VecDeque<HoldRow>, t: i64, out: &mut Out) {
+        while due.front().is_some_and(|h| h.expires_at <= t) {
+            let Some(h) = due.pop_front() else { break };
+            let te = h.expires_at;
+            for w in 0..self.wallets.len() {
+                self.expire_grants(out, w, te - 1);
+            }
+            self.close_hold(h, "expired", 0, None, te, true, out);
         }
+    }
+
+    /// Turns the cycles of wallet `w` that start by `until`, closing the holds that expired before
+    /// each turn first.
+    fn run_turns(
+        &mut self,
+        w: usize,
+        until: i64,
+        monthly: i64,
+        cap: Option<i64>,
+        due: &mut std::collections::VecDeque<HoldRow>,
+        out: &mut Out,
+    ) {
         loop {
             let (a, c) = (self.wallets[w].anchor_at, self.wallets[w].cycle);
             let t = credits::cycle_start(a, c + 1);
-            if t > now {
+            if t > until {
                 break;
             }
+            self.close_due(due, t, out);
             let end = credits::cycle_start(a, c + 2);
             self.turn(w, (a, c), (a, c + 1), t, end, monthly, cap, out);
             self.wallets[w].cycle = c + 1;
@@ -394,16 +422,17 @@ impl Book {
     ) {
         let wid = self.wallets[w].id.clone();
         let from_key = format!("alloc:{}:{}", from.0, from.1);
-        let left = self
-            .grants
-            .iter_mut()
-            .find(|g| g.wallet_id == wid && g.cycle_key.as_deref() == Some(from_key.as_str()))
-            .map(|g| {
-                // The allocation ends here, even when a plan change cuts its cycle short.
-                g.expires_at = Some(g.expires_at.map_or(t, |e| e.min(t)));
-                g.remaining
-            })
-            .unwrap_or(0);
+        let mut left = 0;
+        if let Some(i) =
+            self.grants.iter().position(|g| g.wallet_id == wid && g.cycle_key.as_deref() == Some(from_key.as_str()))
+        {
+            // The allocation ends here, even when a plan change cuts its cycle short (and that is
+            // written even when all it has left is reserved by holds).
+            let g = &mut self.grants[i];
+            g.expires_at = Some(g.expires_at.map_or(t, |e| e.min(t)));
+            left = g.remaining;
+            self.touch_grant(out, i);
+        }
         self.expire_grants(out, w, t);
         let sys = ("system", "roost");
         let rolled = credits::rollover(left, cap);
@@ -421,6 +450,7 @@ impl Book {
     /// charge; its balance after is returned), returns the rest to its grants, where what returns
     /// to a grant that expired meanwhile expires (journaled), and takes the hold out of `held` and
     /// the budget counters.
+    #[allow(clippy::too_many_arguments)]
     fn close_hold(
         &mut self,
         mut h: HoldRow,
@@ -428,6 +458,9 @@ impl Book {
         charged: i64,
         charge_id: Option<String>,
         at: i64,
+        // Expiring by time: a grant expiring at the very instant the hold does still takes back
+        // its part (a cycle turn at that instant then rolls it over).
+        strict: bool,
         out: &mut Out,
     ) -> (HoldRow, i64) {
         let Some(w) = self.wallet_idx(&h.wallet_id) else {
@@ -448,7 +481,7 @@ impl Book {
             let g = &mut self.grants[i];
             g.reserved -= part;
             if back > 0 {
-                if g.expires_at.is_some_and(|e| e <= at) {
+                if g.expires_at.is_some_and(|e| if strict { e < at } else { e <= at }) {
                     g.expired += back;
                     let wal = &mut self.wallets[w];
                     wal.balance -= back;
@@ -742,7 +775,7 @@ impl Book {
                 };
                 if h.status == "open" && h.expires_at <= now {
                     let at = h.expires_at;
-                    h = self.close_hold(h, "expired", 0, None, at, out).0;
+                    h = self.close_hold(h, "expired", 0, None, at, false, out).0;
                     holds.insert(h.id.clone(), h.clone());
                 }
                 if h.status != "open" {
@@ -776,7 +809,8 @@ impl Book {
                 };
                 let charge_id = IdKind::Charge.generate();
                 let mark = out.writes.entries.len();
-                let (closed, after_charge) = self.close_hold(h, "settled", *amount, Some(charge_id.clone()), now, out);
+                let (closed, after_charge) =
+                    self.close_hold(h, "settled", *amount, Some(charge_id.clone()), now, false, out);
                 holds.insert(closed.id.clone(), closed.clone());
                 let e = self.journal_charge(
                     out,
@@ -806,7 +840,7 @@ impl Book {
                 };
                 if h.status == "open" && h.expires_at <= now {
                     let at = h.expires_at;
-                    h = self.close_hold(h, "expired", 0, None, at, out).0;
+                    h = self.close_hold(h, "expired", 0, None, at, false, out).0;
                     holds.insert(h.id.clone(), h.clone());
                 }
                 if h.status != "open" {
@@ -817,7 +851,7 @@ impl Book {
                         json!({"hold_status": h.status}),
                     );
                 }
-                let (closed, _) = self.close_hold(h, "released", 0, None, now, out);
+                let (closed, _) = self.close_hold(h, "released", 0, None, now, false, out);
                 holds.insert(closed.id.clone(), closed.clone());
                 Reply { status: 200, body: hold_json(&closed) }
             }

@@ -610,7 +610,7 @@ impl LedgerTx {
         bulk.add(
             &format!("INSERT INTO grants ({GRANT_COLS})"),
             "ON CONFLICT (org_id, id) DO UPDATE SET remaining = excluded.remaining, reserved = excluded.reserved, \
-             expired = excluded.expired",
+             expired = excluded.expired, expires_at = excluded.expires_at",
             &w.grants,
             |g| {
                 vec![

@@ -238,6 +238,17 @@ async fn change_plan(
         Err(roost_store::StoreError::Limit(l)) => return Err(ApiError::plan_limit(StatusCode::CONFLICT, &l)),
         other => other?,
     }
+    // The ledger restarts the org's cycle at the change (capped rollover, the new plan's
+    // allocation): apply it now rather than at the next charge, so each change counts once.
+    let tick = roost_ledger::Command {
+        org_id: o.org.id.clone(),
+        actor: roost_ledger::ActorRef::user("system", None),
+        op: roost_ledger::Op::Tick,
+        idem: None,
+    };
+    if let Err(e) = st.ledger.submit(tick).await {
+        tracing::warn!(error = %e, "the ledger will apply the plan change at its next batch");
+    }
     let org = st.store.org_by_id(&o.org.id).await?.ok_or_else(ApiError::not_found)?;
     Ok(Json(OrgView::new(&org, Some(o.role.as_str()))))
 }
