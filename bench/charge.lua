@@ -3,7 +3,7 @@
 local counter = 0
 local tid = 0
 local threads = {}
-local statuses = {}
+statuses = {}
 
 function setup(thread)
   tid = tid + 1
@@ -12,7 +12,6 @@ function setup(thread)
 end
 
 function init(args)
-  statuses = {}
   math.randomseed(os.time() + tid * 7919)
   prefix = string.format("w%d-%d-", tid, math.random(1, 1000000000))
   headers = {}
@@ -34,8 +33,10 @@ end
 function done(summary, latency, requests)
   for _, t in ipairs(threads) do
     local s = t:get("statuses")
-    for k, v in pairs(s) do
-      io.write(string.format("status %s %d\n", k, v))
+    if s then
+      for k, v in pairs(s) do
+        io.write(string.format("status %s %d\n", k, v))
+      end
     end
   end
 end

@@ -35,7 +35,7 @@ def ms(v):
 p = {k: ms(v) for k, v in re.findall(r"^\s+(50|90|99)%\s+(\S+)", text, re.M)}
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 st = dict(re.findall(r"^status (\d+) (\d+)", text, re.M))
-print(f"charges/s {rps:.0f}  p50 {p[\"50\"]:.2f} ms  p90 {p[\"90\"]:.2f} ms  p99 {p[\"99\"]:.2f} ms  statuses {st}")'
+print("charges/s %.0f  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  statuses %s" % (rps, p["50"], p["90"], p["99"], st))'
 charged() { curl -sf "$base/v1/orgs/$org_id/wallets" -H "Authorization: Bearer $token" | j 'd["items"][0]["charged"]'; }
 echo "charged so far: $(charged); server RSS: $(rss) MB"
 if [ "$total" -gt 0 ]; then

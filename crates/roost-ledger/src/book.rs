@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 
 use crate::{ActorRef, Command, Op, Reply};
 
+/// The member of a stored idempotency response that names the journal entry it answers with.
+pub const ENTRY_REF: &str = "$entry";
+
 /// The wallet kind that receives the plan's monthly credits.
 pub const CREDITS: &str = "credits";
 
@@ -124,7 +127,7 @@ pub fn entry_json(e: &EntryRow) -> Value {
     v
 }
 
-fn charge_json(e: &EntryRow) -> Value {
+pub fn charge_json(e: &EntryRow) -> Value {
     let mut v = entry_json(e);
     if let Some(o) = v.as_object_mut() {
         o.remove("type");
@@ -1023,14 +1026,19 @@ impl Book {
         self.grants.retain(|g| g.remaining > 0 || g.reserved > 0);
     }
 
-    /// An idempotency record of `reply`.
-    pub fn idem_record(&self, key: &str, fingerprint: &str, reply: &Reply, now: i64) -> IdemRow {
+    /// An idempotency record of `reply`. A charge's answer is rebuilt on replay from its journal
+    /// entry (which never changes), so the record only names it: `{"$entry": "chg_…"}`.
+    pub fn idem_record(&self, key: &str, fingerprint: &str, op: &Op, reply: &Reply, now: i64) -> IdemRow {
+        let response = match (op, reply.status, reply.body.get("id").and_then(Value::as_str)) {
+            (Op::Charge { .. }, 201, Some(id)) => json!({ ENTRY_REF: id }).to_string(),
+            _ => reply.body.to_string(),
+        };
         IdemRow {
             org_id: self.org.id.clone(),
             key: key.into(),
             fingerprint: fingerprint.into(),
             status: i64::from(reply.status),
-            response: reply.body.to_string(),
+            response,
             created_at: now,
         }
     }

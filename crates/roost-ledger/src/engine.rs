@@ -10,7 +10,7 @@ use roost_store::{HoldRow, IdemRow, LedgerOrg, LedgerTx, Store};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::book::{Book, Out, problem};
+use crate::book::{Book, ENTRY_REF, Out, charge_json, problem};
 use crate::{Command, LedgerError, Op, Reply};
 
 /// How the engine runs.
@@ -231,6 +231,18 @@ async fn batch(
         .collect();
     let mut idem: HashMap<(String, String), IdemRow> =
         tx.idempotency(&pairs).await?.into_iter().map(|r| ((r.org_id.clone(), r.key.clone()), r)).collect();
+    // Replays of charges answer from the journal entry their record names.
+    let refs: Vec<(String, String)> = idem
+        .values()
+        .filter_map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.response).ok()?;
+            Some((r.org_id.clone(), v.get(ENTRY_REF)?.as_str()?.to_string()))
+        })
+        .collect();
+    let mut replayed: HashMap<String, serde_json::Value> = HashMap::new();
+    for e in tx.entries(&refs).await? {
+        replayed.insert(e.id.clone(), charge_json(&e));
+    }
 
     mark("idem");
     // Users' right to charge, read under the lock (a member removed a moment ago charges nothing).
@@ -293,10 +305,12 @@ async fn batch(
         {
             {
                 replies.push(if rec.fingerprint == i.fingerprint {
-                    Reply {
-                        status: u16::try_from(rec.status).unwrap_or(500),
-                        body: serde_json::from_str(&rec.response).unwrap_or_default(),
-                    }
+                    let stored: serde_json::Value = serde_json::from_str(&rec.response).unwrap_or_default();
+                    let body = match stored.get(ENTRY_REF).and_then(serde_json::Value::as_str) {
+                        Some(id) => replayed.get(id).cloned().unwrap_or_default(),
+                        None => stored,
+                    };
+                    Reply { status: u16::try_from(rec.status).unwrap_or(500), body }
                 } else {
                     problem(
                         409,
@@ -316,7 +330,13 @@ async fn batch(
         }
         let r = b.apply(c, &mut holds, now, &mut out);
         if let Some(i) = &c.idem {
-            let rec = b.idem_record(&i.key, &i.fingerprint, &r, now);
+            let rec = b.idem_record(&i.key, &i.fingerprint, &c.op, &r, now);
+            if let Some(id) =
+                rec.response.contains(ENTRY_REF).then(|| r.body["id"].as_str().map(str::to_string)).flatten()
+            {
+                // A replay later in this same batch answers from here.
+                replayed.insert(id, r.body.clone());
+            }
             out.writes.idempotency.push(rec.clone());
             idem.insert((c.org_id.clone(), i.key.clone()), rec);
         }

@@ -209,7 +209,7 @@ impl Bulk {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = if self.pg {
-            format!("{head} SELECT {exprs} FROM json_array_elements($P::json) AS r(x) {tail}")
+            format!("{head} SELECT {exprs} FROM jsonb_array_elements($P::jsonb) AS r(x) {tail}")
         } else {
             // `WHERE true` keeps SQLite from reading an upsert's ON CONFLICT as a join constraint.
             format!("{head} SELECT {exprs} FROM json_each($P) WHERE true {tail}")
@@ -508,12 +508,23 @@ impl LedgerTx {
     pub async fn idempotency(&mut self, pairs: &[(String, String)]) -> Result<Vec<IdemRow>> {
         let mut out = Vec::new();
         for chunk in pairs.chunks(1000) {
-            // One statement for every org of the batch (by key; the org is matched below).
+            // One statement for every org of the batch, answered from the primary key (org_id,
+            // key); pairs that cross (another org's key) are dropped below.
+            let mut orgs: Vec<&str> = chunk.iter().map(|(o, _)| o.as_str()).collect();
+            orgs.sort_unstable();
+            orgs.dedup();
             let sql = format!(
-                "SELECT org_id, key, fingerprint, status, response, created_at FROM idempotency WHERE key IN ({})",
-                in_list(1, chunk.len())
+                "SELECT org_id, key, fingerprint, status, response, created_at FROM idempotency \
+                 WHERE org_id IN ({}) AND key IN ({})",
+                in_list(1, orgs.len()),
+                in_list(orgs.len() + 1, chunk.len())
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            // Planned afresh each time: a generic plan made while the table was small could keep
+            // scanning it whole once it is large.
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+            for o in &orgs {
+                q = q.bind(*o);
+            }
             for (_, k) in chunk {
                 q = q.bind(k.as_str());
             }
@@ -531,6 +542,29 @@ impl LedgerTx {
                     response: r.try_get("response")?,
                     created_at: r.try_get("created_at")?,
                 });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Journal entries by `(org, id)`.
+    pub async fn entries(&mut self, refs: &[(String, String)]) -> Result<Vec<EntryRow>> {
+        let mut out = Vec::new();
+        for chunk in refs.chunks(1000) {
+            if chunk.is_empty() {
+                continue;
+            }
+            let cond = (0..chunk.len())
+                .map(|i| format!("(org_id = ${} AND id = ${})", 2 * i + 1, 2 * i + 2))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let mut q = sqlx::query(AssertSqlSafe(format!("SELECT {ENTRY_COLS} FROM ledger_entries WHERE {cond}")))
+                .persistent(false);
+            for (o, id) in chunk {
+                q = q.bind(o.as_str()).bind(id.as_str());
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                out.push(entry_from(&r)?);
             }
         }
         Ok(out)

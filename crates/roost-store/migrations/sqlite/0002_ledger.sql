@@ -147,5 +147,3 @@ CREATE TABLE idempotency (
     PRIMARY KEY (org_id, key)
 );
 CREATE INDEX idempotency_created ON idempotency (created_at);
--- A batch looks up all its keys in one statement, whatever orgs they belong to.
-CREATE INDEX idempotency_key ON idempotency (key);

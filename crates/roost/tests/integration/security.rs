@@ -880,7 +880,8 @@ async fn openapi_describes_the_whole_contract(s: TestServer) {
             published.insert((m.to_uppercase(), normalize(p)));
         }
     }
-    // API.md: Accounts, Plans, Organizations and workspaces, Invitations, API keys, Resources, Audit log.
+    // API.md: Accounts, Plans, Organizations and workspaces, Invitations, API keys, Resources, Credits,
+    // Audit log.
     let contract = [
         ("POST", "/v1/signup"),
         ("POST", "/v1/sessions"),
@@ -918,6 +919,16 @@ async fn openapi_describes_the_whole_contract(s: TestServer) {
         ("GET", "/v1/workspaces/{ws}/resources"),
         ("DELETE", "/v1/resources/{id}"),
         ("POST", "/v1/resources/{id}/transfer"),
+        ("GET", "/v1/orgs/{org}/wallets"),
+        ("POST", "/v1/orgs/{org}/wallets/{wallet}/topups"),
+        ("POST", "/v1/charges"),
+        ("POST", "/v1/holds"),
+        ("POST", "/v1/holds/{id}/settle"),
+        ("POST", "/v1/holds/{id}/release"),
+        ("GET", "/v1/workspaces/{ws}/transactions"),
+        ("GET", "/v1/orgs/{org}/usage"),
+        ("PUT", "/v1/workspaces/{ws}/budget"),
+        ("PUT", "/v1/workspaces/{ws}/members/{user}/budget"),
         ("GET", "/v1/orgs/{org}/audit"),
     ];
     let missing: Vec<String> = contract

@@ -111,7 +111,7 @@ fn charge_records(db: &Db, tag: &str) -> HashMap<String, String> {
         .filter(|(k, _)| k.starts_with(tag))
         .map(|(k, (status, body))| {
             assert_eq!(*status, 201, "key {k}: stored {status} {body}");
-            (k.clone(), body["id"].as_str().unwrap().to_string())
+            (k.clone(), body["$entry"].as_str().unwrap().to_string())
         })
         .collect()
 }
