@@ -12,6 +12,10 @@ use serde_json::{Value, json};
 
 use crate::{ActorRef, Command, Op, Reply};
 
+/// The most a wallet may be granted over its life: every sum the ledger keeps (balances, counters,
+/// rollups) stays far from `i64` overflow.
+pub const MAX_GRANTED: i64 = 1_000_000_000_000_000_000;
+
 /// The member of a stored idempotency response that names the journal entry it answers with.
 pub const ENTRY_REF: &str = "$entry";
 
@@ -860,6 +864,14 @@ impl Book {
             }
             Op::Grant { wallet, source, amount, expires_at, reason } => {
                 let Some(w) = self.wallet_idx(wallet) else { return not_found() };
+                if self.wallets[w].granted.checked_add(*amount).is_none_or(|g| g > MAX_GRANTED) {
+                    return problem(
+                        422,
+                        "invalid_request",
+                        "amount: the wallet would pass the most it may ever be granted",
+                        json!({"errors": [{"field": "amount", "message": format!("a wallet may be granted at most {MAX_GRANTED} in all")}]}),
+                    );
+                }
                 let (action, status) = match source {
                     Source::Topup => ("wallet.topped_up", 201),
                     _ => ("wallet.adjusted", 201),
@@ -1041,5 +1053,50 @@ impl Book {
             response,
             created_at: now,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ActorRef, Command, Op};
+
+    fn book() -> Book {
+        let org = LedgerOrg {
+            id: "org_x".into(),
+            kind: "org".into(),
+            plan: "business".into(),
+            plan_started_at: 0,
+            trial_ends_at: None,
+            deleted: false,
+            version: None,
+        };
+        let mut b = Book::empty(org);
+        let mut out = Out::default();
+        b.refresh(1, &Catalog::builtin(), &[CREDITS.to_string()], Vec::new(), &mut out);
+        b
+    }
+
+    fn topup(amount: i64) -> Command {
+        Command {
+            org_id: "org_x".into(),
+            actor: ActorRef::user("usr_x", None),
+            op: Op::Grant { wallet: CREDITS.into(), source: Source::Topup, amount, expires_at: None, reason: None },
+            idem: None,
+        }
+    }
+
+    #[test]
+    fn a_wallet_is_never_granted_past_the_cap() {
+        let mut b = book();
+        assert_eq!((b.wallets[0].granted, b.wallets[0].balance), (5_000, 5_000), "business allocation");
+        let mut out = Out::default();
+        let mut holds = HashMap::new();
+        let room = MAX_GRANTED - 5_000;
+        assert_eq!(b.apply(&topup(room), &mut holds, 2, &mut out).status, 201);
+        let r = b.apply(&topup(1), &mut holds, 2, &mut out);
+        assert_eq!((r.status, r.body["code"].as_str()), (422, Some("invalid_request")), "{}", r.body);
+        assert_eq!(r.body["errors"][0]["field"], "amount");
+        assert_eq!((b.wallets[0].granted, b.wallets[0].balance), (MAX_GRANTED, MAX_GRANTED), "nothing changed");
     }
 }

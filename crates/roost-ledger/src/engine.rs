@@ -72,7 +72,7 @@ impl Ledger {
         for _ in 0..shared.cfg.shards {
             let (tx, rx) = mpsc::unbounded_channel();
             shards.push(tx);
-            tokio::spawn(run(rx, shared.clone()));
+            tokio::spawn(supervise(Arc::new(tokio::sync::Mutex::new(rx)), shared.clone()));
         }
         Self { shards: Arc::new(shards), shared }
     }
@@ -95,7 +95,23 @@ impl Ledger {
     }
 }
 
-async fn run(mut rx: mpsc::UnboundedReceiver<Job>, shared: Arc<Shared>) {
+/// Keeps a shard's writer running: if a batch panics (a bug), its callers get a retryable error
+/// (their answer channels drop), nothing of it was committed, and a new writer with an empty cache
+/// takes over the queue.
+async fn supervise(rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>, shared: Arc<Shared>) {
+    loop {
+        match tokio::spawn(run(rx.clone(), shared.clone())).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "a ledger writer failed; starting a new one");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn run(rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>, shared: Arc<Shared>) {
+    let mut rx = rx.lock().await;
     let mut cache: HashMap<String, Book> = HashMap::new();
     let max = shared.cfg.max_batch;
     let mut jobs: Vec<Job> = Vec::with_capacity(max);
