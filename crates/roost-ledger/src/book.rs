@@ -692,6 +692,57 @@ impl Book {
         e
     }
 
+    /// Admits a charge or a hold of `amount` by `a` in workspace `ws`: the wallet exists, no budget
+    /// is passed, the wallet can cover it. Draws it (reserving it, for a hold) and counts it toward
+    /// the budgets. Returns the wallet and the splits.
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &mut self,
+        out: &mut Out,
+        ws: &str,
+        a: &ActorRef,
+        wallet: &str,
+        amount: i64,
+        now: i64,
+        reserve: bool,
+    ) -> Result<(usize, Vec<(String, i64)>), Reply> {
+        let w = self.idx_for_charge(wallet)?;
+        self.check_budgets(ws, a, amount)?;
+        let parts = self.draw(out, w, amount, now, reserve)?;
+        self.touch_wallet(out, w);
+        let before = self.used("workspace", ws);
+        self.count(out, ws, &a.member_id, &a.key_id, self.period.0, amount);
+        self.alerts(out, ws, before, before + amount, now);
+        Ok((w, parts))
+    }
+
+    /// The open hold `hold_id` of this org (closing it first if it expired): 404 or 409 otherwise.
+    fn open_hold(
+        &mut self,
+        holds: &mut HashMap<String, HoldRow>,
+        hold_id: &str,
+        now: i64,
+        out: &mut Out,
+    ) -> Result<HoldRow, Reply> {
+        let Some(mut h) = holds.get(hold_id).filter(|h| h.org_id == self.org.id).cloned() else {
+            return Err(not_found());
+        };
+        if h.status == "open" && h.expires_at <= now {
+            let at = h.expires_at;
+            h = self.close_hold(h, "expired", 0, None, at, false, out).0;
+            holds.insert(h.id.clone(), h.clone());
+        }
+        if h.status != "open" {
+            return Err(problem(
+                409,
+                "hold_closed",
+                &format!("the hold is {}", h.status),
+                json!({"hold_status": h.status}),
+            ));
+        }
+        Ok(h)
+    }
+
     /// Applies one command at `now`. `holds` carries the holds the batch refers to, as changed by
     /// the batch so far.
     pub fn apply(&mut self, cmd: &Command, holds: &mut HashMap<String, HoldRow>, now: i64, out: &mut Out) -> Reply {
@@ -699,24 +750,13 @@ impl Book {
         let a = &cmd.actor;
         match &cmd.op {
             Op::Charge { workspace_id, wallet, amount, action, metadata } => {
-                let w = match self.idx_for_charge(wallet) {
-                    Ok(w) => w,
-                    Err(r) => return r,
-                };
-                if let Err(r) = self.check_budgets(workspace_id, a, *amount) {
-                    return r;
-                }
-                let parts = match self.draw(out, w, *amount, now, false) {
-                    Ok(p) => p,
+                let (w, parts) = match self.admit(out, workspace_id, a, wallet, *amount, now, false) {
+                    Ok(x) => x,
                     Err(r) => return r,
                 };
                 let wal = &mut self.wallets[w];
                 wal.balance -= amount;
                 wal.charged += amount;
-                self.touch_wallet(out, w);
-                let before = self.used("workspace", workspace_id);
-                self.count(out, workspace_id, &a.member_id, &a.key_id, self.period.0, *amount);
-                self.alerts(out, workspace_id, before, before + amount, now);
                 let balance_after = self.wallets[w].balance;
                 let e = self.journal_charge(
                     out,
@@ -735,22 +775,11 @@ impl Book {
                 Reply { status: 201, body: charge_json(&e) }
             }
             Op::Hold { workspace_id, wallet, amount, action, ttl_ms } => {
-                let w = match self.idx_for_charge(wallet) {
-                    Ok(w) => w,
-                    Err(r) => return r,
-                };
-                if let Err(r) = self.check_budgets(workspace_id, a, *amount) {
-                    return r;
-                }
-                let parts = match self.draw(out, w, *amount, now, true) {
-                    Ok(p) => p,
+                let (w, parts) = match self.admit(out, workspace_id, a, wallet, *amount, now, true) {
+                    Ok(x) => x,
                     Err(r) => return r,
                 };
                 self.wallets[w].held += amount;
-                self.touch_wallet(out, w);
-                let before = self.used("workspace", workspace_id);
-                self.count(out, workspace_id, &a.member_id, &a.key_id, self.period.0, *amount);
-                self.alerts(out, workspace_id, before, before + amount, now);
                 let expires_at = now.saturating_add(*ttl_ms);
                 let h = HoldRow {
                     org_id: self.org.id.clone(),
@@ -777,22 +806,10 @@ impl Book {
                 Reply { status: 201, body: hold_json(&h) }
             }
             Op::Settle { hold_id, amount } => {
-                let Some(mut h) = holds.get(hold_id).filter(|h| h.org_id == self.org.id).cloned() else {
-                    return not_found();
+                let h = match self.open_hold(holds, hold_id, now, out) {
+                    Ok(h) => h,
+                    Err(r) => return r,
                 };
-                if h.status == "open" && h.expires_at <= now {
-                    let at = h.expires_at;
-                    h = self.close_hold(h, "expired", 0, None, at, false, out).0;
-                    holds.insert(h.id.clone(), h.clone());
-                }
-                if h.status != "open" {
-                    return problem(
-                        409,
-                        "hold_closed",
-                        &format!("the hold is {}", h.status),
-                        json!({"hold_status": h.status}),
-                    );
-                }
                 if *amount > h.amount {
                     return problem(
                         422,
@@ -842,22 +859,10 @@ impl Book {
                 }
             }
             Op::Release { hold_id } => {
-                let Some(mut h) = holds.get(hold_id).filter(|h| h.org_id == self.org.id).cloned() else {
-                    return not_found();
+                let h = match self.open_hold(holds, hold_id, now, out) {
+                    Ok(h) => h,
+                    Err(r) => return r,
                 };
-                if h.status == "open" && h.expires_at <= now {
-                    let at = h.expires_at;
-                    h = self.close_hold(h, "expired", 0, None, at, false, out).0;
-                    holds.insert(h.id.clone(), h.clone());
-                }
-                if h.status != "open" {
-                    return problem(
-                        409,
-                        "hold_closed",
-                        &format!("the hold is {}", h.status),
-                        json!({"hold_status": h.status}),
-                    );
-                }
                 let (closed, _) = self.close_hold(h, "released", 0, None, now, false, out);
                 holds.insert(closed.id.clone(), closed.clone());
                 Reply { status: 200, body: hold_json(&closed) }

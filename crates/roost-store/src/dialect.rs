@@ -24,6 +24,8 @@ pub trait Dialect: Send + Sync + 'static {
     fn max_connections(&self) -> u32;
     /// The statement that opens a write transaction.
     fn begin_write(&self) -> &'static str;
+    /// The statement that opens a read-only transaction whose statements all see one snapshot.
+    fn begin_snapshot(&self) -> &'static str;
     /// A statement (`$1` = org id) that serialises writers of one org, if the backend needs one.
     fn lock_org(&self) -> Option<&'static str>;
     /// A statement that keeps concurrent migrators apart, if the backend needs one.
@@ -78,6 +80,10 @@ impl Dialect for Sqlite {
     fn begin_write(&self) -> &'static str {
         "BEGIN IMMEDIATE"
     }
+    fn begin_snapshot(&self) -> &'static str {
+        // In WAL mode a read transaction sees the database as of its first read.
+        "BEGIN"
+    }
     fn lock_org(&self) -> Option<&'static str> {
         None
     }
@@ -101,6 +107,9 @@ impl Dialect for Postgres {
     }
     fn begin_write(&self) -> &'static str {
         "BEGIN"
+    }
+    fn begin_snapshot(&self) -> &'static str {
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     }
     fn lock_org(&self) -> Option<&'static str> {
         Some("SELECT id FROM orgs WHERE id = $1 FOR UPDATE")

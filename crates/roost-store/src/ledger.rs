@@ -820,19 +820,21 @@ pub struct EntryFilter {
 const HOUR_MS: i64 = 3_600_000;
 
 impl Store {
-    /// The org's wallets and their live grants (as last committed).
+    /// The org's wallets and their live grants, as last committed (one snapshot for both).
     pub async fn wallets_of(&self, org_id: &str) -> Result<(Vec<WalletRow>, Vec<GrantRow>)> {
+        let mut tx = self.pool.begin_with(self.dialect.begin_snapshot()).await?;
         let w =
             sqlx::query(AssertSqlSafe(format!("SELECT {WALLET_COLS} FROM wallets WHERE org_id = $1 ORDER BY kind")))
                 .bind(org_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
         let g = sqlx::query(AssertSqlSafe(format!(
             "SELECT {GRANT_COLS} FROM grants WHERE org_id = $1 AND (remaining > 0 OR reserved > 0) ORDER BY created_at, id"
         )))
         .bind(org_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.rollback().await?;
         Ok((w.iter().map(wallet_from).collect::<Result<_, _>>()?, g.iter().map(grant_from).collect::<Result<_, _>>()?))
     }
 
