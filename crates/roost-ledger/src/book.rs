@@ -317,6 +317,7 @@ impl Book {
                 expired: 0,
                 anchor_at: anchor,
                 cycle,
+                allowance: 0,
                 created_at: now,
             });
             let w = self.wallets.len() - 1;
@@ -342,6 +343,7 @@ impl Book {
                         let key = Some(format!("alloc:{anchor}:{cycle}"));
                         let sys = ("system", "roost");
                         self.add_grant(out, w, Source::Allocation, monthly, start, Some(end), key, None, sys, now);
+                        self.wallets[w].allowance = monthly;
                     }
                 }
             }
@@ -356,13 +358,14 @@ impl Book {
         if let Some(w) = self.wallet_idx(CREDITS) {
             if self.wallets[w].anchor_at != anchor && anchor <= now {
                 // A plan change restarts the cycle at the change: the turns that fell before it
-                // first, then what is left of the current allocation rolls over under the new
-                // plan's cap, and the new plan's allocation is granted.
+                // first; then the current allocation ends, and the new plan's allocation is its
+                // allowance less what this cycle already used of the old one (so changing plans
+                // back and forth mints nothing).
                 self.run_turns(w, anchor, monthly, cap, &mut due, out);
                 self.close_due(&mut due, anchor, out);
                 let old = (self.wallets[w].anchor_at, self.wallets[w].cycle);
                 let end = credits::cycle_start(anchor, 1);
-                self.turn(w, old, (anchor, 0), anchor, end, monthly, cap, out);
+                self.change_turn(w, old, anchor, end, monthly, out);
                 self.wallets[w].anchor_at = anchor;
                 self.wallets[w].cycle = 0;
                 self.touch_wallet(out, w);
@@ -413,6 +416,32 @@ impl Book {
         }
     }
 
+    /// The turn a plan change makes at `t`: the cycle `from`'s allocation ends (what is left of it
+    /// expires, no rollover), and the new allocation is `monthly` less what the cycle used of the
+    /// old allowance; the next cycle turns at `end`.
+    fn change_turn(&mut self, w: usize, from: (i64, i64), t: i64, end: i64, monthly: i64, out: &mut Out) {
+        let wid = self.wallets[w].id.clone();
+        let from_key = format!("alloc:{}:{}", from.0, from.1);
+        let mut left = 0;
+        if let Some(i) =
+            self.grants.iter().position(|g| g.wallet_id == wid && g.cycle_key.as_deref() == Some(from_key.as_str()))
+        {
+            let g = &mut self.grants[i];
+            g.expires_at = Some(g.expires_at.map_or(t, |e| e.min(t)));
+            left = g.remaining;
+            self.touch_grant(out, i);
+        }
+        self.expire_grants(out, w, t);
+        let used = (self.wallets[w].allowance - left).max(0);
+        let amount = (monthly - used).max(0);
+        if amount > 0 {
+            let key = Some(format!("alloc:{t}:0"));
+            let reason = Some(format!("plan change: allowance {monthly}, {used} already used this cycle"));
+            self.add_grant(out, w, Source::Allocation, amount, t, Some(end), key, reason, ("system", "roost"), t);
+        }
+        self.wallets[w].allowance = monthly;
+    }
+
     /// One cycle turn at `t`: roll over what is left of cycle `from`'s allocation (capped), expire
     /// what expired by `t`, grant cycle `to`'s allocation. Both new grants expire at `end`.
     #[allow(clippy::too_many_arguments)]
@@ -451,6 +480,7 @@ impl Book {
             let key = Some(format!("alloc:{}:{}", to.0, to.1));
             self.add_grant(out, w, Source::Allocation, monthly, t, Some(end), key, None, sys, t);
         }
+        self.wallets[w].allowance = monthly;
     }
 
     /// Closes an open hold: takes `charged` of it out of the wallet (the caller journals that
@@ -869,7 +899,9 @@ impl Book {
             }
             Op::Grant { wallet, source, amount, expires_at, reason } => {
                 let Some(w) = self.wallet_idx(wallet) else { return not_found() };
-                if self.wallets[w].granted.checked_add(*amount).is_none_or(|g| g > MAX_GRANTED) {
+                if amount.checked_abs().is_none()
+                    || self.wallets[w].granted.checked_add(*amount).is_none_or(|g| g > MAX_GRANTED)
+                {
                     return problem(
                         422,
                         "invalid_request",

@@ -219,6 +219,8 @@ struct MHold {
 struct MWallet {
     anchor: i64,
     cycle: i64,
+    /// The monthly allowance this cycle's allocation was measured against.
+    allowance: i64,
     balance: i64,
     held: i64,
     granted: i64,
@@ -391,6 +393,7 @@ impl MOrg {
         if monthly > 0 {
             self.add_grant("allocation", monthly, t, Some(end), t, Some(format!("alloc:{}:{}", to.0, to.1)));
         }
+        self.w().allowance = monthly;
     }
 
     /// Brings the model to `now`, every clock-driven event at its own instant, in time order
@@ -429,7 +432,7 @@ impl MOrg {
         }
         let (monthly, _) = self.terms(cat);
         let (cycle, start, end) = cycle_at(self.anchor, now.max(self.anchor));
-        self.wallet = Some(MWallet { anchor: self.anchor, cycle, ..MWallet::default() });
+        self.wallet = Some(MWallet { anchor: self.anchor, cycle, allowance: monthly, ..MWallet::default() });
         if monthly > 0 {
             let key = format!("alloc:{}:{cycle}", self.anchor);
             self.add_grant("allocation", monthly, start, Some(end), now, Some(key));
@@ -443,11 +446,42 @@ impl MOrg {
         }
         self.plan = plan.into();
         self.anchor = now;
-        let (monthly, cap) = self.terms(cat);
+        let (monthly, _) = self.terms(cat);
         if let Some(w) = &self.wallet {
-            let from = (w.anchor, w.cycle);
-            self.turn(from, (now, 0), now, cycle_start(now, 1), monthly, cap);
+            // The cycle's allocation ends; the new one is the new allowance less what this cycle
+            // used of the old one (no rollover at a plan change).
+            let (from, allowance) = ((w.anchor, w.cycle), w.allowance);
+            let key = format!("alloc:{}:{}", from.0, from.1);
+            let left = match self
+                .grants
+                .iter_mut()
+                .find(|g| g.cycle_key.as_deref() == Some(key.as_str()) && (g.remaining > 0 || g.reserved > 0))
+            {
+                Some(g) => {
+                    let e = g.expires_at.map_or(now, |e| e.min(now));
+                    if g.expires_at != Some(e) {
+                        g.cut = g.expires_at;
+                    }
+                    g.expires_at = Some(e);
+                    g.remaining
+                }
+                None => 0,
+            };
+            self.expire(now);
+            let used = (allowance - left).max(0);
+            let amount = (monthly - used).max(0);
+            if amount > 0 {
+                self.add_grant(
+                    "allocation",
+                    amount,
+                    now,
+                    Some(cycle_start(now, 1)),
+                    now,
+                    Some(format!("alloc:{now}:0")),
+                );
+            }
             let w = self.w();
+            w.allowance = monthly;
             w.anchor = now;
             w.cycle = 0;
         }
@@ -1270,9 +1304,9 @@ impl World {
         // The database against the model.
         let mw = m.wallet.as_ref().expect("model wallet");
         ensure_eq!(
-            (w.balance, w.held, w.granted, w.charged, w.expired, w.anchor_at, w.cycle),
-            (mw.balance, mw.held, mw.granted, mw.charged, mw.expired, mw.anchor, mw.cycle),
-            "wallet (balance, held, granted, charged, expired, anchor, cycle) vs model"
+            (w.balance, w.held, w.granted, w.charged, w.expired, w.anchor_at, w.cycle, w.allowance),
+            (mw.balance, mw.held, mw.granted, mw.charged, mw.expired, mw.anchor, mw.cycle, mw.allowance),
+            "wallet (balance, held, granted, charged, expired, anchor, cycle, allowance) vs model"
         );
         for g in &db.grants {
             if let Some(k) = &g.cycle_key {
@@ -1381,6 +1415,7 @@ struct DbWallet {
     expired: i64,
     anchor_at: i64,
     cycle: i64,
+    allowance: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1441,7 +1476,7 @@ impl Db {
     async fn read(store: &Store, org: &str) -> R<Self> {
         let p = store.pool();
         let wallets = sqlx::query(
-            "SELECT id, kind, balance, held, granted, charged, expired, anchor_at, cycle FROM wallets WHERE org_id = $1 ORDER BY id",
+            "SELECT id, kind, balance, held, granted, charged, expired, anchor_at, cycle, allowance FROM wallets WHERE org_id = $1 ORDER BY id",
         )
         .bind(org)
         .fetch_all(p)
@@ -1459,6 +1494,7 @@ impl Db {
                 expired: r.try_get("expired")?,
                 anchor_at: r.try_get("anchor_at")?,
                 cycle: r.try_get("cycle")?,
+                allowance: r.try_get("allowance")?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -1777,16 +1813,17 @@ fn a_cut_allocation_stays_cut_after_a_reload() {
             w.store.change_plan(&w.orgs[1].id, &team, None, &ctx(&w.user, t)).await.expect("change plan");
             let r = w.cmd(1, ActorRef::user("system", None), Op::Tick).await;
             assert_eq!(r.status, 200);
-            // 2,000 left roll over (team cap 10,000), team's 10,000 granted, 3,000 still held.
+            // The 2,000 left of the allocation end; 3,000 of business's 5,000 were used (held), so
+            // team's allocation is 10,000 − 3,000 = 7,000; the 3,000 stay held.
             let (wallet, _) = w.business().await;
-            assert_eq!((wallet.balance, wallet.held, wallet.expired), (15_000, 3000, 2000));
+            assert_eq!((wallet.balance, wallet.held, wallet.expired), (10_000, 3000, 2000));
             // A new engine (as after a restart, or another replica) loads the book from the store.
             w.ledger = start_ledger(&w.store, &w.clock);
             let r = w.cmd(1, ActorRef::user(&w.user.clone(), None), Op::Release { hold_id: hold }).await;
             assert_eq!(r.status, 200, "{}", r.body);
             // The 3,000 handed back to the cut allocation expire.
             let (wallet, grants) = w.business().await;
-            assert_eq!((wallet.balance, wallet.held, wallet.expired), (12_000, 0, 5000), "balance, held, expired");
+            assert_eq!((wallet.balance, wallet.held, wallet.expired), (7_000, 0, 5000), "balance, held, expired");
             let op = Op::Charge {
                 workspace_id: w.orgs[1].ws[0].clone(),
                 wallet: "credits".into(),
@@ -1795,7 +1832,7 @@ fn a_cut_allocation_stays_cut_after_a_reload() {
                 metadata: None,
             };
             let r = w.cmd(1, ActorRef::user(&w.user.clone(), None), op).await;
-            assert_eq!((r.status, &r.body["available"]), (402, &json!(12_000)), "{}", r.body);
+            assert_eq!((r.status, &r.body["available"]), (402, &json!(7_000)), "{}", r.body);
             let old =
                 grants.iter().find(|g| g.cycle_key.as_deref() == Some(&format!("alloc:{}:0", t0()))).expect("old");
             assert_eq!(old.expires_at, Some(t), "the old allocation ends at the change");

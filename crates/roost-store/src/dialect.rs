@@ -72,7 +72,7 @@ impl Dialect for Sqlite {
         }
     }
     fn connection_setup(&self) -> &'static str {
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 10000; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
     }
     fn max_connections(&self) -> u32 {
         8

@@ -34,6 +34,8 @@ pub struct WalletRow {
     pub expired: i64,
     pub anchor_at: i64,
     pub cycle: i64,
+    /// The monthly allowance the current cycle's allocation was measured against.
+    pub allowance: i64,
     pub created_at: i64,
 }
 
@@ -272,6 +274,7 @@ fn wallet_from(r: &AnyRow) -> Result<WalletRow, sqlx::Error> {
         expired: r.try_get("expired")?,
         anchor_at: r.try_get("anchor_at")?,
         cycle: r.try_get("cycle")?,
+        allowance: r.try_get("allowance")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -352,7 +355,8 @@ fn budget_from(r: &AnyRow) -> Result<BudgetRow, sqlx::Error> {
     })
 }
 
-const WALLET_COLS: &str = "org_id, id, kind, balance, held, granted, charged, expired, anchor_at, cycle, created_at";
+const WALLET_COLS: &str =
+    "org_id, id, kind, balance, held, granted, charged, expired, anchor_at, cycle, allowance, created_at";
 const GRANT_COLS: &str = "org_id, id, wallet_id, source, amount, remaining, reserved, expired, effective_at, expires_at, created_at, cycle_key, reason, actor_type, actor_id";
 const HOLD_COLS: &str = "org_id, id, wallet_id, workspace_id, actor_type, actor_id, member_id, key_id, action, amount, splits, status, period_start, expires_at, created_at, closed_at, charge_id";
 const ENTRY_COLS: &str = "org_id, id, type, wallet_id, workspace_id, actor_type, actor_id, member_id, key_id, amount, action, metadata, splits, hold_id, balance_after, at, seq";
@@ -595,20 +599,6 @@ impl LedgerTx {
         })
     }
 
-    /// Whether an API key is still live (not revoked, its workspace not deleted).
-    pub async fn key_live(&mut self, org_id: &str, key_id: &str, workspace_id: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM api_keys k JOIN workspaces w ON w.org_id = k.org_id AND w.id = k.workspace_id \
-             WHERE k.org_id = $1 AND k.id = $2 AND k.workspace_id = $3 AND k.revoked_at IS NULL",
-        )
-        .bind(org_id)
-        .bind(key_id)
-        .bind(workspace_id)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        Ok(n > 0)
-    }
-
     /// Writes everything a batch decided, with multi-row statements.
     pub async fn write(&mut self, w: &LedgerWrites) -> Result<()> {
         let tx = &mut *self.tx;
@@ -623,7 +613,7 @@ impl LedgerTx {
             &format!("INSERT INTO wallets ({WALLET_COLS})"),
             "ON CONFLICT (org_id, id) DO UPDATE SET balance = excluded.balance, held = excluded.held, \
              granted = excluded.granted, charged = excluded.charged, expired = excluded.expired, \
-             anchor_at = excluded.anchor_at, cycle = excluded.cycle",
+             anchor_at = excluded.anchor_at, cycle = excluded.cycle, allowance = excluded.allowance",
             &w.wallets,
             |x| {
                 vec![
@@ -637,6 +627,7 @@ impl LedgerTx {
                     V::I(x.expired),
                     V::I(x.anchor_at),
                     V::I(x.cycle),
+                    V::I(x.allowance),
                     V::I(x.created_at),
                 ]
             },

@@ -147,8 +147,11 @@ impl Store {
             return Err(StoreError::Limit(limit));
         }
         sqlx::query(
-            "UPDATE orgs SET plan = $1, plan_started_at = $2, trial_ends_at = $3, \
-             trial_used = CASE WHEN $3 IS NULL THEN trial_used ELSE 1 END WHERE id = $4",
+            // The plan start always moves forward, so the ledger sees every change as a new cycle
+            // anchor, even two changes within one millisecond.
+            "UPDATE orgs SET plan = $1, \
+             plan_started_at = CASE WHEN $2 > plan_started_at THEN $2 ELSE plan_started_at + 1 END, \
+             trial_ends_at = $3, trial_used = CASE WHEN $3 IS NULL THEN trial_used ELSE 1 END WHERE id = $4",
         )
         .bind(&plan.id)
         .bind(ctx.now)

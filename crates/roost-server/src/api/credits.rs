@@ -370,7 +370,7 @@ async fn wallets_json(st: &AppState, org_id: &str, anchor: i64) -> ApiResult<Val
 
 /// The org's wallets with their balances and live grants. Any member of the org may read them.
 #[utoipa::path(get, path = "/v1/orgs/{org}/wallets", tag = "credits", security(("bearer" = [])),
-    responses((status = 200, body = WalletList), (status = 404, body = Problem)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = WalletList)))]
 async fn list_wallets(State(st): State<AppState>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
     let o = org_ctx(&st, &caller, &org).await?;
     Ok(Json(wallets_json(&st, &o.org.id, o.org.plan_started_at).await?))
@@ -379,7 +379,7 @@ async fn list_wallets(State(st): State<AppState>, caller: Caller, Path(org): Pat
 /// The wallets of the org of the acting workspace: for API keys, and users in their active workspace.
 #[utoipa::path(get, path = "/v1/wallets", tag = "credits", security(("bearer" = [])),
     params(("Roost-Workspace" = Option<String>, Header, description = "act in this workspace")),
-    responses((status = 200, body = WalletList)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = WalletList)))]
 async fn acting_wallets(State(st): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let w = acting_ws(&st, &caller, &headers).await?;
     w.require(Permission::ReadWorkspace)?;
@@ -398,7 +398,7 @@ pub struct TopupBody {
 #[utoipa::path(post, path = "/v1/orgs/{org}/wallets/{wallet}/topups", tag = "credits", security(("bearer" = [])),
     params(("wallet" = String, Path, description = "wallet id or kind"), ("Idempotency-Key" = String, Header)),
     request_body = TopupBody,
-    responses((status = 201, body = GrantCreated), (status = 403, body = Problem), (status = 409, description = "idempotency_conflict", body = Problem)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 201, body = GrantCreated), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, description = "idempotency_conflict", body = Problem, content_type = "application/problem+json")))]
 async fn topup(
     State(st): State<AppState>,
     caller: Caller,
@@ -444,7 +444,7 @@ pub struct AdjustBody {
 #[utoipa::path(post, path = "/v1/orgs/{org}/wallets/{wallet}/adjustments", tag = "credits", security(("bearer" = [])),
     params(("wallet" = String, Path, description = "wallet id or kind"), ("Idempotency-Key" = String, Header)),
     request_body = AdjustBody,
-    responses((status = 201, description = "`{grant}` for a credit, `{adjustment}` for a debit"), (status = 402, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 201, description = "`{grant}` for a credit, `{adjustment}` for a debit"), (status = 402, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, description = "idempotency_conflict", body = Problem, content_type = "application/problem+json")))]
 async fn adjust(
     State(st): State<AppState>,
     caller: Caller,
@@ -458,7 +458,7 @@ async fn adjust(
     }
     let wallet = wallet_param(&st, &o, &wallet).await?;
     let mut e = Errors::default();
-    if b.amount == 0 || b.amount.abs() > MAX_AMOUNT {
+    if b.amount.checked_abs().is_none_or(|a| a == 0 || a > MAX_AMOUNT) {
         e.add("amount", format!("must be a non-zero whole number within ±{MAX_AMOUNT}"));
     }
     let reason = b.reason.trim().to_string();
@@ -515,9 +515,9 @@ fn check_metadata(e: &mut Errors, m: Option<&Value>) -> Option<String> {
 #[utoipa::path(post, path = "/v1/charges", tag = "credits", security(("bearer" = [])),
     params(("Idempotency-Key" = String, Header), ("Roost-Workspace" = Option<String>, Header, description = "act in this workspace")),
     request_body = ChargeBody,
-    responses((status = 201, body = ChargeView), (status = 402, description = "insufficient_credits, with `available`", body = Problem),
-        (status = 403, description = "forbidden, or budget_exceeded with `scope`, `limit`, `used`, `resets_at`", body = Problem),
-        (status = 409, description = "idempotency_conflict", body = Problem)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 201, body = ChargeView), (status = 402, description = "insufficient_credits, with `available`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden, or budget_exceeded with `scope`, `limit`, `used`, `resets_at`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "idempotency_conflict", body = Problem, content_type = "application/problem+json")))]
 async fn charge(
     State(st): State<AppState>,
     caller: Caller,
@@ -554,7 +554,7 @@ pub struct HoldBody {
 #[utoipa::path(post, path = "/v1/holds", tag = "credits", security(("bearer" = [])),
     params(("Idempotency-Key" = String, Header), ("Roost-Workspace" = Option<String>, Header, description = "act in this workspace")),
     request_body = HoldBody,
-    responses((status = 201, body = HoldView), (status = 402, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 201, body = HoldView), (status = 402, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn create_hold(
     State(st): State<AppState>,
     caller: Caller,
@@ -590,7 +590,7 @@ async fn hold_ctx(st: &AppState, caller: &Caller, id: &str, p: Permission) -> Ap
 
 /// A hold.
 #[utoipa::path(get, path = "/v1/holds/{id}", tag = "credits", security(("bearer" = [])),
-    responses((status = 200, body = HoldView), (status = 404, body = Problem)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = HoldView)))]
 async fn get_hold(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (mut h, _) = hold_ctx(&st, &caller, &id, Permission::ReadWorkspace).await?;
     if h.status == "open" && h.expires_at <= st.clock.now_ms() {
@@ -611,8 +611,8 @@ pub struct SettleBody {
 /// releases the rest. Needs an `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/holds/{id}/settle", tag = "credits", security(("bearer" = [])),
     params(("Idempotency-Key" = String, Header)), request_body = SettleBody,
-    responses((status = 200, body = SettleView), (status = 409, description = "hold_closed", body = Problem),
-        (status = 422, description = "settle_exceeds_hold", body = Problem)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = SettleView), (status = 409, description = "hold_closed or idempotency_conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "settle_exceeds_hold", body = Problem, content_type = "application/problem+json")))]
 async fn settle_hold(
     State(st): State<AppState>,
     caller: Caller,
@@ -631,7 +631,7 @@ async fn settle_hold(
 
 /// Releases everything a hold reserved.
 #[utoipa::path(post, path = "/v1/holds/{id}/release", tag = "credits", security(("bearer" = [])),
-    responses((status = 200, body = HoldView), (status = 409, description = "hold_closed", body = Problem)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = HoldView), (status = 409, description = "hold_closed", body = Problem, content_type = "application/problem+json")))]
 async fn release_hold(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     let (h, _) = hold_ctx(&st, &caller, &id, Permission::UseWorkspace).await?;
     let op = Op::Release { hold_id: h.id };
@@ -639,6 +639,15 @@ async fn release_hold(State(st): State<AppState>, caller: Caller, Path(id): Path
 }
 
 // ----- transactions and usage -----
+
+/// `?limit=` and `?cursor=` of a journal list: the cursor is a sequence number this server issued.
+fn journal_page(params: &Params) -> ApiResult<(u32, Option<&str>)> {
+    let (limit, cursor) = params.page()?;
+    if cursor.is_some_and(|c| !c.parse::<i64>().is_ok_and(|n| n > 0)) {
+        return Err(ApiError::invalid_field("cursor", "is not a cursor this server issued"));
+    }
+    Ok((limit, cursor))
+}
 
 fn actor_filter(params: &Params) -> ApiResult<Option<String>> {
     match params.text("actor")? {
@@ -651,7 +660,7 @@ fn actor_filter(params: &Params) -> ApiResult<Option<String>> {
 /// The workspace's charges, newest first. `?actor=usr_…|key_…` narrows to one actor.
 #[utoipa::path(get, path = "/v1/workspaces/{ws}/transactions", tag = "credits", security(("bearer" = [])),
     params(("actor" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = TransactionList)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = TransactionList)))]
 async fn ws_transactions(
     State(st): State<AppState>,
     caller: Caller,
@@ -660,7 +669,7 @@ async fn ws_transactions(
 ) -> ApiResult<Json<Value>> {
     let w = ws_ctx(&st, &caller, &ws).await?;
     w.require(Permission::ReadWorkspace)?;
-    let (limit, cursor) = params.page()?;
+    let (limit, cursor) = journal_page(&params)?;
     let f = EntryFilter { workspace_id: Some(w.ws.id.clone()), actor_id: actor_filter(&params)? };
     let p = st.store.list_entries(&w.org.id, &f, limit, cursor).await?;
     Ok(Json(json!({"items": p.items.iter().map(entry_json).collect::<Vec<_>>(), "next_cursor": p.next_cursor})))
@@ -669,7 +678,7 @@ async fn ws_transactions(
 /// The org's whole journal: charges, grants, expiries and adjustments, newest first. Owner, admin, billing.
 #[utoipa::path(get, path = "/v1/orgs/{org}/transactions", tag = "credits", security(("bearer" = [])),
     params(("actor" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = TransactionList)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = TransactionList)))]
 async fn org_transactions(
     State(st): State<AppState>,
     caller: Caller,
@@ -679,7 +688,7 @@ async fn org_transactions(
     let o = org_ctx(&st, &caller, &org).await?;
     o.require(Permission::ReadUsage)?;
     refresh(&st, &o.org.id).await?;
-    let (limit, cursor) = params.page()?;
+    let (limit, cursor) = journal_page(&params)?;
     let f = EntryFilter { workspace_id: None, actor_id: actor_filter(&params)? };
     let p = st.store.list_entries(&o.org.id, &f, limit, cursor).await?;
     Ok(Json(json!({"items": p.items.iter().map(entry_json).collect::<Vec<_>>(), "next_cursor": p.next_cursor})))
@@ -691,7 +700,7 @@ async fn org_transactions(
 #[utoipa::path(get, path = "/v1/orgs/{org}/usage", tag = "credits", security(("bearer" = [])),
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("group_by" = Option<String>, Query),
         ("wallet" = Option<String>, Query, description = "wallet kind, default `credits`")),
-    responses((status = 200, body = UsageView)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = UsageView)))]
 async fn usage(
     State(st): State<AppState>,
     caller: Caller,
@@ -809,7 +818,7 @@ async fn budget_view(st: &AppState, w: &WsCtx, user: Option<&str>) -> ApiResult<
 
 /// The workspace's per-cycle budget and what it drew this cycle.
 #[utoipa::path(get, path = "/v1/workspaces/{ws}/budget", tag = "credits", security(("bearer" = [])),
-    responses((status = 200, body = BudgetView)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = BudgetView)))]
 async fn get_ws_budget(State(st): State<AppState>, caller: Caller, Path(ws): Path<String>) -> ApiResult<Json<Value>> {
     let w = ws_ctx(&st, &caller, &ws).await?;
     w.require(Permission::ReadWorkspace)?;
@@ -819,7 +828,7 @@ async fn get_ws_budget(State(st): State<AppState>, caller: Caller, Path(ws): Pat
 /// Sets (or with `limit: null` removes) the workspace's per-cycle cap on what it may draw from the
 /// org's pool. Org owner/admin or workspace admin; audited as `budget.changed`.
 #[utoipa::path(put, path = "/v1/workspaces/{ws}/budget", tag = "credits", security(("bearer" = [])),
-    request_body = WsBudgetBody, responses((status = 200, body = BudgetView), (status = 403, body = Problem)))]
+    request_body = WsBudgetBody, responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = BudgetView), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn put_ws_budget(
     State(st): State<AppState>,
     caller: Caller,
@@ -843,7 +852,7 @@ async fn put_ws_budget(
 
 /// A member's per-cycle budget in the workspace.
 #[utoipa::path(get, path = "/v1/workspaces/{ws}/members/{user}/budget", tag = "credits", security(("bearer" = [])),
-    responses((status = 200, body = BudgetView)))]
+    responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = BudgetView)))]
 async fn get_member_budget(
     State(st): State<AppState>,
     caller: Caller,
@@ -859,7 +868,7 @@ async fn get_member_budget(
 /// Sets (or with `limit: null` removes) a per-cycle cap on what one member may draw in this
 /// workspace, their keys included. Org owner/admin or workspace admin; audited.
 #[utoipa::path(put, path = "/v1/workspaces/{ws}/members/{user}/budget", tag = "credits", security(("bearer" = [])),
-    request_body = MemberBudgetBody, responses((status = 200, body = BudgetView), (status = 404, body = Problem)))]
+    request_body = MemberBudgetBody, responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = BudgetView)))]
 async fn put_member_budget(
     State(st): State<AppState>,
     caller: Caller,

@@ -217,6 +217,10 @@ async fn change_plan(
         .catalog
         .get(&b.plan)
         .ok_or_else(|| ApiError::invalid_field("plan", "is not a plan of this server"))?;
+    if plan.id == o.org.plan && !b.trial {
+        // The plan it already has: nothing changes (the cycle does not restart).
+        return Ok(Json(OrgView::new(&o.org, Some(o.role.as_str()))));
+    }
     let now = st.clock.now_ms();
     let trial_ends_at = if b.trial {
         if o.org.trial_used {

@@ -22,6 +22,9 @@ CREATE TABLE wallets (
     expired BIGINT NOT NULL,
     anchor_at BIGINT NOT NULL,
     cycle BIGINT NOT NULL,
+    -- The plan's monthly credits the current cycle's allocation was measured against (a plan
+    -- change mid-cycle grants the new allowance less what the cycle already used of the old one).
+    allowance BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
     PRIMARY KEY (org_id, id),
     UNIQUE (org_id, kind)

@@ -46,6 +46,7 @@ mod errors;
 mod holds;
 mod idempotency;
 mod invariants;
+mod review;
 mod roles;
 
 /// Says plainly, in every run, whether the PostgreSQL half of this suite ran.
