@@ -1,6 +1,8 @@
 -- The credit ledger (API.md, Credits). Amounts are BIGINT in the wallet's unit; times are Unix ms.
 -- Every table leads its primary key with org_id. All writes go through the ledger engine, in one
--- transaction per batch, under the org row's lock.
+-- transaction per batch, under the org row's lock. Tables whose rows are updated in place by every
+-- batch (heads, wallets, grants, holds, counters, rollups) leave room in their pages (fillfactor) so
+-- those updates can stay on the page (HOT) instead of touching every index.
 
 -- Per org: a version bumped by every ledger batch (lets an engine trust its cached state) and the
 -- time of the next thing due (a cycle turn, a grant or hold expiry) for the background job.
@@ -8,7 +10,7 @@ CREATE TABLE ledger_heads (
     org_id TEXT PRIMARY KEY,
     version BIGINT NOT NULL,
     next_event_at BIGINT
-);
+) WITH (fillfactor = 70);
 CREATE INDEX ledger_heads_due ON ledger_heads (next_event_at);
 
 CREATE TABLE wallets (
@@ -28,7 +30,7 @@ CREATE TABLE wallets (
     created_at BIGINT NOT NULL,
     PRIMARY KEY (org_id, id),
     UNIQUE (org_id, kind)
-);
+) WITH (fillfactor = 70);
 
 -- amount = remaining + reserved (by open holds) + charged from it + expired.
 CREATE TABLE grants (
@@ -50,7 +52,7 @@ CREATE TABLE grants (
     actor_id TEXT NOT NULL,
     PRIMARY KEY (org_id, id),
     UNIQUE (org_id, wallet_id, cycle_key)
-);
+) WITH (fillfactor = 70);
 CREATE INDEX grants_live ON grants (org_id, wallet_id) WHERE remaining > 0 OR reserved > 0;
 
 -- The journal: charges (also settlements and debit adjustments), grants and expiries.
@@ -99,7 +101,7 @@ CREATE TABLE holds (
     closed_at BIGINT,
     charge_id TEXT,
     PRIMARY KEY (org_id, id)
-);
+) WITH (fillfactor = 70);
 CREATE INDEX holds_open ON holds (org_id, expires_at) WHERE status = 'open';
 
 -- Budgets: scope 'workspace' (user_id '') or 'member'. Keys carry spend_limit on api_keys.
@@ -123,7 +125,7 @@ CREATE TABLE budget_usage (
     period_start BIGINT NOT NULL,
     used BIGINT NOT NULL,
     PRIMARY KEY (org_id, scope, subject, period_start)
-);
+) WITH (fillfactor = 70);
 
 -- Hourly usage rollups, written with the charges; usage reports read these, not the charges.
 CREATE TABLE usage_rollups (
@@ -137,7 +139,7 @@ CREATE TABLE usage_rollups (
     amount BIGINT NOT NULL,
     count BIGINT NOT NULL,
     PRIMARY KEY (org_id, hour, wallet_id, workspace_id, member_id, key_id, action)
-);
+) WITH (fillfactor = 70);
 
 -- Idempotency-Key records: the first response, replayed to retries with the same body.
 CREATE TABLE idempotency (
