@@ -230,3 +230,42 @@ both_backends_with!(
     zero_cap => super::long_sessions,
     partial_cap => super::capped_catalog,
 );
+
+/// Two processes on one PostgreSQL reach the same cycle end at once, each with requests that make
+/// its ledger turn the cycle: the turn happens exactly once (one allocation and one rollover for the
+/// new cycle), whichever process gets there first.
+async fn replicas_turn_a_cycle_once(s: TestServer) {
+    let (owner, _, org, ws) = business(&s, "Twice").await;
+    created(charge(&owner, 1_000, "llm").await);
+    // API keys: user sessions would expire over the month the clocks jump.
+    let (_, key) = api_key(&s, &owner, &ws, None).await;
+    let r = s.replica().await;
+    let key_r = r.client.with_token(key.token().unwrap());
+    let end = ts_ms(&wallet(&owner, &org).await["cycle_ends_at"]);
+    advance_to(&s, end + 1_000);
+    advance_to(&r, end + 1_000);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let c = if i % 2 == 0 { key.clone() } else { key_r.clone() };
+        tasks.spawn(async move { c.get("/v1/wallets").await.unwrap() });
+    }
+    while let Some(res) = tasks.join_next().await {
+        let res = res.unwrap();
+        expect_status(&res, 200);
+        let w = &res.body["items"][0];
+        assert_eq!((w["balance"].as_i64(), w["cycle_started_at"].as_str().map(|_| ())), (Some(9_000), Some(())), "{w}");
+    }
+    let store = roost_store::Store::connect(&s.database_url).await.unwrap();
+    let (wallets, grants) = store.wallets_of(&org).await.unwrap();
+    store.close().await;
+    assert_eq!((wallets[0].cycle, wallets[0].balance, wallets[0].granted), (1, 9_000, 14_000), "{wallets:?}");
+    let new_cycle: Vec<(&str, i64)> =
+        grants.iter().filter(|g| g.effective_at == end).map(|g| (g.source.as_str(), g.amount)).collect();
+    let mut sorted = new_cycle.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![("allocation", 5_000), ("rollover", 4_000)], "exactly one turn: {grants:?}");
+    invariants::check(&s).await;
+}
+
+postgres_only!(replicas_turn_a_cycle_once);
