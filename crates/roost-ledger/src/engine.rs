@@ -41,6 +41,8 @@ struct Shared {
     store: Store,
     cfg: LedgerConfig,
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// `ROOST_LEDGER_TRACE` set at start: print each batch's phases on stderr.
+    trace: bool,
 }
 
 /// The credit engine. Cheap to clone; its writers stop when the last clone is dropped.
@@ -62,12 +64,13 @@ const CACHE_MAX: usize = 20_000;
 impl Ledger {
     /// Starts the writers. `clock` gives "now" in Unix milliseconds.
     pub fn start(store: Store, mut cfg: LedgerConfig, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
-        if store.backend() == "sqlite" {
+        if store.single_writer() {
             cfg.shards = 1;
         }
         cfg.shards = cfg.shards.max(1);
         cfg.max_batch = cfg.max_batch.max(1);
-        let shared = Arc::new(Shared { store, cfg, clock });
+        let trace = std::env::var_os("ROOST_LEDGER_TRACE").is_some();
+        let shared = Arc::new(Shared { store, cfg, clock, trace });
         let mut shards = Vec::new();
         for _ in 0..shared.cfg.shards {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -200,7 +203,11 @@ async fn batch(
     let now = (shared.clock)();
     let t0 = std::time::Instant::now();
     let mut marks: Vec<(&str, std::time::Duration)> = Vec::new();
-    let mut mark = |what: &'static str| marks.push((what, t0.elapsed()));
+    let mut mark = |what: &'static str| {
+        if shared.trace {
+            marks.push((what, t0.elapsed()));
+        }
+    };
     let mut org_ids: Vec<String> = cmds.iter().map(|c| c.org_id.clone()).collect();
     org_ids.sort();
     org_ids.dedup();
@@ -264,8 +271,7 @@ async fn batch(
     // Users' right to charge, read under the lock (a member removed a moment ago charges nothing).
     let mut may_charge: HashMap<(String, String, String), bool> = HashMap::new();
     for c in cmds {
-        if let (Op::Charge { workspace_id, .. } | Op::Hold { workspace_id, .. }, "user") = (&c.op, c.actor.kind) {
-            let k = (c.org_id.clone(), workspace_id.clone(), c.actor.id.clone());
+        if let Some(k) = user_charge(c) {
             if may_charge.contains_key(&k) {
                 continue;
             }
@@ -338,8 +344,8 @@ async fn batch(
                 continue;
             }
         }
-        if let (Op::Charge { workspace_id, .. } | Op::Hold { workspace_id, .. }, "user") = (&c.op, c.actor.kind)
-            && !may_charge.get(&(c.org_id.clone(), workspace_id.clone(), c.actor.id.clone())).copied().unwrap_or(false)
+        if let Some(k) = user_charge(c)
+            && !may_charge.get(&k).copied().unwrap_or(false)
         {
             replies.push(problem(403, "forbidden", "your role in this workspace does not allow this", json!({})));
             continue;
@@ -360,7 +366,7 @@ async fn batch(
     }
 
     // Write and commit.
-    for id in &out.dirty_orgs.clone() {
+    for id in &std::mem::take(&mut out.dirty_orgs) {
         if let Some(b) = books.get_mut(id) {
             b.flush(&mut out);
             b.version += 1;
@@ -383,13 +389,24 @@ async fn batch(
     mark("write");
     tx.commit().await?;
     mark("commit");
-    if std::env::var_os("ROOST_LEDGER_TRACE").is_some() {
+    if shared.trace {
         eprintln!("batch {} cmds: {marks:?}", cmds.len());
     }
     for (id, b) in books {
         cache.insert(id, b);
     }
     Ok(replies)
+}
+
+/// For a charge or hold by a user: `(org, workspace, user)`, whose right to charge the batch reads
+/// under the org's lock.
+fn user_charge(c: &Command) -> Option<(String, String, String)> {
+    match (&c.op, c.actor.kind) {
+        (Op::Charge { workspace_id, .. } | Op::Hold { workspace_id, .. }, "user") => {
+            Some((c.org_id.clone(), workspace_id.clone(), c.actor.id.clone()))
+        }
+        _ => None,
+    }
 }
 
 /// Keeps only the last row of each key, in order.

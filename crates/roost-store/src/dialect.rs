@@ -28,6 +28,18 @@ pub trait Dialect: Send + Sync + 'static {
     fn begin_snapshot(&self) -> &'static str;
     /// A statement (`$1` = org id) that serialises writers of one org, if the backend needs one.
     fn lock_org(&self) -> Option<&'static str>;
+    /// The clause that write-locks the rows a `SELECT` returns (`""` where the transaction already
+    /// holds the database's only write lock).
+    fn row_lock(&self) -> &'static str;
+    /// The expression reading element `i` (an integer if `int`) of one row of a JSON array of
+    /// arrays, as unpacked by [`Dialect::json_rows`].
+    fn json_column(&self, i: usize, int: bool) -> String;
+    /// The `FROM` source unpacking the JSON array of arrays in parameter `$P`, one row per element.
+    fn json_rows(&self) -> &'static str;
+    /// Whether several data-modifying statements can share one statement (as CTEs).
+    fn writes_in_one_statement(&self) -> bool;
+    /// Whether the database has one write lock for everything (so parallel writers only queue).
+    fn single_writer(&self) -> bool;
     /// A statement that keeps concurrent migrators apart, if the backend needs one.
     fn migration_lock(&self) -> Option<&'static str>;
     /// A statement (`$1` = key id) that tells the other processes, when the transaction commits,
@@ -87,6 +99,22 @@ impl Dialect for Sqlite {
     fn lock_org(&self) -> Option<&'static str> {
         None
     }
+    fn row_lock(&self) -> &'static str {
+        ""
+    }
+    fn json_column(&self, i: usize, _int: bool) -> String {
+        format!("json_extract(value, '$[{i}]')")
+    }
+    fn json_rows(&self) -> &'static str {
+        // `WHERE true` keeps SQLite from reading an upsert's ON CONFLICT as a join constraint.
+        "json_each($P) WHERE true"
+    }
+    fn writes_in_one_statement(&self) -> bool {
+        false
+    }
+    fn single_writer(&self) -> bool {
+        true
+    }
     fn migration_lock(&self) -> Option<&'static str> {
         None
     }
@@ -113,6 +141,22 @@ impl Dialect for Postgres {
     }
     fn lock_org(&self) -> Option<&'static str> {
         Some("SELECT id FROM orgs WHERE id = $1 FOR UPDATE")
+    }
+    fn row_lock(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+    fn json_column(&self, i: usize, int: bool) -> String {
+        if int { format!("(x->>{i})::BIGINT") } else { format!("x->>{i}") }
+    }
+    fn json_rows(&self) -> &'static str {
+        // jsonb: `->>` on json text would parse the row again for every column.
+        "jsonb_array_elements($P::jsonb) AS r(x)"
+    }
+    fn writes_in_one_statement(&self) -> bool {
+        true
+    }
+    fn single_writer(&self) -> bool {
+        false
     }
     fn migration_lock(&self) -> Option<&'static str> {
         Some("SELECT pg_advisory_xact_lock(7262111)")

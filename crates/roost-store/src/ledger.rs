@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row, Transaction};
 
-use crate::{Page, Result, Store};
+use crate::{Dialect, Page, Result, Store};
 
 /// An org as the ledger sees it, read under its lock.
 #[derive(Debug, Clone)]
@@ -186,12 +186,12 @@ fn in_list(from: usize, n: usize) -> String {
 }
 
 /// The writes of a batch, each `head SELECT … tail` with its rows as ONE JSON parameter (an array
-/// of arrays) that the database unpacks (`json_array_elements` on PostgreSQL, `json_each` on
-/// SQLite). A statement's text does not depend on its number of rows, so each backend parses and
-/// plans it once per connection, with one bind instead of one per value. On PostgreSQL all of a
-/// batch's writes go in one statement (data-modifying CTEs): one round trip.
+/// of arrays) that the database unpacks ([`Dialect::json_rows`]). A statement's text does not depend
+/// on its number of rows, so each backend parses and plans it once per connection, with one bind
+/// instead of one per value. Where the backend allows it (PostgreSQL), all of a batch's writes go in
+/// one statement (data-modifying CTEs): one round trip.
 struct Bulk {
-    pg: bool,
+    dialect: &'static dyn Dialect,
     /// `(statement with `$P` for its parameter, JSON rows)`
     parts: Vec<(String, String)>,
 }
@@ -200,22 +200,8 @@ impl Bulk {
     fn add<T>(&mut self, head: &str, tail: &str, rows: &[T], vals: impl Fn(&T) -> Vec<V<'_>>) {
         let Some(first) = rows.first() else { return };
         let kinds: Vec<bool> = vals(first).iter().map(|v| matches!(v, V::I(_) | V::OI(_))).collect();
-        let exprs = kinds
-            .iter()
-            .enumerate()
-            .map(|(i, int)| match (self.pg, int) {
-                (true, true) => format!("(x->>{i})::BIGINT"),
-                (true, false) => format!("x->>{i}"),
-                (false, _) => format!("json_extract(value, '$[{i}]')"),
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = if self.pg {
-            format!("{head} SELECT {exprs} FROM jsonb_array_elements($P::jsonb) AS r(x) {tail}")
-        } else {
-            // `WHERE true` keeps SQLite from reading an upsert's ON CONFLICT as a join constraint.
-            format!("{head} SELECT {exprs} FROM json_each($P) WHERE true {tail}")
-        };
+        let exprs = kinds.iter().enumerate().map(|(i, int)| self.dialect.json_column(i, *int)).collect::<Vec<_>>();
+        let sql = format!("{head} SELECT {} FROM {} {tail}", exprs.join(", "), self.dialect.json_rows());
         let mut json = String::with_capacity(rows.len() * 256);
         json.push('[');
         for (n, r) in rows.iter().enumerate() {
@@ -240,7 +226,7 @@ impl Bulk {
     }
 
     async fn run(self, tx: &mut sqlx::AnyConnection) -> Result<()> {
-        if self.pg && self.parts.len() > 1 {
+        if self.dialect.writes_in_one_statement() && self.parts.len() > 1 {
             let ctes = self
                 .parts
                 .iter()
@@ -364,15 +350,19 @@ const ENTRY_COLS: &str = "org_id, id, type, wallet_id, workspace_id, actor_type,
 /// One ledger batch's transaction, holding the write lock of its orgs.
 pub struct LedgerTx {
     tx: Transaction<'static, sqlx::Any>,
-    lock_suffix: &'static str,
-    pg: bool,
+    dialect: &'static dyn Dialect,
 }
 
 impl Store {
     /// Opens a ledger batch transaction.
     pub async fn ledger_begin(&self) -> Result<LedgerTx> {
-        let lock_suffix = if self.dialect.lock_org().is_some() { " FOR UPDATE OF o" } else { "" };
-        Ok(LedgerTx { tx: self.write().await?, lock_suffix, pg: self.dialect.name() == "postgres" })
+        Ok(LedgerTx { tx: self.write().await?, dialect: self.dialect })
+    }
+
+    /// Whether the database has one write lock for everything, so that parallel ledger writers
+    /// would only queue for it.
+    pub fn single_writer(&self) -> bool {
+        self.dialect.single_writer()
     }
 }
 
@@ -382,15 +372,12 @@ impl LedgerTx {
     pub async fn lock_orgs(&mut self, org_ids: &[String]) -> Result<Vec<LedgerOrg>> {
         let mut out = Vec::with_capacity(org_ids.len());
         for chunk in org_ids.chunks(1000) {
-            if !self.lock_suffix.is_empty() {
+            let lock = self.dialect.row_lock();
+            if !lock.is_empty() {
                 // Lock first, read after: under READ COMMITTED a statement that waits for a row
                 // lock still returns the other rows (the ledger version) as they were when it
                 // started, so the version must be read by a statement that starts after the wait.
-                let sql = format!(
-                    "SELECT o.id FROM orgs o WHERE o.id IN ({}) ORDER BY o.id{}",
-                    in_list(1, chunk.len()),
-                    self.lock_suffix
-                );
+                let sql = format!("SELECT id FROM orgs WHERE id IN ({}) ORDER BY id{lock}", in_list(1, chunk.len()));
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for id in chunk {
                     q = q.bind(id.as_str());
@@ -602,7 +589,7 @@ impl LedgerTx {
     /// Writes everything a batch decided, with multi-row statements.
     pub async fn write(&mut self, w: &LedgerWrites) -> Result<()> {
         let tx = &mut *self.tx;
-        let mut bulk = Bulk { pg: self.pg, parts: Vec::new() };
+        let mut bulk = Bulk { dialect: self.dialect, parts: Vec::new() };
         bulk.add(
             "INSERT INTO ledger_heads (org_id, version, next_event_at)",
             "ON CONFLICT (org_id) DO UPDATE SET version = excluded.version, next_event_at = excluded.next_event_at",

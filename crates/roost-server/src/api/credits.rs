@@ -310,6 +310,13 @@ fn check_kind(st: &AppState, e: &mut Errors, wallet: Option<&str>) -> String {
     }
 }
 
+/// What a charge and a hold share: `amount`, `action` and `wallet`; returns the action (trimmed)
+/// and the wallet kind.
+fn check_draw(st: &AppState, e: &mut Errors, amount: i64, action: &str, wallet: Option<&str>) -> (String, String) {
+    check_amount(e, "amount", amount);
+    (check_action(e, action), check_kind(st, e, wallet))
+}
+
 /// Deserializes a field that must be present but may be `null`.
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
@@ -527,9 +534,7 @@ async fn charge(
     let w = acting_ws(&st, &caller, &headers).await?;
     w.require(Permission::UseWorkspace)?;
     let mut e = Errors::default();
-    check_amount(&mut e, "amount", b.amount);
-    let action = check_action(&mut e, &b.action);
-    let wallet = check_kind(&st, &mut e, b.wallet.as_deref());
+    let (action, wallet) = check_draw(&st, &mut e, b.amount, &b.action, b.wallet.as_deref());
     let metadata = check_metadata(&mut e, b.metadata.as_ref());
     e.finish().map_err(ApiError::invalid)?;
     let idem = idem(&headers, "charge", &w.ws.id, &caller, &b)?;
@@ -564,9 +569,7 @@ async fn create_hold(
     let w = acting_ws(&st, &caller, &headers).await?;
     w.require(Permission::UseWorkspace)?;
     let mut e = Errors::default();
-    check_amount(&mut e, "amount", b.amount);
-    let action = check_action(&mut e, &b.action);
-    let wallet = check_kind(&st, &mut e, b.wallet.as_deref());
+    let (action, wallet) = check_draw(&st, &mut e, b.amount, &b.action, b.wallet.as_deref());
     let ttl = b.ttl_seconds.unwrap_or(DEFAULT_HOLD_TTL);
     if !(1..=MAX_HOLD_TTL).contains(&ttl) {
         e.add("ttl_seconds", format!("must be from 1 to {MAX_HOLD_TTL}"));
