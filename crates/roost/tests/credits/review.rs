@@ -1,5 +1,6 @@
 //! Regressions of defects an independent review found: minting credits by re-putting or switching
-//! plans, and an adjustment of `i64::MIN` that corrupted the wallet.
+//! plans, an adjustment of `i64::MIN` that corrupted the wallet, and journal cursors that were not
+//! checked.
 
 use serde_json::json;
 
@@ -78,4 +79,24 @@ async fn adjustments_cannot_overflow(s: TestServer) {
     invariants::check(&s).await;
 }
 
-both_backends!(plan_changes_mint_nothing, adjustments_cannot_overflow);
+async fn journal_cursors_are_checked(s: TestServer) {
+    let (owner, _, org, ws) = business(&s, "Cursor").await;
+    created(charge(&owner, 10, "llm").await);
+    for path in [format!("/v1/orgs/{org}/transactions"), format!("/v1/workspaces/{ws}/transactions")] {
+        for bad in ["abc", "-1", "0", "1.5"] {
+            let r = owner.get(&format!("{path}?cursor={bad}")).await.unwrap();
+            expect_invalid(&r, "cursor");
+        }
+        // A cursor the server issued pages on.
+        let first = owner.get(&format!("{path}?limit=1")).await.unwrap();
+        expect_status(&first, 200);
+        let next = first.body["next_cursor"].as_str().map(str::to_string);
+        if let Some(c) = next {
+            let r = owner.get(&format!("{path}?limit=1&cursor={c}")).await.unwrap();
+            expect_status(&r, 200);
+            assert_ne!(r.body["items"][0]["id"], first.body["items"][0]["id"], "{}", r.body);
+        }
+    }
+}
+
+both_backends!(plan_changes_mint_nothing, adjustments_cannot_overflow, journal_cursors_are_checked);
