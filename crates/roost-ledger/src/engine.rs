@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use roost_domain::roles::allows_in_workspace;
 use roost_domain::{Catalog, OrgRole, Permission, WsRole};
@@ -43,6 +44,26 @@ struct Shared {
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// `ROOST_LEDGER_TRACE` set at start: print each batch's phases on stderr.
     trace: bool,
+    /// Batches committed and the commands they carried, for [`Ledger::stats`].
+    batches: AtomicU64,
+    commands: AtomicU64,
+}
+
+/// What the engine has committed since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LedgerStats {
+    /// Batches committed.
+    pub batches: u64,
+    /// Commands those batches carried.
+    pub commands: u64,
+}
+
+impl LedgerStats {
+    /// Commands per committed batch.
+    #[expect(clippy::cast_precision_loss, reason = "a mean for people")]
+    pub fn mean_batch(&self) -> f64 {
+        if self.batches == 0 { 0.0 } else { self.commands as f64 / self.batches as f64 }
+    }
 }
 
 /// The credit engine. Cheap to clone; its writers stop when the last clone is dropped.
@@ -70,7 +91,7 @@ impl Ledger {
         cfg.shards = cfg.shards.max(1);
         cfg.max_batch = cfg.max_batch.max(1);
         let trace = std::env::var_os("ROOST_LEDGER_TRACE").is_some();
-        let shared = Arc::new(Shared { store, cfg, clock, trace });
+        let shared = Arc::new(Shared { store, cfg, clock, trace, batches: AtomicU64::new(0), commands: AtomicU64::new(0) });
         let mut shards = Vec::new();
         for _ in 0..shared.cfg.shards {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -83,6 +104,14 @@ impl Ledger {
     /// The configuration in force.
     pub fn config(&self) -> &LedgerConfig {
         &self.shared.cfg
+    }
+
+    /// Batches and commands committed so far.
+    pub fn stats(&self) -> LedgerStats {
+        LedgerStats {
+            batches: self.shared.batches.load(Ordering::Relaxed),
+            commands: self.shared.commands.load(Ordering::Relaxed),
+        }
     }
 
     /// Queues a command and waits for its batch to commit.
@@ -137,6 +166,8 @@ async fn run(rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>, shared: 
         let cmds: Vec<&Command> = jobs.iter().map(|j| &j.cmd).collect();
         match batch(&shared, &mut cache, &cmds).await {
             Ok(replies) => {
+                shared.batches.fetch_add(1, Ordering::Relaxed);
+                shared.commands.fetch_add(replies.len() as u64, Ordering::Relaxed);
                 for (job, r) in jobs.drain(..).zip(replies) {
                     let _ = job.reply.send(Ok(r));
                 }

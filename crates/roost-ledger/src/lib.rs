@@ -4,7 +4,7 @@ pub mod book;
 mod engine;
 
 pub use book::{Book, CREDITS};
-pub use engine::{Ledger, LedgerConfig};
+pub use engine::{Ledger, LedgerConfig, LedgerStats};
 pub use roost_domain::credits::Source;
 
 use serde_json::Value;
