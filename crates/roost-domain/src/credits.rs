@@ -3,7 +3,8 @@
 use time::{Date, Month, OffsetDateTime};
 
 /// Where a grant's credits came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Source {
     /// The plan's monthly credits for one cycle.
     Allocation,
@@ -18,6 +19,7 @@ pub enum Source {
 }
 
 impl Source {
+    /// The stored and wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Allocation => "allocation",
@@ -28,6 +30,7 @@ impl Source {
         }
     }
 
+    /// The source with this name.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "allocation" => Source::Allocation,

@@ -2,6 +2,7 @@
 
 pub mod credits;
 pub mod ids;
+pub mod ledger;
 pub mod plans;
 pub mod roles;
 pub mod time;

@@ -2,19 +2,19 @@
 
 pub mod book;
 mod engine;
+mod outcome;
 
-pub use book::{Book, CREDITS};
+pub use book::{Book, CREDITS, MAX_GRANTED};
 pub use engine::{Ledger, LedgerConfig, LedgerStats};
+pub use outcome::{Answer, BudgetState, Outcome};
 pub use roost_domain::credits::Source;
+pub use roost_domain::ledger::{Actor, ActorKind, BudgetScope, Refusal};
 
-use serde_json::Value;
-
-/// Who a command acts for, as the ledger records and budgets it.
+/// Who a command acts for, as the ledger records and budgets it: the actor, and the member its
+/// charges are attributed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActorRef {
-    /// `user` or `key`.
-    pub kind: &'static str,
-    pub id: String,
+    pub actor: Actor,
     /// The member charges are attributed to: the user, or the key's creator.
     pub member_id: String,
     /// The key, for key actors; empty otherwise.
@@ -27,12 +27,17 @@ pub struct ActorRef {
 impl ActorRef {
     /// A user acting.
     pub fn user(id: &str, ip: Option<String>) -> Self {
-        Self { kind: "user", id: id.into(), member_id: id.into(), key_id: String::new(), spend_limit: None, ip }
+        Self { actor: Actor::user(id), member_id: id.into(), key_id: String::new(), spend_limit: None, ip }
     }
 
     /// An API key acting, attributed to its creator.
     pub fn key(id: &str, created_by: &str, spend_limit: Option<i64>, ip: Option<String>) -> Self {
-        Self { kind: "key", id: id.into(), member_id: created_by.into(), key_id: id.into(), spend_limit, ip }
+        Self { actor: Actor::key(id), member_id: created_by.into(), key_id: id.into(), spend_limit, ip }
+    }
+
+    /// roost itself (the background job, a plan change's catch-up).
+    pub fn system() -> Self {
+        Self { actor: Actor::system(), member_id: String::new(), key_id: String::new(), spend_limit: None, ip: None }
     }
 }
 
@@ -69,14 +74,6 @@ pub struct Command {
     pub actor: ActorRef,
     pub op: Op,
     pub idem: Option<Idem>,
-}
-
-/// The answer to a command: an HTTP status and a JSON body (a problem document when ≥ 400).
-/// Idempotent replays return the stored reply unchanged.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
 }
 
 /// The engine could not answer: nothing of the command happened, and it may be retried.

@@ -40,7 +40,21 @@ use proptest::test_runner::TestCaseError;
 use roost_domain::credits::{cycle_at, cycle_start, rollover};
 use roost_domain::time::{DAY_MS, parse_rfc3339, to_rfc3339};
 use roost_domain::{Catalog, IdKind};
-use roost_ledger::{ActorRef, Command, Idem, Ledger, LedgerConfig, Op, Reply, Source};
+use roost_ledger::{ActorRef, Command, Idem, Ledger, LedgerConfig, Op, Source};
+
+/// An engine answer as the API renders it (status and JSON body): the model speaks the API's terms.
+#[derive(Debug, Clone, PartialEq)]
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+impl Reply {
+    fn of(answer: roost_ledger::Answer) -> Self {
+        let (status, body) = roost_server::api::credits::render(answer);
+        Self { status, body }
+    }
+}
 use roost_store::{Actor, ApiKey, Ctx, NewOrg, NewSignup, Store};
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -843,7 +857,7 @@ impl World {
         if let Some(o) = self.orgs.iter().position(|x| x.id == cmd.org_id) {
             self.fresh[o] = true;
         }
-        self.ledger.submit(cmd).await.map_err(|e| format!("engine unavailable: {e}"))
+        self.ledger.submit(cmd).await.map(Reply::of).map_err(|e| format!("engine unavailable: {e}"))
     }
 
     /// A `Tick` of org `o` at the clock's time.
@@ -917,7 +931,7 @@ impl World {
             Op::Charge { workspace_id, amount, .. } => {
                 let who =
                     Who { member: actor.member_id.clone(), key: actor.key_id.clone(), spend_limit: actor.spend_limit };
-                m.charge(workspace_id, &who, (actor.kind.to_string(), actor.id.clone()), *amount, now)
+                m.charge(workspace_id, &who, (actor.actor.kind.to_string(), actor.actor.id.clone()), *amount, now)
             }
             Op::Hold { workspace_id, amount, ttl_ms, .. } => {
                 let who =

@@ -2,6 +2,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use roost_domain::ledger::Refusal;
+use roost_domain::time::to_rfc3339;
 use roost_domain::validate::FieldError;
 use roost_store::{Rule, StoreError};
 use serde_json::{Map, Value, json};
@@ -13,6 +15,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub detail: String,
     pub ext: Map<String, Value>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for errors that pass.
+    pub retry_after: Option<u32>,
 }
 
 /// Result of a handler.
@@ -36,13 +40,20 @@ pub struct Problem {
 impl ApiError {
     /// A problem with no extension members.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), ext: Map::new() }
+        Self { status, code, detail: detail.into(), ext: Map::new(), retry_after: None }
     }
 
     /// Adds an extension member.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.ext.insert(key.into(), value.into());
         self
+    }
+
+    /// 503 `code`: nothing happened, and a retry after `seconds` may succeed.
+    pub fn unavailable(code: &'static str, detail: impl Into<String>, seconds: u32) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail);
+        e.retry_after = Some(seconds);
+        e
     }
 
     /// 401 `unauthenticated`.
@@ -115,17 +126,61 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        let detail = r.to_string();
+        let code = r.code();
+        match r {
+            Refusal::InsufficientCredits { available, .. } => {
+                Self::new(StatusCode::PAYMENT_REQUIRED, code, detail).with("available", available)
+            }
+            Refusal::BudgetExceeded { scope, limit, used, resets_at } => Self::new(StatusCode::FORBIDDEN, code, detail)
+                .with("scope", scope.as_str())
+                .with("limit", limit)
+                .with("used", used)
+                .with("resets_at", to_rfc3339(resets_at)),
+            Refusal::HoldClosed { status } => {
+                Self::new(StatusCode::CONFLICT, code, detail).with("hold_status", status.as_str())
+            }
+            Refusal::SettleExceedsHold { held, .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail).with("held", held)
+            }
+            Refusal::IdempotencyConflict => Self::new(StatusCode::CONFLICT, code, detail),
+            Refusal::NotFound => Self::not_found(),
+            Refusal::Forbidden => Self::forbidden(detail),
+            Refusal::UnknownWallet => Self::invalid_field("wallet", "no such wallet kind"),
+            Refusal::GrantCapExceeded { max } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail).with(
+                "errors",
+                json!([FieldError {
+                    field: "amount".into(),
+                    message: format!("a wallet may be granted at most {max} in all")
+                }]),
+            ),
+        }
+    }
+}
+
+impl ApiError {
+    /// The problem document (RFC 9457) this error renders as.
+    pub fn body(&self) -> Value {
         let mut body = Map::new();
         body.insert("type".into(), "about:blank".into());
         body.insert("title".into(), self.status.canonical_reason().unwrap_or("Error").into());
         body.insert("status".into(), self.status.as_u16().into());
         body.insert("code".into(), self.code.into());
-        body.insert("detail".into(), self.detail.into());
-        body.extend(self.ext);
-        let mut res = (self.status, Value::Object(body).to_string()).into_response();
+        body.insert("detail".into(), self.detail.clone().into());
+        body.extend(self.ext.clone());
+        Value::Object(body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, self.body().to_string()).into_response();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(s) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
         res
     }
 }

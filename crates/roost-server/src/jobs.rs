@@ -31,7 +31,7 @@ pub async fn tick(st: &AppState) -> Result<usize, roost_store::StoreError> {
     let mut waits = Vec::with_capacity(n);
     for org_id in due {
         let ledger = st.ledger.clone();
-        let cmd = Command { org_id, actor: ActorRef::user("system", None), op: Op::Tick, idem: None };
+        let cmd = Command { org_id, actor: ActorRef::system(), op: Op::Tick, idem: None };
         waits.push(tokio::spawn(async move { ledger.submit(cmd).await }));
     }
     for w in waits {

@@ -25,7 +25,7 @@ pub(crate) async fn record(tx: &mut AnyConnection, ctx: &Ctx, e: Entry<'_>) -> R
     .bind(e.org_id)
     .bind(IdKind::Audit.generate())
     .bind(ctx.now)
-    .bind(ctx.actor.kind)
+    .bind(ctx.actor.kind.as_str())
     .bind(&ctx.actor.id)
     .bind(e.action)
     .bind(e.workspace_id)

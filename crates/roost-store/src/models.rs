@@ -12,24 +12,7 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Who acted: a user or an API key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    /// `user` or `key`.
-    pub kind: &'static str,
-    pub id: String,
-}
-
-impl Actor {
-    /// A user actor.
-    pub fn user(id: &str) -> Self {
-        Self { kind: "user", id: id.into() }
-    }
-    /// An API-key actor.
-    pub fn key(id: &str) -> Self {
-        Self { kind: "key", id: id.into() }
-    }
-}
+pub use roost_domain::ledger::Actor;
 
 /// A user account.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 
 mod accounts;
 mod audit;
-mod credits;
+pub mod credits;
 mod invitations;
 mod keys;
 mod orgs;

@@ -246,7 +246,7 @@ async fn change_plan(
     // allocation): apply it now rather than at the next charge, so each change counts once.
     let tick = roost_ledger::Command {
         org_id: o.org.id.clone(),
-        actor: roost_ledger::ActorRef::user("system", None),
+        actor: roost_ledger::ActorRef::system(),
         op: roost_ledger::Op::Tick,
         idem: None,
     };

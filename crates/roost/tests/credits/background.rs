@@ -29,7 +29,7 @@ async fn background_turns_cycles(s: TestServer) {
     let deadline = Instant::now() + Duration::from_secs(5);
     let (wallets, grants) = loop {
         let (w, g) = store.wallets_of(&org).await.unwrap();
-        if g.iter().any(|g| g.source == "allocation" && g.effective_at == end) {
+        if g.iter().any(|g| g.source.as_str() == "allocation" && g.effective_at == end) {
             break (w, g);
         }
         assert!(Instant::now() < deadline, "the background job did not turn the cycle within 5 s: {w:?} {g:?}");

@@ -350,12 +350,32 @@ pub async fn invariants(url: &str, org: &str) -> Db {
             .fetch_all(pool)
             .await
             .unwrap();
-    let idem: Vec<(String, i64, String)> =
-        sqlx::query_as("SELECT key, status, response FROM idempotency WHERE org_id = $1")
-            .bind(org)
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let idem: Vec<(String, String)> = sqlx::query_as("SELECT key, response FROM idempotency WHERE org_id = $1")
+        .bind(org)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    // The engine keeps outcomes and refusals, not HTTP bodies: read each record as the status the
+    // API answers it with (a record naming a journal entry is a charge, 201).
+    let idem: Vec<(String, i64, String)> = idem
+        .into_iter()
+        .map(|(k, r)| {
+            let v: Value = serde_json::from_str(&r).unwrap_or_default();
+            let status = match (v.get("$entry"), v["refused"]["refusal"].as_str()) {
+                (Some(_), _) => 201,
+                (None, Some("insufficient_credits")) => 402,
+                (None, Some("budget_exceeded" | "forbidden")) => 403,
+                (None, Some("not_found")) => 404,
+                (None, Some("hold_closed" | "idempotency_conflict")) => 409,
+                (None, Some(_)) => 422,
+                (None, None) => match v["ok"]["outcome"].as_str() {
+                    Some("held" | "granted" | "debited") => 201,
+                    _ => 200,
+                },
+            };
+            (k, status, r)
+        })
+        .collect();
     store.close().await;
 
     let ctx = format!("org {org}, wallet {wallet_id}");

@@ -1,0 +1,109 @@
+//! One command applied to a book: its [`Outcome`], or the [`Refusal`] that leaves the book as it
+//! was. Top-ups and adjustments live here; the other commands' rules have their own files.
+
+use roost_domain::IdKind;
+use roost_domain::credits::Source;
+use roost_domain::ledger::{EntryKind, Refusal};
+use roost_store::AuditRow;
+use serde_json::json;
+
+use super::holds::Holds;
+use super::{Book, MAX_GRANTED, NewGrant, Out};
+use crate::{ActorRef, Answer, Command, Op, Outcome};
+
+impl Book {
+    /// Applies one command at `now`. `holds` carries the holds the batch refers to, as changed by
+    /// the batch so far.
+    pub fn apply(&mut self, cmd: &Command, holds: &mut Holds, now: i64, out: &mut Out) -> Answer {
+        out.dirty_orgs.insert(self.org.id.clone());
+        let a = &cmd.actor;
+        match &cmd.op {
+            Op::Charge { workspace_id, wallet, amount, action, metadata } => self
+                .charge(out, a, workspace_id, wallet, *amount, action, metadata.clone(), now)
+                .map(|charge| Outcome::Charged { charge }),
+            Op::Hold { workspace_id, wallet, amount, action, ttl_ms } => self
+                .hold(out, holds, a, workspace_id, wallet, *amount, action, *ttl_ms, now)
+                .map(|hold| Outcome::Held { hold }),
+            Op::Settle { hold_id, amount } => self
+                .settle(out, holds, hold_id, *amount, now)
+                .map(|(charge, hold, released)| Outcome::Settled { charge, hold, released }),
+            Op::Release { hold_id } => self.release(out, holds, hold_id, now).map(|hold| Outcome::Released { hold }),
+            Op::Grant { wallet, source, amount, expires_at, reason } => {
+                self.grant(out, a, wallet, *source, *amount, *expires_at, reason.as_ref(), now)
+            }
+            Op::SetBudget { workspace_id, user_id, limit, alert_percents } => Ok(Outcome::Budget(self.set_budget(
+                out,
+                a,
+                workspace_id,
+                user_id.as_deref(),
+                *limit,
+                alert_percents,
+                now,
+            ))),
+            Op::Tick => Ok(Outcome::Ticked),
+        }
+    }
+
+    /// A top-up or an owner's adjustment: a positive amount is a new grant, a negative one is drawn
+    /// like a charge (outside budgets and usage) and journaled as an adjustment. Audited.
+    #[expect(clippy::too_many_arguments, reason = "the fields of a grant")]
+    fn grant(
+        &mut self,
+        out: &mut Out,
+        a: &ActorRef,
+        wallet: &str,
+        source: Source,
+        amount: i64,
+        expires_at: Option<i64>,
+        reason: Option<&String>,
+        now: i64,
+    ) -> Answer {
+        let w = self.wallet_idx(wallet).ok_or(Refusal::NotFound)?;
+        if amount.checked_abs().is_none() || self.wallets[w].granted.checked_add(amount).is_none_or(|g| g > MAX_GRANTED)
+        {
+            return Err(Refusal::GrantCapExceeded { max: MAX_GRANTED });
+        }
+        let action = if source == Source::Topup { "wallet.topped_up" } else { "wallet.adjusted" };
+        let (target, outcome) = if amount >= 0 {
+            let g =
+                NewGrant { source, amount, effective_at: now, expires_at, cycle_key: None, reason: reason.cloned() };
+            let i = self.add_grant(out, w, g, &a.actor, now);
+            let grant = self.grants[i].clone();
+            (grant.id.clone(), Outcome::Granted { grant })
+        } else {
+            let splits = self.draw(out, w, -amount, now, false)?;
+            let wal = &mut self.wallets[w];
+            wal.balance += amount;
+            wal.charged -= amount;
+            self.touch_wallet(out, w);
+            let mut e = self.entry(
+                IdKind::Charge.generate(),
+                EntryKind::Adjustment,
+                w,
+                &a.actor,
+                -amount,
+                "adjustment",
+                splits,
+                now,
+            );
+            e.member_id.clone_from(&a.member_id);
+            e.metadata = reason.map(|r| json!({"reason": r}).to_string());
+            out.writes.entries.push(e.clone());
+            (e.id.clone(), Outcome::Debited { entry: e })
+        };
+        out.writes.audit.push(AuditRow {
+            org_id: self.org.id.clone(),
+            id: IdKind::Audit.generate(),
+            at: now,
+            actor_type: a.actor.kind,
+            actor_id: a.actor.id.clone(),
+            action: action.into(),
+            workspace_id: None,
+            target_type: Some("wallet".into()),
+            target_id: Some(self.wallets[w].id.clone()),
+            ip: a.ip.clone(),
+            detail: json!({"amount": amount, "source": source.as_str(), "reason": reason, "entry": target}).to_string(),
+        });
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,151 @@
+//! Budgets: the per-cycle counters of workspaces, members and keys, the check made in the same
+//! step as the balance, alert thresholds, and budget changes.
+
+use roost_domain::IdKind;
+use roost_domain::credits;
+use roost_domain::ledger::{Actor, BudgetScope, Refusal};
+use roost_store::{AuditRow, BudgetRow};
+use serde_json::json;
+
+use super::{Book, Out};
+use crate::{ActorRef, BudgetState};
+
+impl Book {
+    /// What `scope`'s `subject` drew this period.
+    pub(super) fn used(&self, scope: BudgetScope, subject: &str) -> i64 {
+        self.counters.get(&(scope, subject.to_string())).copied().unwrap_or(0)
+    }
+
+    /// Counts `delta` toward the budgets of a draw in `ws` by `member` through `key` (empty: none),
+    /// in the period starting at `period`, and into the batch's counter writes.
+    pub(super) fn count(&mut self, out: &mut Out, ws: &str, member: &str, key: &str, period: i64, delta: i64) {
+        let scopes = [
+            (BudgetScope::Workspace, true),
+            (BudgetScope::Member, !member.is_empty()),
+            (BudgetScope::Key, !key.is_empty()),
+        ];
+        for (scope, applies) in scopes {
+            if !applies {
+                continue;
+            }
+            let subject = scope.subject(ws, member, key);
+            if period == self.period.0 {
+                *self.counters.entry((scope, subject.clone())).or_default() += delta;
+            }
+            *out.writes.usage.entry((self.org.id.clone(), scope, subject, period)).or_default() += delta;
+        }
+    }
+
+    /// The first budget that drawing `amount` more would pass: the key's spend limit, the
+    /// member's budget in the workspace, the workspace's budget.
+    pub(super) fn check_budgets(&self, ws: &str, a: &ActorRef, amount: i64) -> Result<(), Refusal> {
+        let mut checks: Vec<(BudgetScope, Option<i64>)> = Vec::new();
+        if !a.key_id.is_empty() {
+            checks.push((BudgetScope::Key, a.spend_limit));
+        }
+        if !a.member_id.is_empty() {
+            let b = self.budgets.get(&(BudgetScope::Member, ws.to_string(), a.member_id.clone()));
+            checks.push((BudgetScope::Member, b.map(|b| b.limit)));
+        }
+        let b = self.budgets.get(&(BudgetScope::Workspace, ws.to_string(), String::new()));
+        checks.push((BudgetScope::Workspace, b.map(|b| b.limit)));
+        for (scope, limit) in checks {
+            let used = self.used(scope, &scope.subject(ws, &a.member_id, &a.key_id));
+            if let Err(used) = credits::within_budget(limit, used, amount) {
+                return Err(Refusal::BudgetExceeded { scope, limit, used, resets_at: self.period.1 });
+            }
+        }
+        Ok(())
+    }
+
+    /// Audit events for workspace budget alert thresholds crossed by going from `before` to `after`.
+    pub(super) fn alerts(&self, out: &mut Out, ws: &str, before: i64, after: i64, at: i64) {
+        let Some(b) = self.budgets.get(&(BudgetScope::Workspace, ws.to_string(), String::new())) else {
+            return;
+        };
+        for p in &b.alert_percents {
+            let mark = b.limit.saturating_mul(i64::from(*p)) / 100;
+            if before < mark && after >= mark {
+                let system = Actor::system();
+                out.writes.audit.push(AuditRow {
+                    org_id: self.org.id.clone(),
+                    id: IdKind::Audit.generate(),
+                    at,
+                    actor_type: system.kind,
+                    actor_id: system.id,
+                    action: "budget.alert".into(),
+                    workspace_id: Some(ws.to_string()),
+                    target_type: Some("workspace".into()),
+                    target_id: Some(ws.to_string()),
+                    ip: None,
+                    detail: json!({"percent": p, "limit": b.limit, "used": after}).to_string(),
+                });
+            }
+        }
+    }
+
+    /// Sets (`Some`) or removes (`None`) a workspace budget, or a member's in a workspace; audited.
+    #[expect(clippy::too_many_arguments, reason = "the fields of a budget change")]
+    pub(super) fn set_budget(
+        &mut self,
+        out: &mut Out,
+        a: &ActorRef,
+        ws: &str,
+        user: Option<&str>,
+        limit: Option<i64>,
+        alert_percents: &[u32],
+        now: i64,
+    ) -> BudgetState {
+        let scope = if user.is_some() { BudgetScope::Member } else { BudgetScope::Workspace };
+        let user = user.unwrap_or_default().to_string();
+        let key = (scope, ws.to_string(), user.clone());
+        let org = self.org.id.clone();
+        match limit {
+            Some(l) => {
+                let b = BudgetRow {
+                    org_id: org,
+                    scope,
+                    workspace_id: ws.to_string(),
+                    user_id: user.clone(),
+                    limit: l,
+                    alert_percents: alert_percents.to_vec(),
+                    updated_at: now,
+                };
+                out.writes.budgets_removed.retain(|r| (r.1, &r.2, &r.3) != (key.0, &key.1, &key.2));
+                out.writes.budgets.push(b.clone());
+                self.budgets.insert(key, b);
+            }
+            None => {
+                self.budgets.remove(&key);
+                out.writes
+                    .budgets
+                    .retain(|b| (&b.org_id, b.scope, &b.workspace_id, &b.user_id) != (&org, key.0, &key.1, &key.2));
+                out.writes.budgets_removed.push((org, scope, ws.to_string(), user.clone()));
+            }
+        }
+        let member = (scope == BudgetScope::Member).then(|| user.clone());
+        let used = self.used(scope, &scope.subject(ws, &user, ""));
+        out.writes.audit.push(AuditRow {
+            org_id: self.org.id.clone(),
+            id: IdKind::Audit.generate(),
+            at: now,
+            actor_type: a.actor.kind,
+            actor_id: a.actor.id.clone(),
+            action: "budget.changed".into(),
+            workspace_id: Some(ws.to_string()),
+            target_type: Some(if member.is_some() { "user" } else { "workspace" }.into()),
+            target_id: Some(member.clone().unwrap_or_else(|| ws.to_string())),
+            ip: a.ip.clone(),
+            detail: json!({"scope": scope, "limit": limit, "alert_percents": alert_percents}).to_string(),
+        });
+        BudgetState {
+            scope,
+            workspace_id: ws.to_string(),
+            user_id: member,
+            limit,
+            alert_percents: alert_percents.to_vec(),
+            used,
+            resets_at: self.period.1,
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Queues per org shard, one transaction per batch, one commit per batch.
+
+mod batch;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use roost_domain::Catalog;
+use roost_store::Store;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::book::Book;
+use crate::{Answer, Command, LedgerError};
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// Wallet kinds every org has (the first is the default); `credits` gets the plan's allocation.
+    pub kinds: Vec<String>,
+    /// Writers working in parallel, each owning a share of the orgs. SQLite has one write lock, so
+    /// one shard is enough there.
+    pub shards: usize,
+    /// Most commands in one transaction.
+    pub max_batch: usize,
+    pub catalog: Catalog,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self { kinds: vec![crate::CREDITS.into()], shards: 4, max_batch: 1024, catalog: Catalog::builtin() }
+    }
+}
+
+struct Job {
+    cmd: Command,
+    reply: oneshot::Sender<Result<Answer, LedgerError>>,
+}
+
+struct Shared {
+    store: Store,
+    cfg: LedgerConfig,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// `ROOST_LEDGER_TRACE` set at start: print each batch's phases on stderr.
+    trace: bool,
+    /// Batches committed and the commands they carried, for [`Ledger::stats`].
+    batches: AtomicU64,
+    commands: AtomicU64,
+}
+
+/// What the engine has committed since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LedgerStats {
+    /// Batches committed.
+    pub batches: u64,
+    /// Commands those batches carried.
+    pub commands: u64,
+}
+
+impl LedgerStats {
+    /// Commands per committed batch.
+    #[expect(clippy::cast_precision_loss, reason = "a mean for people")]
+    pub fn mean_batch(&self) -> f64 {
+        if self.batches == 0 { 0.0 } else { self.commands as f64 / self.batches as f64 }
+    }
+}
+
+/// The credit engine. Cheap to clone; its writers stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct Ledger {
+    shards: Arc<Vec<mpsc::UnboundedSender<Job>>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("shards", &self.shards.len()).finish()
+    }
+}
+
+/// Books kept between batches, per shard; dropped wholesale past this many orgs.
+const CACHE_MAX: usize = 20_000;
+
+impl Ledger {
+    /// Starts the writers. `clock` gives "now" in Unix milliseconds.
+    pub fn start(store: Store, mut cfg: LedgerConfig, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
+        if store.single_writer() {
+            cfg.shards = 1;
+        }
+        cfg.shards = cfg.shards.max(1);
+        cfg.max_batch = cfg.max_batch.max(1);
+        let trace = std::env::var_os("ROOST_LEDGER_TRACE").is_some();
+        let shared =
+            Arc::new(Shared { store, cfg, clock, trace, batches: AtomicU64::new(0), commands: AtomicU64::new(0) });
+        let mut shards = Vec::new();
+        for _ in 0..shared.cfg.shards {
+            let (tx, rx) = mpsc::unbounded_channel();
+            shards.push(tx);
+            tokio::spawn(supervise(Arc::new(tokio::sync::Mutex::new(rx)), shared.clone()));
+        }
+        Self { shards: Arc::new(shards), shared }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &LedgerConfig {
+        &self.shared.cfg
+    }
+
+    /// Batches and commands committed so far.
+    pub fn stats(&self) -> LedgerStats {
+        LedgerStats {
+            batches: self.shared.batches.load(Ordering::Relaxed),
+            commands: self.shared.commands.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Queues a command and waits for its batch to commit.
+    pub async fn submit(&self, cmd: Command) -> Result<Answer, LedgerError> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        cmd.org_id.hash(&mut h);
+        let shard = usize::try_from(h.finish() % self.shards.len() as u64).unwrap_or(0);
+        let (tx, rx) = oneshot::channel();
+        self.shards[shard]
+            .send(Job { cmd, reply: tx })
+            .map_err(|_| LedgerError::Unavailable("the ledger is stopping".into()))?;
+        rx.await.map_err(|_| LedgerError::Unavailable("the ledger writer stopped".into()))?
+    }
+}
+
+/// Keeps a shard's writer running: if a batch panics (a bug), its callers get a retryable error
+/// (their answer channels drop), nothing of it was committed, and a new writer with an empty cache
+/// takes over the queue.
+async fn supervise(rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>, shared: Arc<Shared>) {
+    loop {
+        match tokio::spawn(run(rx.clone(), shared.clone())).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "a ledger writer failed; starting a new one");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn run(rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>, shared: Arc<Shared>) {
+    let mut rx = rx.lock().await;
+    let mut cache: HashMap<String, Book> = HashMap::new();
+    let max = shared.cfg.max_batch;
+    let mut jobs: Vec<Job> = Vec::with_capacity(max);
+    while let Some(first) = rx.recv().await {
+        jobs.push(first);
+        // Take what is queued; give callers answered by the previous batch a moment to send
+        // their next command, so that batches stay full instead of alternating full and tiny.
+        for _ in 0..4 {
+            while jobs.len() < max {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            if jobs.len() >= max {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let cmds: Vec<&Command> = jobs.iter().map(|j| &j.cmd).collect();
+        match batch::run(&shared, &mut cache, &cmds).await {
+            Ok(replies) => {
+                shared.batches.fetch_add(1, Ordering::Relaxed);
+                shared.commands.fetch_add(replies.len() as u64, Ordering::Relaxed);
+                for (job, r) in jobs.drain(..).zip(replies) {
+                    let _ = job.reply.send(Ok(r));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, commands = jobs.len(), "ledger batch failed; nothing of it was applied");
+                for job in jobs.drain(..) {
+                    cache.remove(&job.cmd.org_id);
+                    let _ = job.reply.send(Err(LedgerError::Unavailable(e.to_string())));
+                }
+            }
+        }
+        if cache.len() > CACHE_MAX {
+            cache.clear();
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Credits: wallets, top-ups and adjustments, charges, holds, transactions, usage and budgets.
+//! Every change goes through the ledger engine, which answers an outcome or a refusal; the views
+//! here render them, and refusals become problems in the one place errors are mapped
+//! (`ApiError: From<Refusal>`). Reads come from what the engine committed.
+
+mod budgets;
+mod charges;
+mod holds;
+mod transactions;
+mod usage;
+mod views;
+mod wallets;
+
+use axum::Json;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use roost_domain::validate::Errors;
+use roost_ledger::{ActorRef, Answer, Command, Idem, LedgerError, Op};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::views::OutcomeView;
+use crate::AppState;
+use crate::auth::{Caller, Who};
+use crate::error::{ApiError, ApiResult};
+
+/// The credits routes.
+pub(in crate::api) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(wallets::list_wallets))
+        .routes(routes!(wallets::acting_wallets))
+        .routes(routes!(wallets::topup))
+        .routes(routes!(wallets::adjust))
+        .routes(routes!(charges::charge))
+        .routes(routes!(holds::create_hold))
+        .routes(routes!(holds::get_hold))
+        .routes(routes!(holds::settle_hold))
+        .routes(routes!(holds::release_hold))
+        .routes(routes!(transactions::ws_transactions))
+        .routes(routes!(transactions::org_transactions))
+        .routes(routes!(usage::usage))
+        .routes(routes!(budgets::get_ws_budget, budgets::put_ws_budget))
+        .routes(routes!(budgets::get_member_budget, budgets::put_member_budget))
+}
+
+/// The largest amount one request may move (keeps every sum far from overflow).
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+/// Longest `Idempotency-Key`.
+pub(super) const MAX_IDEM_KEY: usize = 255;
+/// Largest serialized `metadata`.
+pub(super) const MAX_METADATA: usize = 4096;
+/// Hold lifetime when `ttl_seconds` is not given, and the longest allowed.
+pub(super) const DEFAULT_HOLD_TTL: i64 = 900;
+pub(super) const MAX_HOLD_TTL: i64 = 7 * 86_400;
+
+/// The `Idempotency-Key` of a request, fingerprinted with what it asks for and who asks.
+pub(super) fn idem(
+    headers: &HeaderMap,
+    route: &str,
+    scope: &str,
+    caller: &Caller,
+    body: &impl Serialize,
+) -> ApiResult<Idem> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEM_KEY && !k.chars().any(char::is_control))
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "Idempotency-Key",
+                "this request needs an Idempotency-Key header of 1–255 characters",
+            )
+        })?;
+    let body = serde_json::to_string(body).map_err(ApiError::internal)?;
+    let mut h = Sha256::new();
+    for part in [route, scope, &caller.actor().id, &body] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let fingerprint = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Idem { key: key.to_string(), fingerprint })
+}
+
+pub(super) fn actor_ref(caller: &Caller) -> ActorRef {
+    match &caller.who {
+        Who::User(u) => ActorRef::user(&u.id, caller.ip.clone()),
+        Who::Key(k) => ActorRef::key(&k.id, &k.created_by, k.spend_limit, caller.ip.clone()),
+    }
+}
+
+pub(super) fn check_amount(e: &mut Errors, field: &str, amount: i64) {
+    if !(1..=MAX_AMOUNT).contains(&amount) {
+        e.add(field, format!("must be a whole number from 1 to {MAX_AMOUNT}"));
+    }
+}
+
+pub(super) fn check_action(e: &mut Errors, action: &str) -> String {
+    let a = action.trim();
+    if a.is_empty() || a.chars().count() > 100 || a.chars().any(char::is_control) {
+        e.add("action", "must be 1–100 characters without control characters");
+    }
+    a.to_string()
+}
+
+/// The wallet kind a charge names (the default one when absent).
+pub(super) fn check_kind(st: &AppState, e: &mut Errors, wallet: Option<&str>) -> String {
+    let kinds = &st.ledger.config().kinds;
+    match wallet {
+        None => kinds.first().cloned().unwrap_or_else(|| roost_ledger::CREDITS.into()),
+        Some(k) if kinds.iter().any(|x| x == k) => k.to_string(),
+        Some(_) => {
+            e.add("wallet", format!("must be one of: {}", kinds.join(", ")));
+            String::new()
+        }
+    }
+}
+
+/// What a charge and a hold share: `amount`, `action` and `wallet`; returns the action (trimmed)
+/// and the wallet kind.
+pub(super) fn check_draw(
+    st: &AppState,
+    e: &mut Errors,
+    amount: i64,
+    action: &str,
+    wallet: Option<&str>,
+) -> (String, String) {
+    check_amount(e, "amount", amount);
+    (check_action(e, action), check_kind(st, e, wallet))
+}
+
+/// Deserializes a field that must be present but may be `null`.
+pub(super) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Submits a command and renders the answer.
+pub(super) async fn run(st: &AppState, cmd: Command) -> ApiResult<Response> {
+    let answer = st.ledger.submit(cmd).await.map_err(unavailable)?;
+    let (status, view) = OutcomeView::of(answer?);
+    Ok((status, Json(view)).into_response())
+}
+
+/// 503 `ledger_unavailable`, retryable: nothing of the command happened.
+fn unavailable(e: LedgerError) -> ApiError {
+    tracing::warn!(error = %e, "ledger unavailable");
+    ApiError::unavailable("ledger_unavailable", "the ledger could not commit; retry", 1)
+}
+
+/// The status and JSON body of a ledger answer, exactly as the API sends it (for tests that
+/// drive the engine directly).
+pub fn render(answer: Answer) -> (u16, Value) {
+    match answer {
+        Ok(o) => {
+            let (status, view) = OutcomeView::of(o);
+            (status.as_u16(), serde_json::to_value(view).unwrap_or_default())
+        }
+        Err(r) => {
+            let e = ApiError::from(r);
+            (e.status.as_u16(), e.body())
+        }
+    }
+}
+
+/// Brings the org's ledger up to now if something fell due since its last batch (or it has none).
+pub(super) async fn refresh(st: &AppState, org_id: &str) -> ApiResult<()> {
+    let due = match st.store.ledger_next_event(org_id).await? {
+        None => true,
+        Some(next) => next.is_some_and(|t| t <= st.clock.now_ms()),
+    };
+    if due {
+        let cmd = Command { org_id: org_id.into(), actor: ActorRef::system(), op: Op::Tick, idem: None };
+        // A tick's own answer says nothing: what matters is that it committed.
+        let _ticked = st.ledger.submit(cmd).await.map_err(unavailable)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! A batch's writes: every table's rows as one JSON parameter per statement, and on PostgreSQL all
+//! of them in one statement.
+
+use sqlx::AssertSqlSafe;
+
+use super::rows::{ENTRY_COLS, GRANT_COLS, HOLD_COLS, LedgerWrites, WALLET_COLS, encode_percents};
+use super::tx::LedgerTx;
+use crate::{Dialect, Result};
+
+/// A bindable value.
+enum V<'a> {
+    I(i64),
+    OI(Option<i64>),
+    T(&'a str),
+    OT(Option<&'a str>),
+    /// Text made for this row (an encoded list).
+    S(String),
+}
+
+/// `$from, $from+1, …` (n of them).
+pub(super) fn in_list(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The writes of a batch, each `head SELECT … tail` with its rows as ONE JSON parameter (an array
+/// of arrays) that the database unpacks ([`Dialect::json_rows`]). A statement's text does not depend
+/// on its number of rows, so each backend parses and plans it once per connection, with one bind
+/// instead of one per value. Where the backend allows it (PostgreSQL), all of a batch's writes go in
+/// one statement (data-modifying CTEs): one round trip.
+struct Bulk {
+    dialect: &'static dyn Dialect,
+    /// `(statement with `$P` for its parameter, JSON rows)`
+    parts: Vec<(String, String)>,
+}
+
+impl Bulk {
+    fn add<T>(&mut self, head: &str, tail: &str, rows: &[T], vals: impl Fn(&T) -> Vec<V<'_>>) {
+        let Some(first) = rows.first() else { return };
+        let kinds: Vec<bool> = vals(first).iter().map(|v| matches!(v, V::I(_) | V::OI(_))).collect();
+        let exprs = kinds.iter().enumerate().map(|(i, int)| self.dialect.json_column(i, *int)).collect::<Vec<_>>();
+        let sql = format!("{head} SELECT {} FROM {} {tail}", exprs.join(", "), self.dialect.json_rows());
+        let mut json = String::with_capacity(rows.len() * 256);
+        json.push('[');
+        for (n, r) in rows.iter().enumerate() {
+            if n > 0 {
+                json.push(',');
+            }
+            json.push('[');
+            for (i, v) in vals(r).into_iter().enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                match v {
+                    V::I(x) | V::OI(Some(x)) => json.push_str(&x.to_string()),
+                    V::T(t) | V::OT(Some(t)) => json.push_str(&serde_json::Value::from(t).to_string()),
+                    V::S(t) => json.push_str(&serde_json::Value::from(t).to_string()),
+                    V::OI(None) | V::OT(None) => json.push_str("null"),
+                }
+            }
+            json.push(']');
+        }
+        json.push(']');
+        self.parts.push((sql, json));
+    }
+
+    async fn run(self, tx: &mut sqlx::AnyConnection) -> Result<()> {
+        if self.dialect.writes_in_one_statement() && self.parts.len() > 1 {
+            let ctes = self
+                .parts
+                .iter()
+                .enumerate()
+                .map(|(i, (sql, _))| format!("w{i} AS ({})", sql.replace("$P", &format!("${}", i + 1))))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut q = sqlx::query(AssertSqlSafe(format!("WITH {ctes} SELECT 1")));
+            for (_, json) in &self.parts {
+                q = q.bind(json.as_str());
+            }
+            q.execute(&mut *tx).await?;
+            return Ok(());
+        }
+        for (sql, json) in &self.parts {
+            sqlx::query(AssertSqlSafe(sql.replace("$P", "$1"))).bind(json.as_str()).execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+}
+
+impl LedgerTx {
+    /// Writes everything a batch decided, with multi-row statements.
+    pub async fn write(&mut self, w: &LedgerWrites) -> Result<()> {
+        let tx = &mut *self.tx;
+        let mut bulk = Bulk { dialect: self.dialect, parts: Vec::new() };
+        bulk.add(
+            "INSERT INTO ledger_heads (org_id, version, next_event_at)",
+            "ON CONFLICT (org_id) DO UPDATE SET version = excluded.version, next_event_at = excluded.next_event_at",
+            &w.heads,
+            |h| vec![V::T(&h.org_id), V::I(h.version), V::OI(h.next_event_at)],
+        );
+        bulk.add(
+            &format!("INSERT INTO wallets ({WALLET_COLS})"),
+            "ON CONFLICT (org_id, id) DO UPDATE SET balance = excluded.balance, held = excluded.held, \
+             granted = excluded.granted, charged = excluded.charged, expired = excluded.expired, \
+             anchor_at = excluded.anchor_at, cycle = excluded.cycle, allowance = excluded.allowance",
+            &w.wallets,
+            |x| {
+                vec![
+                    V::T(&x.org_id),
+                    V::T(&x.id),
+                    V::T(&x.kind),
+                    V::I(x.balance),
+                    V::I(x.held),
+                    V::I(x.granted),
+                    V::I(x.charged),
+                    V::I(x.expired),
+                    V::I(x.anchor_at),
+                    V::I(x.cycle),
+                    V::I(x.allowance),
+                    V::I(x.created_at),
+                ]
+            },
+        );
+        bulk.add(
+            &format!("INSERT INTO grants ({GRANT_COLS})"),
+            "ON CONFLICT (org_id, id) DO UPDATE SET remaining = excluded.remaining, reserved = excluded.reserved, \
+             expired = excluded.expired, expires_at = excluded.expires_at",
+            &w.grants,
+            |g| {
+                vec![
+                    V::T(&g.org_id),
+                    V::T(&g.id),
+                    V::T(&g.wallet_id),
+                    V::T(g.source.as_str()),
+                    V::I(g.amount),
+                    V::I(g.remaining),
+                    V::I(g.reserved),
+                    V::I(g.expired),
+                    V::I(g.effective_at),
+                    V::OI(g.expires_at),
+                    V::I(g.created_at),
+                    V::OT(g.cycle_key.as_deref()),
+                    V::OT(g.reason.as_deref()),
+                    V::T(g.actor_type.as_str()),
+                    V::T(&g.actor_id),
+                ]
+            },
+        );
+        bulk.add(&format!("INSERT INTO ledger_entries ({ENTRY_COLS})"), "", &w.entries, |e| {
+            vec![
+                V::T(&e.org_id),
+                V::T(&e.id),
+                V::T(e.kind.as_str()),
+                V::T(&e.wallet_id),
+                V::T(&e.workspace_id),
+                V::T(e.actor_type.as_str()),
+                V::T(&e.actor_id),
+                V::T(&e.member_id),
+                V::T(&e.key_id),
+                V::I(e.amount),
+                V::T(&e.action),
+                V::OT(e.metadata.as_deref()),
+                V::S(e.splits.encode()),
+                V::OT(e.hold_id.as_deref()),
+                V::I(e.balance_after),
+                V::I(e.at),
+                V::I(e.seq),
+            ]
+        });
+        bulk.add(
+            &format!("INSERT INTO holds ({HOLD_COLS})"),
+            "ON CONFLICT (org_id, id) DO UPDATE SET status = excluded.status, closed_at = excluded.closed_at, \
+             charge_id = excluded.charge_id",
+            &w.holds,
+            |h| {
+                vec![
+                    V::T(&h.org_id),
+                    V::T(&h.id),
+                    V::T(&h.wallet_id),
+                    V::T(&h.workspace_id),
+                    V::T(h.actor_type.as_str()),
+                    V::T(&h.actor_id),
+                    V::T(&h.member_id),
+                    V::T(&h.key_id),
+                    V::T(&h.action),
+                    V::I(h.amount),
+                    V::S(h.splits.encode()),
+                    V::T(h.status.as_str()),
+                    V::I(h.period_start),
+                    V::I(h.expires_at),
+                    V::I(h.created_at),
+                    V::OI(h.closed_at),
+                    V::OT(h.charge_id.as_deref()),
+                ]
+            },
+        );
+        for (org, scope, ws, user) in &w.budgets_removed {
+            sqlx::query("DELETE FROM budgets WHERE org_id = $1 AND scope = $2 AND workspace_id = $3 AND user_id = $4")
+                .bind(org)
+                .bind(scope.as_str())
+                .bind(ws)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+        }
+        bulk.add(
+            "INSERT INTO budgets (org_id, scope, workspace_id, user_id, amount_limit, alert_percents, updated_at)",
+            "ON CONFLICT (org_id, scope, workspace_id, user_id) DO UPDATE SET amount_limit = excluded.amount_limit, \
+             alert_percents = excluded.alert_percents, updated_at = excluded.updated_at",
+            &w.budgets,
+            |b| {
+                vec![
+                    V::T(&b.org_id),
+                    V::T(b.scope.as_str()),
+                    V::T(&b.workspace_id),
+                    V::T(&b.user_id),
+                    V::I(b.limit),
+                    V::S(encode_percents(&b.alert_percents)),
+                    V::I(b.updated_at),
+                ]
+            },
+        );
+        let usage: Vec<_> = w.usage.iter().filter(|(_, d)| **d != 0).collect();
+        bulk.add(
+            "INSERT INTO budget_usage (org_id, scope, subject, period_start, used)",
+            "ON CONFLICT (org_id, scope, subject, period_start) DO UPDATE SET used = budget_usage.used + excluded.used",
+            &usage,
+            |(k, d)| vec![V::T(&k.0), V::T(k.1.as_str()), V::T(&k.2), V::I(k.3), V::I(**d)],
+        );
+        let rollups: Vec<_> = w.rollups.iter().collect();
+        bulk.add(
+            "INSERT INTO usage_rollups (org_id, hour, wallet_id, workspace_id, member_id, key_id, action, amount, count)",
+            "ON CONFLICT (org_id, hour, wallet_id, workspace_id, member_id, key_id, action) DO UPDATE SET \
+             amount = usage_rollups.amount + excluded.amount, count = usage_rollups.count + excluded.count",
+            &rollups,
+            |(k, (a, c))| {
+                vec![V::T(&k.0), V::I(k.1), V::T(&k.2), V::T(&k.3), V::T(&k.4), V::T(&k.5), V::T(&k.6), V::I(*a), V::I(*c)]
+            },
+        );
+        bulk.add(
+            "INSERT INTO idempotency (org_id, key, fingerprint, status, response, created_at)",
+            "",
+            &w.idempotency,
+            |r| vec![V::T(&r.org_id), V::T(&r.key), V::T(&r.fingerprint), V::I(0), V::T(&r.record), V::I(r.created_at)],
+        );
+        bulk.add(
+            "INSERT INTO audit_events (org_id, id, at, actor_type, actor_id, action, workspace_id, target_type, target_id, ip, detail)",
+            "",
+            &w.audit,
+            |a| {
+                vec![
+                    V::T(&a.org_id),
+                    V::T(&a.id),
+                    V::I(a.at),
+                    V::T(a.actor_type.as_str()),
+                    V::T(&a.actor_id),
+                    V::T(&a.action),
+                    V::OT(a.workspace_id.as_deref()),
+                    V::OT(a.target_type.as_deref()),
+                    V::OT(a.target_id.as_deref()),
+                    V::OT(a.ip.as_deref()),
+                    V::T(&a.detail),
+                ]
+            },
+        );
+        bulk.run(tx).await
+    }
+}

@@ -1,0 +1,260 @@
+//! A ledger batch's transaction: the org lock, and what the engine reads under it.
+
+use roost_domain::ledger::BudgetScope;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row, Transaction};
+
+use super::bulk::in_list;
+use super::rows::{
+    BUDGET_COLS, BudgetRow, ENTRY_COLS, EntryRow, GRANT_COLS, GrantRow, HOLD_COLS, HoldRow, IdemRow, LedgerOrg,
+    WALLET_COLS, WalletRow, budget_from, entry_from, grant_from, hold_from, wallet_from,
+};
+use crate::{Dialect, Result, Store};
+
+/// One ledger batch's transaction, holding the write lock of its orgs.
+pub struct LedgerTx {
+    pub(super) tx: Transaction<'static, sqlx::Any>,
+    pub(super) dialect: &'static dyn Dialect,
+}
+
+impl Store {
+    /// Opens a ledger batch transaction.
+    pub async fn ledger_begin(&self) -> Result<LedgerTx> {
+        Ok(LedgerTx { tx: self.write().await?, dialect: self.dialect })
+    }
+
+    /// Whether the database has one write lock for everything, so that parallel ledger writers
+    /// would only queue for it.
+    pub fn single_writer(&self) -> bool {
+        self.dialect.single_writer()
+    }
+}
+
+impl LedgerTx {
+    /// Locks the orgs (in id order, so batches never deadlock) and reads what the ledger needs of
+    /// them. Missing orgs are absent from the answer.
+    pub async fn lock_orgs(&mut self, org_ids: &[String]) -> Result<Vec<LedgerOrg>> {
+        let mut out = Vec::with_capacity(org_ids.len());
+        for chunk in org_ids.chunks(1000) {
+            let lock = self.dialect.row_lock();
+            if !lock.is_empty() {
+                // Lock first, read after: under READ COMMITTED a statement that waits for a row
+                // lock still returns the other rows (the ledger version) as they were when it
+                // started, so the version must be read by a statement that starts after the wait.
+                let sql = format!("SELECT id FROM orgs WHERE id IN ({}) ORDER BY id{lock}", in_list(1, chunk.len()));
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(id.as_str());
+                }
+                q.fetch_all(&mut *self.tx).await?;
+            }
+            let sql = format!(
+                "SELECT o.id, o.kind, o.plan, o.plan_started_at, o.trial_ends_at, o.deleted_at, h.version \
+                 FROM orgs o LEFT JOIN ledger_heads h ON h.org_id = o.id WHERE o.id IN ({}) ORDER BY o.id",
+                in_list(1, chunk.len()),
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                out.push(LedgerOrg {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    plan: r.try_get("plan")?,
+                    plan_started_at: r.try_get("plan_started_at")?,
+                    trial_ends_at: r.try_get("trial_ends_at")?,
+                    deleted: r.try_get::<Option<i64>, _>("deleted_at")?.is_some(),
+                    version: r.try_get("version")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn select_in<T>(
+        &mut self,
+        sql_head: &str,
+        sql_tail: &str,
+        first: &[&str],
+        ids: &[String],
+        map: fn(&AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        for chunk in ids.chunks(1000) {
+            let sql = format!("{sql_head} ({}) {sql_tail}", in_list(first.len() + 1, chunk.len()));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for f in first {
+                q = q.bind(*f);
+            }
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                out.push(map(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The orgs' wallets.
+    pub async fn wallets(&mut self, org_ids: &[String]) -> Result<Vec<WalletRow>> {
+        let head = format!("SELECT {WALLET_COLS} FROM wallets WHERE org_id IN");
+        self.select_in(&head, "", &[], org_ids, wallet_from).await
+    }
+
+    /// The orgs' grants that still have credits left or reserved.
+    pub async fn live_grants(&mut self, org_ids: &[String]) -> Result<Vec<GrantRow>> {
+        let head = format!("SELECT {GRANT_COLS} FROM grants WHERE org_id IN");
+        self.select_in(&head, "AND (remaining > 0 OR reserved > 0)", &[], org_ids, grant_from).await
+    }
+
+    /// The orgs' budgets.
+    pub async fn budgets(&mut self, org_ids: &[String]) -> Result<Vec<BudgetRow>> {
+        let head = format!("SELECT {BUDGET_COLS} FROM budgets WHERE org_id IN");
+        self.select_in(&head, "", &[], org_ids, budget_from).await
+    }
+
+    /// Budget counters of one org for one period.
+    pub async fn usage_counters(&mut self, org_id: &str, period_start: i64) -> Result<Vec<(BudgetScope, String, i64)>> {
+        let rows = sqlx::query("SELECT scope, subject, used FROM budget_usage WHERE org_id = $1 AND period_start = $2")
+            .bind(org_id)
+            .bind(period_start)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let scope: String = r.try_get("scope")?;
+            let scope = BudgetScope::parse(&scope)
+                .ok_or_else(|| sqlx::Error::Decode(format!("budget_usage.scope: unknown value {scope:?}").into()))?;
+            out.push((scope, r.try_get("subject")?, r.try_get("used")?));
+        }
+        Ok(out)
+    }
+
+    /// Holds by id (any org among those locked; the caller checks the org).
+    pub async fn holds(&mut self, ids: &[String]) -> Result<Vec<HoldRow>> {
+        let head = format!("SELECT {HOLD_COLS} FROM holds WHERE id IN");
+        self.select_in(&head, "", &[], ids, hold_from).await
+    }
+
+    /// The org's open holds that expired by `now`.
+    pub async fn due_holds(&mut self, org_id: &str, now: i64) -> Result<Vec<HoldRow>> {
+        let sql = format!(
+            "SELECT {HOLD_COLS} FROM holds WHERE org_id = $1 AND status = 'open' AND expires_at <= $2 ORDER BY expires_at, id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(org_id).bind(now).fetch_all(&mut *self.tx).await?;
+        Ok(rows.iter().map(hold_from).collect::<Result<_, _>>()?)
+    }
+
+    /// When the org's next open hold expires after `after`.
+    pub async fn next_hold_expiry(&mut self, org_id: &str, after: i64) -> Result<Option<i64>> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(expires_at) FROM holds WHERE org_id = $1 AND status = 'open' AND expires_at > $2",
+        )
+        .bind(org_id)
+        .bind(after)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(v)
+    }
+
+    /// Stored idempotency records for `(org, key)` pairs.
+    pub async fn idempotency(&mut self, pairs: &[(String, String)]) -> Result<Vec<IdemRow>> {
+        let mut out = Vec::new();
+        for chunk in pairs.chunks(1000) {
+            // One statement for every org of the batch, answered from the primary key (org_id,
+            // key); pairs that cross (another org's key) are dropped below.
+            let mut orgs: Vec<&str> = chunk.iter().map(|(o, _)| o.as_str()).collect();
+            orgs.sort_unstable();
+            orgs.dedup();
+            let sql = format!(
+                "SELECT org_id, key, fingerprint, response, created_at FROM idempotency \
+                 WHERE org_id IN ({}) AND key IN ({})",
+                in_list(1, orgs.len()),
+                in_list(orgs.len() + 1, chunk.len())
+            );
+            // Planned afresh each time: a generic plan made while the table was small could keep
+            // scanning it whole once it is large.
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+            for o in &orgs {
+                q = q.bind(*o);
+            }
+            for (_, k) in chunk {
+                q = q.bind(k.as_str());
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                let org_id: String = r.try_get("org_id")?;
+                let key: String = r.try_get("key")?;
+                if !chunk.iter().any(|(o, k)| *o == org_id && *k == key) {
+                    continue;
+                }
+                out.push(IdemRow {
+                    org_id,
+                    key,
+                    fingerprint: r.try_get("fingerprint")?,
+                    record: r.try_get("response")?,
+                    created_at: r.try_get("created_at")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Journal entries by `(org, id)`.
+    pub async fn entries(&mut self, refs: &[(String, String)]) -> Result<Vec<EntryRow>> {
+        let mut out = Vec::new();
+        for chunk in refs.chunks(1000) {
+            if chunk.is_empty() {
+                continue;
+            }
+            let cond = (0..chunk.len())
+                .map(|i| format!("(org_id = ${} AND id = ${})", 2 * i + 1, 2 * i + 2))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let mut q = sqlx::query(AssertSqlSafe(format!("SELECT {ENTRY_COLS} FROM ledger_entries WHERE {cond}")))
+                .persistent(false);
+            for (o, id) in chunk {
+                q = q.bind(o.as_str()).bind(id.as_str());
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                out.push(entry_from(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a user may still charge in a workspace: org role and workspace role, read under the
+    /// org's lock. `None` if the workspace is gone or the user is not in the org.
+    pub async fn charge_roles(
+        &mut self,
+        org_id: &str,
+        workspace_id: &str,
+        user_id: &str,
+    ) -> Result<Option<(String, Option<String>)>> {
+        let r = sqlx::query(
+            "SELECT m.role AS org_role, wm.role AS ws_role FROM workspaces w \
+             JOIN org_members m ON m.org_id = w.org_id AND m.user_id = $3 \
+             LEFT JOIN workspace_members wm ON wm.org_id = w.org_id AND wm.workspace_id = w.id AND wm.user_id = $3 \
+             WHERE w.org_id = $1 AND w.id = $2",
+        )
+        .bind(org_id)
+        .bind(workspace_id)
+        .bind(user_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(match r {
+            Some(r) => Some((r.try_get("org_role")?, r.try_get("ws_role")?)),
+            None => None,
+        })
+    }
+
+    /// Commits the batch: one durable commit for all of it.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
