@@ -1,8 +1,22 @@
-//! Queues per org shard, one transaction per batch, one commit per batch.
+//! Queues per org shard, and per shard a pipeline of two stages:
+//!
+//! - the **preparer** (`prepare`) takes what is queued, applies it in order to the org's book in
+//!   memory — trusting the book it keeps from earlier batches, including batches still committing —
+//!   and hands the batch's writes and answers to
+//! - the **committer** (`commit`), which opens the batch's transaction, locks its orgs, checks
+//!   under the lock that everything the preparer assumed still holds (each org's ledger version and
+//!   terms, users' roles), writes, commits once, and only then answers the callers.
+//!
+//! So the next batch is applied while the previous one commits, and no caller hears anything before
+//! its batch is durable. When a check fails (another process wrote) or a commit fails, the batches
+//! prepared on top of it are handed back and prepared again from fresh books; only the callers of a
+//! batch whose commit failed are answered with a retryable error.
 
-mod batch;
+mod commit;
+mod pending;
+mod pipeline;
+mod prepare;
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +25,6 @@ use roost_domain::Catalog;
 use roost_store::Store;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::book::Book;
 use crate::{Answer, Command, LedgerError};
 
 /// How the engine runs.
@@ -33,6 +46,7 @@ impl Default for LedgerConfig {
     }
 }
 
+/// A queued command and where its answer goes.
 struct Job {
     cmd: Command,
     reply: oneshot::Sender<Result<Answer, LedgerError>>,
@@ -47,6 +61,8 @@ struct Shared {
     /// Batches committed and the commands they carried, for [`Ledger::stats`].
     batches: AtomicU64,
     commands: AtomicU64,
+    /// Batches prepared again because what they assumed had changed when they came to commit.
+    redone: AtomicU64,
 }
 
 /// What the engine has committed since it started.
@@ -56,6 +72,8 @@ pub struct LedgerStats {
     pub batches: u64,
     /// Commands those batches carried.
     pub commands: u64,
+    /// Batches prepared again (another process wrote first, or a commit before them failed).
+    pub redone: u64,
 }
 
 impl LedgerStats {
@@ -79,9 +97,6 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
-/// Books kept between batches, per shard; dropped wholesale past this many orgs.
-const CACHE_MAX: usize = 20_000;
-
 impl Ledger {
     /// Starts the writers. `clock` gives "now" in Unix milliseconds.
     pub fn start(store: Store, mut cfg: LedgerConfig, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
@@ -91,8 +106,15 @@ impl Ledger {
         cfg.shards = cfg.shards.max(1);
         cfg.max_batch = cfg.max_batch.max(1);
         let trace = std::env::var_os("ROOST_LEDGER_TRACE").is_some();
-        let shared =
-            Arc::new(Shared { store, cfg, clock, trace, batches: AtomicU64::new(0), commands: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            store,
+            cfg,
+            clock,
+            trace,
+            batches: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+            redone: AtomicU64::new(0),
+        });
         let mut shards = Vec::new();
         for _ in 0..shared.cfg.shards {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -112,6 +134,7 @@ impl Ledger {
         LedgerStats {
             batches: self.shared.batches.load(Ordering::Relaxed),
             commands: self.shared.commands.load(Ordering::Relaxed),
+            redone: self.shared.redone.load(Ordering::Relaxed),
         }
     }
 
@@ -128,61 +151,17 @@ impl Ledger {
     }
 }
 
-/// Keeps a shard's writer running: if a batch panics (a bug), its callers get a retryable error
-/// (their answer channels drop), nothing of it was committed, and a new writer with an empty cache
-/// takes over the queue.
+/// Keeps a shard's pipeline running: if a batch panics (a bug), the callers of the batches in the
+/// pipeline get a retryable error (their answer channels drop), nothing of them was committed, and
+/// a new pipeline with an empty cache takes over the queue.
 async fn supervise(rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>, shared: Arc<Shared>) {
     loop {
-        match tokio::spawn(run(rx.clone(), shared.clone())).await {
+        match tokio::spawn(pipeline::run(rx.clone(), shared.clone())).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::error!(error = %e, "a ledger writer failed; starting a new one");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
-        }
-    }
-}
-
-async fn run(rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>, shared: Arc<Shared>) {
-    let mut rx = rx.lock().await;
-    let mut cache: HashMap<String, Book> = HashMap::new();
-    let max = shared.cfg.max_batch;
-    let mut jobs: Vec<Job> = Vec::with_capacity(max);
-    while let Some(first) = rx.recv().await {
-        jobs.push(first);
-        // Take what is queued; give callers answered by the previous batch a moment to send
-        // their next command, so that batches stay full instead of alternating full and tiny.
-        for _ in 0..4 {
-            while jobs.len() < max {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    Err(_) => break,
-                }
-            }
-            if jobs.len() >= max {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        let cmds: Vec<&Command> = jobs.iter().map(|j| &j.cmd).collect();
-        match batch::run(&shared, &mut cache, &cmds).await {
-            Ok(replies) => {
-                shared.batches.fetch_add(1, Ordering::Relaxed);
-                shared.commands.fetch_add(replies.len() as u64, Ordering::Relaxed);
-                for (job, r) in jobs.drain(..).zip(replies) {
-                    let _ = job.reply.send(Ok(r));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, commands = jobs.len(), "ledger batch failed; nothing of it was applied");
-                for job in jobs.drain(..) {
-                    cache.remove(&job.cmd.org_id);
-                    let _ = job.reply.send(Err(LedgerError::Unavailable(e.to_string())));
-                }
-            }
-        }
-        if cache.len() > CACHE_MAX {
-            cache.clear();
         }
     }
 }

@@ -23,6 +23,12 @@ impl Store {
         Ok(LedgerTx { tx: self.write().await?, dialect: self.dialect })
     }
 
+    /// Opens a read-only snapshot of the ledger, to prepare a batch before its lock is taken (the
+    /// batch's own transaction then checks, under the lock, that nothing it read has changed).
+    pub async fn ledger_read(&self) -> Result<LedgerTx> {
+        Ok(LedgerTx { tx: self.pool.begin_with(self.dialect.begin_snapshot()).await?, dialect: self.dialect })
+    }
+
     /// Whether the database has one write lock for everything, so that parallel ledger writers
     /// would only queue for it.
     pub fn single_writer(&self) -> bool {
@@ -48,26 +54,42 @@ impl LedgerTx {
                 }
                 q.fetch_all(&mut *self.tx).await?;
             }
-            let sql = format!(
-                "SELECT o.id, o.kind, o.plan, o.plan_started_at, o.trial_ends_at, o.deleted_at, h.version \
-                 FROM orgs o LEFT JOIN ledger_heads h ON h.org_id = o.id WHERE o.id IN ({}) ORDER BY o.id",
-                in_list(1, chunk.len()),
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(id.as_str());
-            }
-            for r in q.fetch_all(&mut *self.tx).await? {
-                out.push(LedgerOrg {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    plan: r.try_get("plan")?,
-                    plan_started_at: r.try_get("plan_started_at")?,
-                    trial_ends_at: r.try_get("trial_ends_at")?,
-                    deleted: r.try_get::<Option<i64>, _>("deleted_at")?.is_some(),
-                    version: r.try_get("version")?,
-                });
-            }
+            out.extend(self.select_orgs(chunk).await?);
+        }
+        Ok(out)
+    }
+
+    /// Reads what the ledger needs of the orgs without locking them (in a snapshot from
+    /// [`Store::ledger_read`]). Missing orgs are absent from the answer.
+    pub async fn read_orgs(&mut self, org_ids: &[String]) -> Result<Vec<LedgerOrg>> {
+        let mut out = Vec::with_capacity(org_ids.len());
+        for chunk in org_ids.chunks(1000) {
+            out.extend(self.select_orgs(chunk).await?);
+        }
+        Ok(out)
+    }
+
+    async fn select_orgs(&mut self, chunk: &[String]) -> Result<Vec<LedgerOrg>> {
+        let sql = format!(
+            "SELECT o.id, o.kind, o.plan, o.plan_started_at, o.trial_ends_at, o.deleted_at, h.version \
+             FROM orgs o LEFT JOIN ledger_heads h ON h.org_id = o.id WHERE o.id IN ({}) ORDER BY o.id",
+            in_list(1, chunk.len()),
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id.as_str());
+        }
+        let mut out = Vec::with_capacity(chunk.len());
+        for r in q.fetch_all(&mut *self.tx).await? {
+            out.push(LedgerOrg {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                plan: r.try_get("plan")?,
+                plan_started_at: r.try_get("plan_started_at")?,
+                trial_ends_at: r.try_get("trial_ends_at")?,
+                deleted: r.try_get::<Option<i64>, _>("deleted_at")?.is_some(),
+                version: r.try_get("version")?,
+            });
         }
         Ok(out)
     }
@@ -250,6 +272,12 @@ impl LedgerTx {
             Some(r) => Some((r.try_get("org_role")?, r.try_get("ws_role")?)),
             None => None,
         })
+    }
+
+    /// Ends a transaction that wrote nothing.
+    pub async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await?;
+        Ok(())
     }
 
     /// Commits the batch: one durable commit for all of it.

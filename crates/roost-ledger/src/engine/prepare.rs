@@ -1,15 +1,17 @@
-//! One batch: lock the orgs, load what the cache cannot vouch for, apply the commands in order,
-//! write, commit.
+//! Preparing a batch: the books (kept from earlier batches, or loaded from a snapshot), what the
+//! commands refer to (holds, idempotency records, users' roles) as the database shows it with the
+//! batches still committing laid on top, then the commands applied in order. What the batch
+//! assumed is kept with it, for the committer to check under the lock.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
-use roost_domain::ledger::{ActorKind, Refusal};
-use roost_domain::roles::allows_in_workspace;
-use roost_domain::{OrgRole, Permission, WsRole};
+use roost_domain::ledger::{ActorKind, HoldStatus, Refusal};
 use roost_store::{EntryRow, HeadRow, HoldRow, IdemRow, LedgerOrg, LedgerTx};
 
-use super::Shared;
+use super::pending::Pending;
+use super::pipeline::{Fence, Prepared, RoleKey};
+use super::{Job, Shared};
 use crate::book::{Book, Out};
 use crate::outcome::Stored;
 use crate::{Answer, Command, Op, Outcome};
@@ -47,12 +49,41 @@ async fn load_counters(tx: &mut LedgerTx, b: &mut Book, now: i64) -> roost_store
     Ok(())
 }
 
-/// One batch: lock, load what the cache cannot vouch for, apply in order, write, commit.
-pub(super) async fn run(
+/// Prepares `jobs` as batch `seq` of `epoch`: books from `cache` (put back afterwards, as this
+/// batch leaves them) or loaded, in-flight writes from `pending`.
+pub(super) async fn prepare(
     shared: &Shared,
     cache: &mut HashMap<String, Book>,
+    pending: &Pending,
+    jobs: Vec<Job>,
+    (seq, epoch): (u64, u64),
+) -> Result<Prepared, (roost_store::StoreError, Vec<Job>)> {
+    let mut tx = match shared.store.ledger_read().await {
+        Ok(tx) => tx,
+        Err(e) => return Err((e, jobs)),
+    };
+    let cmds: Vec<&Command> = jobs.iter().map(|j| &j.cmd).collect();
+    let r = apply(shared, &mut tx, cache, pending, &cmds).await;
+    // The snapshot wrote nothing: ending it can only fail with the connection, which is dropped.
+    let _ended = tx.rollback().await;
+    match r {
+        Ok((answers, writes, fences, roles)) => Ok(Prepared { seq, epoch, jobs, answers, writes, fences, roles }),
+        Err(e) => Err((e, jobs)),
+    }
+}
+
+/// What applying a batch gives: answers in order, writes, and what it assumed.
+type Applied = (Vec<Answer>, roost_store::LedgerWrites, Vec<Fence>, Vec<(RoleKey, bool)>);
+
+/// Applies `cmds` in order to the books, reading what they need from the snapshot `tx` with the
+/// in-flight writes of `pending` on top.
+async fn apply(
+    shared: &Shared,
+    tx: &mut LedgerTx,
+    cache: &mut HashMap<String, Book>,
+    pending: &Pending,
     cmds: &[&Command],
-) -> roost_store::Result<Vec<Answer>> {
+) -> roost_store::Result<Applied> {
     let now = (shared.clock)();
     let t0 = std::time::Instant::now();
     let mut marks: Vec<(&str, std::time::Duration)> = Vec::new();
@@ -64,25 +95,23 @@ pub(super) async fn run(
     let mut org_ids: Vec<String> = cmds.iter().map(|c| c.org_id.clone()).collect();
     org_ids.sort();
     org_ids.dedup();
-    let mut tx = shared.store.ledger_begin().await?;
-    let orgs = tx.lock_orgs(&org_ids).await?;
-    mark("lock");
-
-    // Books: the cached one while nobody else wrote since, else from the store.
+    // Books: the kept one (it already holds the batches still committing), else from the snapshot.
+    // The committer checks under the lock that nobody else wrote since.
     let mut books: HashMap<String, Book> = HashMap::new();
-    let mut stale = Vec::new();
-    for o in orgs {
-        match cache.remove(&o.id) {
-            Some(mut b) if o.version == Some(b.version) => {
-                b.org = o;
-                books.insert(b.org.id.clone(), b);
+    let mut missing = Vec::new();
+    for id in org_ids {
+        match cache.remove(&id) {
+            Some(b) => {
+                books.insert(id, b);
             }
-            _ => stale.push(o),
+            None => missing.push(id),
         }
     }
-    for b in load_books(&mut tx, stale, now).await? {
+    let stale = if missing.is_empty() { Vec::new() } else { tx.read_orgs(&missing).await? };
+    for b in load_books(tx, stale, now).await? {
         books.insert(b.org.id.clone(), b);
     }
+    mark("books");
 
     // Holds named by the batch.
     let hold_ids: Vec<String> = cmds
@@ -94,9 +123,13 @@ pub(super) async fn run(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    mark("books");
     let mut holds: HashMap<String, HoldRow> =
         tx.holds(&hold_ids).await?.into_iter().map(|h| (h.id.clone(), h)).collect();
+    for id in &hold_ids {
+        if let Some(h) = pending.hold(id) {
+            holds.insert(id.clone(), h.clone());
+        }
+    }
 
     // Idempotency records already stored.
     let pairs: Vec<(String, String)> = cmds
@@ -111,6 +144,11 @@ pub(super) async fn run(
         .into_iter()
         .map(|r| ((r.org_id, r.key), (r.fingerprint, Stored::decode(&r.record))))
         .collect();
+    for (org, key) in &pairs {
+        if let Some(r) = pending.idem(org, key) {
+            idem.insert((org.clone(), key.clone()), r.clone());
+        }
+    }
     // Replays of charges answer from the journal entry their record names.
     let refs: Vec<(String, String)> = idem
         .iter()
@@ -121,23 +159,22 @@ pub(super) async fn run(
         .collect();
     let mut replayed: HashMap<String, EntryRow> =
         tx.entries(&refs).await?.into_iter().map(|e| (e.id.clone(), e)).collect();
+    for (_, id) in &refs {
+        if let Some(e) = pending.entry(id) {
+            replayed.insert(id.clone(), e.clone());
+        }
+    }
 
     mark("idem");
-    // Users' right to charge, read under the lock (a member removed a moment ago charges nothing).
-    let mut may_charge: HashMap<(String, String, String), bool> = HashMap::new();
+    // Users' right to charge (a member removed a moment ago charges nothing: the committer reads
+    // it again under the lock).
+    let mut may_charge: HashMap<RoleKey, bool> = HashMap::new();
     for c in cmds {
         if let Some(k) = user_charge(c) {
             if may_charge.contains_key(&k) {
                 continue;
             }
-            let ok = match tx.charge_roles(&k.0, &k.1, &k.2).await? {
-                Some((org_role, ws_role)) => allows_in_workspace(
-                    OrgRole::parse(&org_role),
-                    ws_role.as_deref().and_then(WsRole::parse),
-                    Permission::UseWorkspace,
-                ),
-                None => false,
-            };
+            let ok = super::commit::may_charge(tx, &k).await?;
             may_charge.insert(k, ok);
         }
     }
@@ -150,11 +187,11 @@ pub(super) async fn run(
             continue;
         }
         if b.period != b.period_at(now) {
-            load_counters(&mut tx, b, now).await?;
+            load_counters(tx, b, now).await?;
         }
         let due = if b.next_hold_expiry.is_some_and(|e| e <= now) {
-            let due = tx.due_holds(&b.org.id, now).await?;
-            b.next_hold_expiry = tx.next_hold_expiry(&b.org.id, now).await?;
+            let (due, next) = due_holds(tx, pending, &b.org.id, now).await?;
+            b.next_hold_expiry = next;
             due
         } else {
             Vec::new()
@@ -208,10 +245,12 @@ pub(super) async fn run(
         replies.push(r);
     }
 
-    // Write and commit.
+    // What the batch writes, and what it assumed of each org.
+    let mut fences = Vec::new();
     for id in &std::mem::take(&mut out.dirty_orgs) {
         if let Some(b) = books.get_mut(id) {
             b.flush(&mut out);
+            fences.push(Fence { org: b.org.clone(), version: b.version });
             b.version += 1;
             out.writes.heads.push(HeadRow {
                 org_id: b.org.id.clone(),
@@ -230,22 +269,44 @@ pub(super) async fn run(
     dedup_last(&mut out.writes.holds, |h| (h.org_id.clone(), h.id.clone()));
     dedup_last(&mut out.writes.budgets, |b| (b.org_id.clone(), b.scope, b.workspace_id.clone(), b.user_id.clone()));
     mark("apply");
-    tx.write(&out.writes).await?;
-    mark("write");
-    tx.commit().await?;
-    mark("commit");
     if shared.trace {
-        eprintln!("batch {} cmds: {marks:?}", cmds.len());
+        eprintln!("prepared {} cmds: {marks:?}", cmds.len());
     }
     for (id, b) in books {
         cache.insert(id, b);
     }
-    Ok(replies)
+    Ok((replies, out.writes, fences, may_charge.into_iter().collect()))
+}
+
+/// The org's open holds that expired by `now` and when its next open hold expires, as the
+/// snapshot shows them with the in-flight batches' holds laid on top.
+async fn due_holds(
+    tx: &mut LedgerTx,
+    pending: &Pending,
+    org: &str,
+    now: i64,
+) -> roost_store::Result<(Vec<HoldRow>, Option<i64>)> {
+    let mut overlay = pending.holds_of(org);
+    let mut due = Vec::new();
+    for h in tx.due_holds(org, now).await? {
+        due.push(overlay.remove(&h.id).unwrap_or(h));
+    }
+    let open = |h: &HoldRow| h.status == HoldStatus::Open;
+    let mut next = tx.next_hold_expiry(org, now).await?;
+    for h in overlay.into_values().filter(open) {
+        if h.expires_at <= now {
+            due.push(h);
+        } else {
+            next = Some(next.map_or(h.expires_at, |n| n.min(h.expires_at)));
+        }
+    }
+    due.retain(open);
+    Ok((due, next))
 }
 
 /// For a charge or hold by a user: `(org, workspace, user)`, whose right to charge the batch reads
 /// under the org's lock.
-fn user_charge(c: &Command) -> Option<(String, String, String)> {
+pub(super) fn user_charge(c: &Command) -> Option<RoleKey> {
     match (&c.op, c.actor.actor.kind) {
         (Op::Charge { workspace_id, .. } | Op::Hold { workspace_id, .. }, ActorKind::User) => {
             Some((c.org_id.clone(), workspace_id.clone(), c.actor.actor.id.clone()))
