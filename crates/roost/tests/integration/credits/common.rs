@@ -3,8 +3,8 @@
 use roost::{Client, Response};
 use serde_json::{Value, json};
 
-use crate::harness::TestServer;
 use crate::support::{expect_status, ts_ms, uid};
+use roost_test_kit::TestServer;
 
 pub(crate) const MINUTE: i64 = 60_000;
 pub(crate) const HOUR: i64 = 3_600_000;
@@ -99,15 +99,7 @@ pub(crate) fn grant_id(w: &Value, source: &str) -> String {
     gs[0]["id"].as_str().unwrap().to_string()
 }
 
-/// The splits of a charge as `(grant_id, amount)`.
-pub(crate) fn splits(charge: &Value) -> Vec<(String, i64)> {
-    charge["splits"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no splits: {charge}"))
-        .iter()
-        .map(|p| (p["grant_id"].as_str().unwrap().to_string(), p["amount"].as_i64().unwrap()))
-        .collect()
-}
+pub(crate) use roost_test_kit::splits::of as splits;
 
 /// Moves the server's clock to `at_ms` (forward only).
 pub(crate) fn advance_to(s: &TestServer, at_ms: i64) {
@@ -163,4 +155,30 @@ pub(crate) async fn member(
         crate::support::set_ws_role(owner, ws, &uid(&sg), r).await;
     }
     (c.in_workspace(ws), sg)
+}
+
+/// `(Σ the journal's expiry entries, Σ grants' expired)` of `org`, straight from the database:
+/// equal when every expiry is journaled.
+pub(crate) async fn expiries_journaled(s: &TestServer, org: &str) -> (i64, i64) {
+    use sqlx::Row;
+    let store = roost_store::Store::connect(&s.database_url).await.unwrap();
+    let pool = store.pool();
+    let j: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries WHERE org_id = $1 AND type = 'expiry'",
+    )
+    .bind(org)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+    .try_get(0)
+    .unwrap();
+    let g: i64 = sqlx::query("SELECT CAST(COALESCE(SUM(expired), 0) AS BIGINT) FROM grants WHERE org_id = $1")
+        .bind(org)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    store.close().await;
+    (j, g)
 }

@@ -3,21 +3,9 @@
 //! processes on one PostgreSQL database, and a server killed while charges are in flight.
 //!
 //! Every scenario ends by checking the ledger's bookkeeping straight in the database
-//! ([`common::invariants`]): wallet totals against grants, holds and the journal.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "../integration/harness.rs"]
-#[macro_use]
-#[allow(dead_code)]
-mod harness;
-
-#[path = "../integration/support.rs"]
-#[allow(dead_code)]
-mod support;
-
+//! ([`roost_test_kit::ledger::check_org`]): wallet totals against grants, holds and the journal.
 mod budgets;
 mod common;
 mod crash;
 mod idempotency;
-mod procs;
 mod race;

@@ -3,10 +3,9 @@
 
 use serde_json::json;
 
-use crate::common::*;
-use crate::harness::TestServer;
-use crate::invariants;
+use super::common::*;
 use crate::support::{create_ws, expect_about, expect_problem, expect_status, list_all, now_ms, ts_ms};
+use roost_test_kit::TestServer;
 
 async fn settle_release_expire(s: TestServer) {
     let (owner, _, org, ws) = business(&s, "Holds").await;
@@ -73,7 +72,7 @@ async fn settle_release_expire(s: TestServer) {
     expect_problem(&r, 409, "hold_closed");
     assert_eq!(r.body["hold_status"], "expired");
     assert_eq!(grants_of(&wallet(&owner, &org).await), vec![("allocation".into(), 4_150, 0)]);
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// A hold spanning an allocation and a top-up settles from its reserved parts, in draw-down order.
@@ -95,7 +94,7 @@ async fn settle_takes_reserved_parts_in_order(s: TestServer) {
     let w = wallet(&owner, &org).await;
     assert_eq!(grants_of(&w), vec![("topup".into(), 800, 0)]);
     assert_eq!((w["balance"].as_i64(), w["held"].as_i64()), (Some(800), Some(0)));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// A settle made while the caller acts in another workspace charges the hold's workspace.
@@ -126,7 +125,7 @@ async fn settle_charges_the_hold_workspace(s: TestServer) {
     expect_status(&usage, 200);
     assert_eq!(usage.body["groups"], json!([{"key": w2, "amount": 600, "count": 2, "share": 1.0}]));
     assert_eq!(bha(&owner, &org).await, (4_400, 0, 4_400));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// A hold made from an allocation that ends before the hold does: the settled part is charged,
@@ -146,7 +145,7 @@ async fn hold_across_a_cycle_turn(s: TestServer) {
     // The 800 returned to an expired grant expire: 4,000 rolled + 5,000 allocated − 0 held.
     let w = wallet(&owner, &org).await;
     assert_eq!((w["balance"].as_i64(), w["held"].as_i64(), w["expired"].as_i64()), (Some(9_000), Some(0), Some(4_800)));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// Every expiry of credits appears in the org journal as an `expiry` entry, including credits a
@@ -162,7 +161,7 @@ async fn hold_return_expiry_is_journaled(s: TestServer) {
     expect_status(&r, 200);
     let balance = wallet(&owner, &org).await["balance"].as_i64().unwrap();
     assert_eq!(balance, 9_000);
-    let (journaled, expired) = invariants::expiries_journaled(&s, &org).await;
+    let (journaled, expired) = expiries_journaled(&s, &org).await;
     // Oldest first: grants add, charges and expiries take away.
     let mut all = list_all(&owner, &format!("/v1/orgs/{org}/transactions"), 500).await;
     all.reverse();
@@ -190,7 +189,7 @@ async fn hold_return_expiry_is_journaled(s: TestServer) {
 mod hold_return_expiry_is_journaled {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
-        let s = crate::harness::TestServer::start_with(crate::harness::Backend::Sqlite, super::long_sessions)
+        let s = roost_test_kit::TestServer::start_with(roost_test_kit::Backend::Sqlite, super::long_sessions)
             .await
             .expect("sqlite server");
         super::hold_return_expiry_is_journaled(s).await;
@@ -198,9 +197,9 @@ mod hold_return_expiry_is_journaled {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        match crate::harness::TestServer::start_with(crate::harness::Backend::Postgres, super::long_sessions).await {
+        match roost_test_kit::TestServer::start_with(roost_test_kit::Backend::Postgres, super::long_sessions).await {
             Some(s) => super::hold_return_expiry_is_journaled(s).await,
-            None => eprintln!("SKIPPED: ROOST_TEST_PG is not set, so this PostgreSQL test did not run"),
+            None => eprintln!("{}", roost_test_kit::SKIPPED),
         }
     }
 }

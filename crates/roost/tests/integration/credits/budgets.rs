@@ -3,10 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::common::*;
-use crate::harness::TestServer;
-use crate::invariants;
+use super::common::*;
 use crate::support::{create_ws, expect_problem, expect_status, uid};
+use roost_test_kit::TestServer;
 
 #[track_caller]
 fn exceeded(r: &roost::Response, scope: &str, limit: i64, used: i64, resets_at: &Value) {
@@ -84,7 +83,7 @@ async fn workspace_budget(s: TestServer) {
     assert_eq!((&b["used"], &b["limit"], &b["resets_at"]), (&json!(0), &json!(1_000), &end2), "{b}");
     created(charge(&owner, 1_000, "llm").await);
     exceeded(&charge(&owner, 1, "llm").await, "workspace", 1_000, 1_000, &end2);
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 async fn member_and_key_budgets(s: TestServer) {
@@ -142,7 +141,7 @@ async fn member_and_key_budgets(s: TestServer) {
     // Budgets: only managers of the workspace set them.
     expect_problem(&m.put(&path, &json!({"limit": 10_000})).await.unwrap(), 403, "forbidden");
     expect_problem(&mkey.put(&path, &json!({"limit": 10_000})).await.unwrap(), 403, "forbidden");
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 both_backends_with!(workspace_budget => super::long_sessions, member_and_key_budgets => super::long_sessions);

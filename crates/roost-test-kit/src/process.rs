@@ -1,14 +1,15 @@
 //! Real `roost serve` processes: started on a database, read for their address, killed with SIGKILL.
+//!
+//! Only integration tests of the `roost` package know where Cargo put the binary
+//! (`env!("CARGO_BIN_EXE_roost")`), so they pass its path in.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use roost::Client;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
-
-const ROOST: &str = env!("CARGO_BIN_EXE_roost");
 
 /// A running `roost serve`; killed (SIGKILL) when dropped.
 pub struct Roost {
@@ -20,19 +21,27 @@ pub struct Roost {
     _stdout: BufReader<ChildStdout>,
     /// Where its stderr (the log) goes.
     pub log: PathBuf,
+    config: PathBuf,
+}
+
+impl Drop for Roost {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+        let _ = std::fs::remove_file(&self.log);
+    }
 }
 
 impl Roost {
-    /// Starts `roost serve --listen 127.0.0.1:0 --database-url URL` (with cheap password hashing
+    /// Starts `BIN serve --listen 127.0.0.1:0 --database-url URL` (with cheap password hashing
     /// from a config file) and waits until `/healthz` answers.
-    pub async fn start(database_url: &str) -> Self {
+    pub async fn start(bin: impl AsRef<Path>, database_url: &str) -> Self {
         let dir = std::env::temp_dir().join("roost-ledger-load");
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("temp dir");
         let id = roost_domain::IdKind::Event.generate();
         let config = dir.join(format!("{id}.toml"));
-        std::fs::write(&config, "password_hash_memory_kib = 64\npassword_hash_iterations = 1\n").unwrap();
+        std::fs::write(&config, "password_hash_memory_kib = 64\npassword_hash_iterations = 1\n").expect("config");
         let log = dir.join(format!("{id}.log"));
-        let mut child = Command::new(ROOST)
+        let mut child = Command::new(bin.as_ref())
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--database-url", database_url, "--config"])
             .arg(&config)
@@ -42,11 +51,11 @@ impl Roost {
             .env("ROOST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(&log).expect("log file"))
             .kill_on_drop(true)
             .spawn()
             .expect("spawn roost serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
         let read = tokio::time::timeout(Duration::from_secs(20), stdout.read_line(&mut line)).await;
         let base = line.trim().strip_prefix("roost listening on ").map(str::to_string);
@@ -65,7 +74,7 @@ impl Roost {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         assert!(up, "roost serve at {base} never became healthy; log: {}", read_log(&log));
-        Self { child, base, client, _stdout: stdout, log }
+        Self { child, base, client, _stdout: stdout, log, config }
     }
 
     /// SIGKILL, and wait for the process to be gone.
@@ -79,6 +88,6 @@ impl Roost {
     }
 }
 
-fn read_log(path: &PathBuf) -> String {
+fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }

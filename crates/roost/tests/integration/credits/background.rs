@@ -5,10 +5,9 @@ use std::time::{Duration, Instant};
 
 use roost_server::Settings;
 
-use crate::common::*;
-use crate::harness::TestServer;
-use crate::invariants;
+use super::common::*;
 use crate::support::ts_ms;
+use roost_test_kit::TestServer;
 
 pub(crate) fn fast_tick(s: &mut Settings) {
     s.ledger_tick_ms = 50;
@@ -43,7 +42,7 @@ async fn background_turns_cycles(s: TestServer) {
     let next_end = roost_domain::credits::cycle_start(w.anchor_at, 2);
     assert_eq!(live, vec![("allocation", 5_000, Some(next_end)), ("rollover", 3_800, Some(next_end))]);
     store.close().await;
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 both_backends_with!(background_turns_cycles => super::fast_tick);

@@ -4,10 +4,9 @@
 
 use serde_json::json;
 
-use crate::common::*;
-use crate::harness::TestServer;
-use crate::invariants;
+use super::common::*;
 use crate::support::{expect_invalid, expect_status};
+use roost_test_kit::TestServer;
 
 /// Lifetime totals `(granted, charged, expired, balance)` of the org's credits wallet.
 async fn totals(c: &roost::Client, org: &str) -> (i64, i64, i64, i64) {
@@ -47,7 +46,7 @@ async fn plan_changes_mint_nothing(s: TestServer) {
     assert_eq!(bha(&owner, &org).await, (5_000, 0, 5_000), "team's allowance less the 5,000 used");
     let w = wallet(&owner, &org).await;
     assert_eq!(grants_of(&w), vec![("allocation".to_string(), 5_000, 0)], "{w}");
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 async fn adjustments_cannot_overflow(s: TestServer) {
@@ -76,7 +75,7 @@ async fn adjustments_cannot_overflow(s: TestServer) {
         .unwrap();
     expect_status(&r, 201);
     assert_eq!(totals(&owner, &org).await, (5_000, 1_000, 0, 4_000));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 async fn journal_cursors_are_checked(s: TestServer) {

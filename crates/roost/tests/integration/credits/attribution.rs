@@ -7,10 +7,9 @@ use std::collections::BTreeMap;
 use roost_domain::time::to_rfc3339;
 use serde_json::{Value, json};
 
-use crate::common::*;
-use crate::harness::TestServer;
-use crate::invariants;
+use super::common::*;
 use crate::support::{create_ws, encode, expect_invalid, expect_status, list_all, now_ms, uid};
+use roost_test_kit::TestServer;
 
 /// `key → (amount, count)` of a usage report; checks total, count and shares on the way.
 #[track_caller]
@@ -165,7 +164,7 @@ async fn usage_and_transactions(s: TestServer) {
         .map(|e| e["amount"].as_i64().unwrap())
         .collect();
     assert_eq!(got, vec![600, 100]);
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 both_backends!(usage_and_transactions);

@@ -1,4 +1,4 @@
-//! Starts a real roost server on 127.0.0.1:0 for a test, on SQLite or PostgreSQL.
+//! The real roost server on 127.0.0.1:0, in the test's process, on a fresh database.
 
 use std::sync::Arc;
 
@@ -7,14 +7,9 @@ use roost_server::{ManualClock, Settings};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-/// Which database a test server runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+use crate::db::{Backend, FreshDatabase};
 
-/// A running server; stopped when dropped.
+/// A running server; stopped when dropped, and its database removed once no replica uses it.
 pub struct TestServer {
     pub base: String,
     /// An unauthenticated client.
@@ -24,6 +19,8 @@ pub struct TestServer {
     pub database_url: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Dropped after the server stops (fields drop after `Drop::drop`), shared with replicas.
+    database: Arc<FreshDatabase>,
 }
 
 impl Drop for TestServer {
@@ -35,24 +32,6 @@ impl Drop for TestServer {
             t.abort();
         }
     }
-}
-
-/// The PostgreSQL admin URL from `ROOST_TEST_PG`, if set.
-pub fn pg_url() -> Option<String> {
-    std::env::var("ROOST_TEST_PG").ok().filter(|v| !v.is_empty())
-}
-
-/// Creates a fresh, empty PostgreSQL database and returns its URL.
-pub async fn fresh_pg_database(admin: &str) -> String {
-    let name = format!("roost_t_{}", roost_domain::IdKind::Org.generate().trim_start_matches("org_"));
-    let store = roost_store::Store::connect(admin).await.expect("connect to ROOST_TEST_PG");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(store.pool())
-        .await
-        .expect("create database");
-    store.close().await;
-    let (prefix, _) = admin.rsplit_once('/').expect("ROOST_TEST_PG must end in /DBNAME");
-    format!("{prefix}/{name}")
 }
 
 /// Settings for tests: cheap password hashing, the built-in plans.
@@ -67,29 +46,24 @@ impl TestServer {
         Self::start_with(backend, |_| {}).await
     }
 
-    /// A second server process-alike on the same database as `self` (a replica).
-    pub async fn replica(&self) -> Self {
-        let url = self.database_url.clone();
-        let backend = if url.starts_with("postgres") { Backend::Postgres } else { Backend::Sqlite };
-        Self::boot(backend, Some(url), |_| {}).await.expect("replica")
-    }
-
     /// Like [`TestServer::start`], letting the test adjust the settings first.
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
-        Self::boot(backend, None, adjust).await
+        let database = Arc::new(FreshDatabase::create(backend).await?);
+        Some(Self::boot(database, adjust).await)
     }
 
-    async fn boot(backend: Backend, existing: Option<String>, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
-        let database_url = match backend {
-            _ if existing.is_some() => existing.unwrap_or_default(),
-            Backend::Sqlite => {
-                let dir = std::env::temp_dir().join("roost-tests");
-                std::fs::create_dir_all(&dir).expect("temp dir");
-                let file = dir.join(format!("{}.db", roost_domain::IdKind::Org.generate()));
-                format!("sqlite://{}", file.display())
-            }
-            Backend::Postgres => fresh_pg_database(&pg_url()?).await,
-        };
+    /// A second server on the same database as `self` (a replica, as another process would be).
+    pub async fn replica(&self) -> Self {
+        Self::boot(self.database.clone(), |_| {}).await
+    }
+
+    /// Which backend the server runs on.
+    pub fn backend(&self) -> Backend {
+        self.database.backend()
+    }
+
+    async fn boot(database: Arc<FreshDatabase>, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let database_url = database.url().to_string();
         let mut settings = test_settings(database_url.clone());
         adjust(&mut settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -112,7 +86,13 @@ impl TestServer {
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        Some(Self { base, client, clock, database_url, stop: Some(stop), task: Some(task) })
+        Self { base, client, clock, database_url, stop: Some(stop), task: Some(task), database }
+    }
+
+    /// Checks the ledger's invariants for every wallet in the server's database (see
+    /// [`crate::ledger::check`]); panics listing every broken one.
+    pub async fn assert_ledger(&self) {
+        crate::ledger::assert_ledger(&self.database_url).await;
     }
 
     /// Signs a new user up; returns a client acting as them and the signup body.
@@ -160,15 +140,41 @@ macro_rules! both_backends {
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    let s = $crate::harness::TestServer::start($crate::harness::Backend::Sqlite).await.expect("sqlite server");
+                    let s = $crate::TestServer::start($crate::Backend::Sqlite).await.expect("sqlite server");
                     super::$name(s).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    match $crate::harness::TestServer::start($crate::harness::Backend::Postgres).await {
+                    match $crate::TestServer::start($crate::Backend::Postgres).await {
                         Some(s) => super::$name(s).await,
-                        None => eprintln!("SKIPPED: ROOST_TEST_PG is not set, so this PostgreSQL test did not run"),
+                        None => eprintln!("{}", $crate::SKIPPED),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Like [`both_backends!`], with the server's settings adjusted by `$adjust` (a `fn(&mut Settings)`).
+#[macro_export]
+macro_rules! both_backends_with {
+    ($($name:ident => $adjust:path),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let s = $crate::TestServer::start_with($crate::Backend::Sqlite, $adjust)
+                        .await
+                        .expect("sqlite server");
+                    super::$name(s).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    match $crate::TestServer::start_with($crate::Backend::Postgres, $adjust).await {
+                        Some(s) => super::$name(s).await,
+                        None => eprintln!("{}", $crate::SKIPPED),
                     }
                 }
             }
@@ -186,9 +192,9 @@ macro_rules! postgres_only {
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    match $crate::harness::TestServer::start($crate::harness::Backend::Postgres).await {
+                    match $crate::TestServer::start($crate::Backend::Postgres).await {
                         Some(s) => super::$name(s).await,
-                        None => eprintln!("SKIPPED: ROOST_TEST_PG is not set, so this PostgreSQL test did not run"),
+                        None => eprintln!("{}", $crate::SKIPPED),
                     }
                 }
             }

@@ -6,10 +6,9 @@
 use roost::{Client, Response};
 use serde_json::json;
 
-use crate::common::*;
-use crate::harness::TestServer;
-use crate::invariants;
+use super::common::*;
 use crate::support::{create_ws, expect_status, uid};
+use roost_test_kit::TestServer;
 
 const ROLES: [&str; 8] =
     ["org owner", "org admin", "org billing", "org member", "ws admin", "ws member", "ws viewer", "api key"];
@@ -160,7 +159,7 @@ async fn ledger_role_matrix(s: TestServer) {
     let txs = owner.get(&format!("/v1/workspaces/{w}/transactions?limit=500")).await.unwrap();
     expect_status(&txs, 200);
     assert_eq!(txs.body["items"].as_array().unwrap().len(), usize::try_from(charged).unwrap());
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 both_backends!(ledger_role_matrix);

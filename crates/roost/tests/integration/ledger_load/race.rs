@@ -7,10 +7,11 @@ use std::collections::{BTreeSet, HashMap};
 use roost::Client;
 use serde_json::Value;
 
-use crate::common::{Actor, Fire, distinct, int, invariants, race, tenant};
-use crate::harness::TestServer;
-use crate::procs::Roost;
+use super::common::{Actor, Fire, distinct, int, race, tenant};
 use crate::support::expect_problem;
+use roost_test_kit::TestServer;
+use roost_test_kit::ledger::check_org;
+use roost_test_kit::process::Roost;
 
 /// Charges that fit.
 const K: i64 = 40;
@@ -31,7 +32,7 @@ async fn race_for_exact_pool(s: TestServer) {
 async fn race_across_three_processes(s: TestServer) {
     let mut procs = Vec::new();
     for _ in 0..3 {
-        procs.push(Roost::start(&s.database_url).await);
+        procs.push(Roost::start(crate::ROOST, &s.database_url).await);
     }
     let bases: Vec<Client> = procs.iter().map(|p| p.client.clone()).collect();
     exact_pool(&s, &bases).await;
@@ -62,7 +63,7 @@ async fn exact_pool(s: &TestServer, bases: &[Client]) {
     assert_eq!(accepted.len() as i64, K, "exactly {K} charges of {AMOUNT} fit in {}", K * AMOUNT);
     for (a, c) in &accepted {
         assert_eq!(int(c, "amount"), AMOUNT, "{c}");
-        assert_eq!(c["action"], crate::common::ACTION, "{c}");
+        assert_eq!(c["action"], super::common::ACTION, "{c}");
         assert_eq!(
             (c["org_id"].as_str(), c["wallet_id"].as_str()),
             (Some(t.org.as_str()), Some(wallet_id.as_str())),
@@ -130,7 +131,7 @@ async fn exact_pool(s: &TestServer, bases: &[Client]) {
     }
 
     // The books as stored.
-    let db = invariants(&s.database_url, &t.org).await;
+    let db = check_org(&s.database_url, &t.org).await;
     assert_eq!((db.balance, db.held), (0, 0));
     assert_eq!(
         (db.wallet_id.as_str(), db.granted, db.charged, db.expired),

@@ -3,10 +3,9 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::*;
-use crate::harness::TestServer;
-use crate::invariants;
+use super::common::*;
 use crate::support::{create_ws, expect_invalid, expect_problem, expect_status, uid};
+use roost_test_kit::TestServer;
 
 /// 402 `insufficient_credits` with the exact `available`, holds included.
 async fn insufficient_credits(s: TestServer) {
@@ -30,7 +29,7 @@ async fn insufficient_credits(s: TestServer) {
     let r = charge(&owner, 1, "llm").await;
     expect_problem(&r, 402, "insufficient_credits");
     assert_eq!(r.body["available"], 0, "{}", r.body);
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// 403 `budget_exceeded` for each scope, with exact `limit`, `used` and `resets_at` = the cycle end.
@@ -83,7 +82,7 @@ async fn budget_exceeded(s: TestServer) {
     );
     // Nothing refused was taken: 5,000 − 600 − 200 − 500 − 60.
     assert_eq!(bha(&owner, &org).await, (3_640, 0, 3_640));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// 422 `settle_exceeds_hold` with `held`; 409 `hold_closed` for settled, released and expired holds.
@@ -123,7 +122,7 @@ async fn hold_errors(s: TestServer) {
     expect_problem(&r, 409, "hold_closed");
     assert_eq!(r.body["hold_status"], "expired", "{}", r.body);
     assert_eq!(bha(&owner, &org).await, (4_500, 0, 4_500));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// 409 `idempotency_conflict`: the same key with another body, another actor, another workspace.
@@ -148,7 +147,7 @@ async fn idempotency_conflict(s: TestServer) {
         owner.post_idem(&format!("/v1/orgs/{org}/wallets/credits/topups"), &key, &json!({"amount": 10})).await.unwrap();
     expect_problem(&r, 409, "idempotency_conflict");
     assert_eq!(bha(&owner, &org).await, (4_990, 0, 4_990));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// 403 `forbidden`: viewers charging or holding, members and admins topping up, non-owners adjusting.
@@ -207,7 +206,7 @@ async fn forbidden(s: TestServer) {
     // Billing tops up; nothing refused changed the wallet: 5,000 + 50 − 20 + 7.
     topup(&billing, &org, 7).await;
     assert_eq!(bha(&owner, &org).await, (5_037, 0, 5_037));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// 404 `not_found` for another tenant's hold, wallet, org and workspace transactions.
@@ -253,7 +252,7 @@ async fn other_tenants(s: TestServer) {
     // The hold is untouched.
     assert_eq!(bha(&a, &org_a).await, (5_000, 100, 4_900));
     assert_eq!(bha(&b, &org_b).await, (5_005, 0, 5_005));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// 422 `invalid_request` naming the field, and 400 `malformed_json`.
@@ -314,7 +313,7 @@ async fn invalid_input(s: TestServer) {
     }
     // None of it moved a credit: only the one hold of 10 is held.
     assert_eq!(bha(&owner, &org).await, (5_000, 10, 4_990));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 both_backends!(

@@ -1,24 +1,14 @@
 //! The credit commands of the `roost` CLI (`credits`, `usage`, `budget`), run as a real process
 //! against a test server, with charges made over HTTP as a product would make them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "../integration/harness.rs"]
-#[macro_use]
-#[allow(dead_code)]
-mod harness;
-
-#[path = "../integration/support.rs"]
-#[allow(dead_code)]
-mod support;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 
 use roost::Client;
 use serde_json::{Value, json};
 
-use harness::TestServer;
-use support::{expect_problem, expect_status};
+use roost_test_kit::{Backend, TestServer};
+
+use crate::support::{expect_problem, expect_status};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -341,7 +331,7 @@ async fn cli_credits(s: TestServer) {
 /// of order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journal_lists_same_millisecond_entries_in_order() {
-    let s = TestServer::start(harness::Backend::Sqlite).await.expect("sqlite server");
+    let s = TestServer::start(Backend::Sqlite).await.expect("sqlite server");
     let (owner, _) = s.signup("Owner").await;
     let (org, ws) = s.org(&owner, "Acme", "business").await;
     let r = owner.post_idem(&format!("/v1/orgs/{org}/wallets/credits/topups"), "t1", &json!({"amount": 1000})).await;

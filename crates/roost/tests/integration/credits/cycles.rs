@@ -5,10 +5,9 @@ use roost_domain::Catalog;
 use roost_server::Settings;
 use serde_json::{Value, json};
 
-use crate::common::*;
-use crate::harness::TestServer;
-use crate::invariants;
+use super::common::*;
 use crate::support::{expect_status, list_all, ts_ms};
+use roost_test_kit::TestServer;
 
 /// `(source, remaining, expires_at ms or None)` of the wallet's live grants, sorted.
 fn live(w: &Value) -> Vec<(String, i64, Option<i64>)> {
@@ -131,7 +130,7 @@ async fn rollover_and_expiry(s: TestServer) {
         ]
     );
     assert_eq!(all.iter().filter(|e| e["type"] == "charge").count(), 3);
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// Team (10,000 a month, cap 10,000): a top-up is never rolled (only allocations roll), so what is
@@ -165,7 +164,7 @@ async fn only_allocations_roll(s: TestServer) {
     // Cycle 1's allocation expired (10,000, 10,000 of it rolled); cycle 2's rollover and allocation
     // expired (20,000, 10,000 of it rolled).
     assert_eq!(totals(&w), (55_000, 0, 30_000, 25_000));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// Solo (1,000 a month, cap 0): nothing rolls; what is left expires.
@@ -177,7 +176,7 @@ async fn zero_cap(s: TestServer) {
     let end = ts_ms(&w["cycle_ends_at"]);
     assert_eq!(live(&w), vec![("allocation".into(), 1_000, Some(end))]);
     assert_eq!(totals(&w), (2_000, 200, 800, 1_000));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// A plan of 5,000 a month with a rollover cap of 1,000.
@@ -221,7 +220,7 @@ async fn partial_cap(s: TestServer) {
         .collect();
     assert_eq!(rolled.len(), 1);
     assert_eq!(rolled[0]["amount"], json!(1_000));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 both_backends_with!(
@@ -265,7 +264,7 @@ async fn replicas_turn_a_cycle_once(s: TestServer) {
     let mut sorted = new_cycle.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, vec![("allocation", 5_000), ("rollover", 4_000)], "exactly one turn: {grants:?}");
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 postgres_only!(replicas_turn_a_cycle_once);

@@ -2,10 +2,9 @@
 
 use serde_json::json;
 
-use crate::common::*;
-use crate::harness::TestServer;
-use crate::invariants;
+use super::common::*;
 use crate::support::{expect_problem, expect_status};
+use roost_test_kit::TestServer;
 
 /// The number of charges in the workspace journal.
 async fn charges_in(c: &roost::Client, ws: &str) -> usize {
@@ -65,7 +64,7 @@ async fn replays(s: TestServer) {
     assert_eq!((s2.status, &s2.body), (200, &s1.body), "a settle replay is not `hold_closed`");
     assert_eq!(s2.body["charge"]["id"], s1.body["charge"]["id"]);
     assert_eq!(bha(&owner, &org).await, (4_730, 0, 4_730));
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 /// A rejection is stored and replayed: the same key keeps answering 402 even once credits arrive.
@@ -85,7 +84,7 @@ async fn stored_rejection(s: TestServer) {
     let ok = owner.post_idem("/v1/charges", &idem(), &body).await.unwrap();
     expect_status(&ok, 201);
     assert_eq!(ok.body["balance_after"], 1_000);
-    invariants::check(&s).await;
+    s.assert_ledger().await;
 }
 
 both_backends!(replays, stored_rejection);

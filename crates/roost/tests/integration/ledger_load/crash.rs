@@ -11,10 +11,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::common::{Actor, Db, Fire, Tenant, distinct, idem_key, int, invariants, tenant};
-use crate::harness::{fresh_pg_database, pg_url};
-use crate::procs::Roost;
+use super::common::{Actor, Fire, Tenant, distinct, idem_key, int, tenant};
 use crate::support::{expect_status, list_all};
+use roost_test_kit::ledger::{OrgLedger, check_org};
+use roost_test_kit::process::Roost;
 
 /// Every charge of this scenario.
 const AMOUNT: i64 = 3;
@@ -24,19 +24,19 @@ const CLIENTS: usize = 32;
 const LOST: usize = 4;
 
 mod kill_9_while_charging {
+    use roost_test_kit::{Backend, FreshDatabase, SKIPPED};
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
-        let dir = std::env::temp_dir().join("roost-ledger-load");
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join(format!("{}.db", roost_domain::IdKind::Org.generate()));
-        super::kill_9(format!("sqlite://{}", file.display())).await;
+        let db = FreshDatabase::sqlite();
+        super::kill_9(db.url().to_string()).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        match super::pg_url() {
-            Some(admin) => super::kill_9(super::fresh_pg_database(&admin).await).await,
-            None => eprintln!("SKIPPED: ROOST_TEST_PG is not set, so this PostgreSQL test did not run"),
+        match FreshDatabase::create(Backend::Postgres).await {
+            Some(db) => super::kill_9(db.url().to_string()).await,
+            None => eprintln!("{SKIPPED}"),
         }
     }
 }
@@ -105,7 +105,7 @@ async fn listed_charges(t: &Tenant) -> HashSet<String> {
 }
 
 /// The stored idempotency records of this scenario's charges: key → charge id.
-fn charge_records(db: &Db, tag: &str) -> HashMap<String, String> {
+fn charge_records(db: &OrgLedger, tag: &str) -> HashMap<String, String> {
     db.idempotency
         .iter()
         .filter(|(k, _)| k.starts_with(tag))
@@ -125,7 +125,7 @@ async fn consistent(
     charged_before: i64,
 ) -> (HashSet<String>, HashMap<String, String>) {
     let listed = listed_charges(t).await;
-    let db = invariants(url, &t.org).await;
+    let db = check_org(url, &t.org).await;
     let stored = distinct(db.charges.iter().map(|c| c.0.clone()), "stored charge ids");
     assert_eq!(stored, listed, "the journal lists what is stored");
     assert!(db.charges.iter().all(|c| c.1 == AMOUNT));
@@ -166,7 +166,7 @@ async fn retry(actors: &[Actor], anon: &Client, sent: &[Sent]) -> Vec<(Sent, Val
 }
 
 async fn kill_9(url: String) {
-    let mut first = Roost::start(&url).await;
+    let mut first = Roost::start(crate::ROOST, &url).await;
     let mut t = tenant(&first.client, 1).await;
     let r = t
         .owner
@@ -209,7 +209,7 @@ async fn kill_9(url: String) {
     let acked_ids = distinct(acked.iter().map(|(_, c)| c["id"].as_str().unwrap().to_string()), "acknowledged ids");
 
     // A new process on the same database.
-    let second = Roost::start(&url).await;
+    let second = Roost::start(crate::ROOST, &url).await;
     t.owner = t.user_client(&second.client, 0);
     let (committed, records) = consistent(&t, &url, &tag, charged_before).await;
     let missing: Vec<&String> = acked_ids.difference(&committed).collect();
