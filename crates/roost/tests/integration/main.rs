@@ -23,6 +23,7 @@ mod replicas;
 mod resources;
 mod roles;
 mod security;
+mod snapshots;
 #[allow(dead_code)]
 mod support;
 mod workspaces;

@@ -5,7 +5,7 @@
 mod attribution;
 mod background;
 mod budgets;
-mod common;
+pub(crate) mod common;
 mod cycles;
 mod errors;
 mod holds;
