@@ -197,6 +197,7 @@ impl Store {
     }
 }
 
+#[expect(clippy::disallowed_methods, reason = "applied_at of migrations is bookkeeping, not ledger time")]
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -15,8 +15,8 @@ use roost_store::{
     Accepted, Actor, ApiKey, AuditEvent, AuditFilter, Ctx, Limit, NewInvitation, NewOrg, NewSignup, Resource, Rule,
     Store, StoreError, redact,
 };
+use roost_test_kit::{Backend, FreshDatabase, pg_url};
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 const SKIPPED: &str = "SKIPPED: ROOST_TEST_PG is not set, the PostgreSQL suite did not run";
 
@@ -27,108 +27,35 @@ const DAY: i64 = 86_400_000;
 // ---------------------------------------------------------------------------------------------
 // Backends
 
-/// A fresh, migrated SQLite database in its own file.
-async fn sqlite_store() -> Store {
-    let path = std::env::temp_dir().join(format!("roost-conformance-{}.db", uuid::Uuid::now_v7().simple()));
-    let store = Store::connect(&format!("sqlite://{}", path.display())).await.expect("connect sqlite");
-    let applied = store.migrate().await.expect("migrate sqlite");
+/// A fresh database on `backend` (from the test kit: removed when the guard drops, also when the
+/// scenario panics) and a store on it with every migration applied; `None` for PostgreSQL when
+/// `ROOST_TEST_PG` is not set.
+async fn fresh_store(backend: Backend) -> Option<(FreshDatabase, Store)> {
+    let db = FreshDatabase::create(backend).await?;
+    let store = Store::connect(db.url()).await.unwrap_or_else(|e| panic!("connect {}: {e}", redact(db.url())));
+    let applied = store.migrate().await.expect("migrate");
     assert_eq!(applied, [1, 2], "a fresh database applies every migration");
     assert!(store.migrate().await.expect("migrate again").is_empty(), "migrations apply once");
-    assert_eq!(store.backend(), "sqlite");
-    store
-}
-
-/// The `ROOST_TEST_PG` server URL, if the PostgreSQL suite should run.
-fn pg_url() -> Option<String> {
-    std::env::var("ROOST_TEST_PG").ok().filter(|u| !u.trim().is_empty())
-}
-
-/// `url` with its database (path) replaced by `db`, keeping any query string.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
     };
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let path = base[authority..].find('/').map_or(base.len(), |i| authority + i);
-    let mut out = format!("{}/{db}", &base[..path]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
+    assert_eq!(store.backend(), name);
+    Some((db, store))
 }
 
-/// A fresh, migrated PostgreSQL database on the `ROOST_TEST_PG` server, or `None` when unset.
-async fn pg_store() -> Option<Store> {
-    let url = pg_url()?;
-    let db = format!("roost_test_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("connect to ROOST_TEST_PG ({}): {e}", redact(&url)));
-    // A linguistic collation, as on most production servers (en_US.UTF-8 and the like), so SQL
-    // that only works under byte order (the `C` locale of many test servers) fails here too.
-    // Servers without ICU (or before PostgreSQL 15) get their default. `db` is our own
-    // `roost_test_<hex>` name, never outside input.
-    let icu = format!(
-        "CREATE DATABASE {db} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
-    );
-    if sqlx::raw_sql(sqlx::AssertSqlSafe(icu)).execute(&mut admin).await.is_err() {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-    }
-    admin.close().await.expect("close admin connection");
-    let store = Store::connect(&with_database(&url, &db)).await.expect("connect postgres");
-    let applied = store.migrate().await.expect("migrate postgres");
-    assert_eq!(applied, [1, 2], "a fresh database applies every migration");
-    assert!(store.migrate().await.expect("migrate again").is_empty(), "migrations apply once");
-    assert_eq!(store.backend(), "postgres");
-    Some(store)
-}
-
-/// Closes the store and removes its database (best effort: a leftover is harmless).
-async fn dispose(store: Store) {
-    match store.backend() {
-        "sqlite" => {
-            let file: Option<String> = sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
-                .fetch_optional(store.pool())
-                .await
-                .ok()
-                .flatten();
-            store.close().await;
-            if let Some(file) = file.filter(|f| !f.is_empty()) {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{file}{suffix}"));
-                }
-            }
-        }
-        _ => {
-            let db: Option<String> =
-                sqlx::query_scalar("SELECT current_database()::text").fetch_one(store.pool()).await.ok();
-            store.close().await;
-            if let (Some(db), Some(url)) = (db, pg_url())
-                && db.starts_with("roost_test_")
-                && let Ok(mut admin) = sqlx::PgConnection::connect(&url).await
-            {
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")))
-                    .execute(&mut admin)
-                    .await;
-                let _ = admin.close().await;
-            }
-        }
-    }
-}
-
-/// Runs one scenario on `store`, disposes of the database whatever happened, then re-raises
-/// the scenario's panic if it had one.
+/// Runs one scenario on a fresh database of `backend`, closes the store and removes the database
+/// whatever happened, then re-raises the scenario's panic if it had one.
 macro_rules! run_on {
-    ($scenario:ident, $store:expr) => {{
-        let store: Store = $store;
+    ($scenario:ident, $backend:expr) => {{
+        let Some((db, store)) = fresh_store($backend).await else {
+            eprintln!("{SKIPPED}");
+            return;
+        };
         let s = store.clone();
         let outcome = tokio::spawn(async move { $scenario(&s).await }).await;
-        dispose(store).await;
+        store.close().await;
+        drop(db);
         if let Err(e) = outcome {
             std::panic::resume_unwind(e.into_panic());
         }
@@ -140,16 +67,12 @@ macro_rules! suite {
     ($($scenario:ident => $sqlite:ident, $postgres:ident;)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $sqlite() {
-            run_on!($scenario, sqlite_store().await);
+            run_on!($scenario, Backend::Sqlite);
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $postgres() {
-            let Some(store) = pg_store().await else {
-                eprintln!("{SKIPPED}");
-                return;
-            };
-            run_on!($scenario, store);
+            run_on!($scenario, Backend::Postgres);
         }
     )*};
 }
@@ -177,13 +100,6 @@ fn postgres_suite_skipped_notice() {
             eprintln!("{SKIPPED}");
         }
     }
-}
-
-#[test]
-fn with_database_replaces_only_the_path() {
-    assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-    assert_eq!(with_database("postgres://u:p@h/postgres?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
-    assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
 }
 
 // ---------------------------------------------------------------------------------------------

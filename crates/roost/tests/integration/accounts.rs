@@ -4,10 +4,10 @@
 
 use serde_json::json;
 
-use crate::harness::TestServer;
 use crate::support::{
     create_ws, email_of, expect_invalid, expect_problem, expect_status, field_errors, fresh_email, membership, uid,
 };
+use roost_test_kit::TestServer;
 
 const PASSWORD: &str = "correct horse battery";
 

@@ -4,8 +4,8 @@ use roost::Client;
 use roost_domain::time::parse_rfc3339;
 use serde_json::{Value, json};
 
-use crate::harness::TestServer;
 use crate::support::{expect_problem, set_ws_role, uid};
+use roost_test_kit::TestServer;
 
 /// Every event `c` may see with `query` (e.g. `action=key.created`), following cursors.
 async fn audit(c: &Client, org: &str, query: &str) -> Vec<Value> {

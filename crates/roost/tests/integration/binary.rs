@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use roost::Client;
 
-const ROOST: &str = env!("CARGO_BIN_EXE_roost");
+use crate::ROOST;
 
 fn temp_dir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("roost-bin-{}", roost_domain::IdKind::Org.generate()));

@@ -9,7 +9,7 @@ use roost::Client;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use crate::harness::TestServer;
+use roost_test_kit::TestServer;
 
 const PASSWORD: &str = "correct horse battery";
 

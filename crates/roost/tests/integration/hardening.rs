@@ -15,11 +15,11 @@ use roost::{Client, Response};
 use roost_domain::IdKind;
 use serde_json::{Value, json};
 
-use crate::harness::TestServer;
 use crate::support::{
     create_ws, expect_invalid, expect_plan_limit, expect_problem, expect_status, list_all, membership, personal_ws,
     set_ws_role, uid,
 };
+use roost_test_kit::TestServer;
 
 /// Creates a key in `ws`; returns the whole 201 body.
 async fn create_key(c: &Client, ws: &str, name: &str) -> Value {

@@ -4,11 +4,11 @@
 use roost_domain::time::DAY_MS;
 use serde_json::{Value, json};
 
-use crate::harness::TestServer;
 use crate::support::{
     create_ws, email_of, expect_about, expect_invalid, expect_plan_limit, expect_problem, expect_status, fresh_email,
     list_all, membership, now_ms, uid,
 };
+use roost_test_kit::TestServer;
 
 async fn create_invitation(s: TestServer) {
     let (alice, _) = s.signup("Alice").await;

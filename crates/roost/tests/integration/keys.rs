@@ -6,8 +6,8 @@ use roost_domain::time::{parse_rfc3339, to_rfc3339};
 use roost_server::Clock;
 use serde_json::{Value, json};
 
-use crate::harness::TestServer;
 use crate::support::{expect_invalid, expect_problem, set_ws_role, uid};
+use roost_test_kit::TestServer;
 
 /// Creates a key in `ws`; returns the whole 201 body.
 async fn create_key(c: &Client, ws: &str, name: &str) -> Value {

@@ -1,30 +1,40 @@
-//! roost's integration tests: a real server on 127.0.0.1:0, driven through the same HTTP client
-//! the CLI uses, on SQLite always and on PostgreSQL whenever `ROOST_TEST_PG` is set.
+//! roost's integration tests, one binary with a module per area: a real server on 127.0.0.1:0
+//! (from `roost-test-kit`), driven through the same HTTP client the CLI uses, on SQLite always and
+//! on PostgreSQL whenever `ROOST_TEST_PG` is set; `roost serve` and the CLI as real processes; the
+//! credit ledger under load; and snapshots of response bodies. Scenarios that touch the ledger end
+//! by checking its invariants straight in the database (`roost_test_kit::ledger`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[allow(dead_code)]
 #[macro_use]
-mod harness;
+extern crate roost_test_kit;
 
 mod accounts;
 mod audit;
 mod binary;
 mod cli;
+mod cli_credits;
+mod credits;
 mod hardening;
 mod invitations;
 mod keys;
+mod ledger_load;
 mod orgs;
 mod replicas;
 mod resources;
 mod roles;
 mod security;
+mod snapshots;
+#[allow(dead_code)]
 mod support;
 mod workspaces;
+
+/// The `roost` binary Cargo built for these tests, for tests that run it as a process.
+pub(crate) const ROOST: &str = env!("CARGO_BIN_EXE_roost");
 
 /// Says plainly, in every run, whether the PostgreSQL half of the suite ran.
 #[test]
 fn postgres_suite_skipped_notice() {
-    match harness::pg_url() {
+    match roost_test_kit::pg_url() {
         Some(url) => println!("PostgreSQL suite: running against {}", roost_store::redact(&url)),
         None => {
             println!("SKIPPED: ROOST_TEST_PG is not set, so the PostgreSQL suite did not run");

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use roost::Client;
 use serde_json::json;
 
-use crate::harness::TestServer;
+use roost_test_kit::TestServer;
 
 /// Polls until `key` gets 401 on `server`, for at most `within`.
 async fn rejected_within(server: &Client, within: Duration) -> Option<Duration> {

@@ -3,8 +3,8 @@
 use roost::{Client, Response};
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, TestServer};
 use crate::support::{expect_problem, personal_ws, set_ws_role, uid};
+use roost_test_kit::{Backend, TestServer};
 
 /// Creates a resource; returns the 201 body.
 async fn create(c: &Client, ws: &str, kind: &str, name: &str) -> Value {
@@ -369,7 +369,7 @@ async fn transfer_respects_the_target_quota(backend: Backend) {
     })
     .await
     else {
-        eprintln!("SKIPPED: ROOST_TEST_PG is not set, so this PostgreSQL test did not run");
+        eprintln!("{}", roost_test_kit::SKIPPED);
         return;
     };
     let (alice, a) = s.signup("Alice").await;
@@ -402,7 +402,7 @@ async fn transfer_respects_the_target_quota(backend: Backend) {
 }
 
 mod transfer_respects_the_target_quota {
-    use crate::harness::Backend;
+    use roost_test_kit::Backend;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {

@@ -12,8 +12,8 @@
 use roost::{Client, Response};
 use serde_json::{Value, json};
 
-use crate::harness::TestServer;
 use crate::support::{create_ws, fresh_email, uid};
+use roost_test_kit::TestServer;
 
 const ROLES: [&str; 7] = ["org owner", "org admin", "org billing", "org member", "ws admin", "ws member", "ws viewer"];
 const OWNER: usize = 0;

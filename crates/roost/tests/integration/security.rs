@@ -7,8 +7,8 @@ use roost::{Client, Response};
 use roost_domain::IdKind;
 use serde_json::{Value, json};
 
-use crate::harness::TestServer;
 use crate::support::{expect_problem, set_ws_role, uid};
+use roost_test_kit::TestServer;
 
 /// Asserts a 422 `invalid_request` with a field-level error.
 #[track_caller]

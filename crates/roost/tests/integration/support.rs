@@ -4,7 +4,7 @@ use roost::{Client, Response};
 use roost_server::Clock;
 use serde_json::{Value, json};
 
-use crate::harness::TestServer;
+use roost_test_kit::TestServer;
 
 /// Asserts an exact status, printing the body when it differs.
 #[track_caller]

@@ -4,8 +4,8 @@
 use roost::Client;
 use serde_json::{Value, json};
 
-use crate::harness::TestServer;
 use crate::support::{create_ws, expect_invalid, expect_plan_limit, expect_problem, expect_status, list_all, uid};
+use roost_test_kit::TestServer;
 
 /// The ids of a list body's items.
 fn ids(body: &Value) -> Vec<String> {

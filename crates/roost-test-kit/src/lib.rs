@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+
+pub mod db;
+pub mod ledger;
+pub mod process;
+pub mod server;
+pub mod splits;
+
+pub use db::{Backend, FreshDatabase, SKIPPED, pg_url};
+pub use server::{TestServer, test_settings};
