@@ -11,7 +11,6 @@ use tokio::sync::mpsc;
 
 use super::Shared;
 use super::pipeline::{Feedback, Prepared, RoleKey};
-use crate::LedgerError;
 
 /// Commits batches in order until the preparer stops. After a batch fails or is handed back, the
 /// batches of the same epoch (prepared on top of it) are handed back unapplied.
@@ -46,9 +45,7 @@ pub(super) async fn run(
             Err(e) => {
                 tracing::warn!(error = %e, commands = p.jobs.len(), "ledger batch failed; nothing of it was applied");
                 stale = Some(p.epoch);
-                for job in p.jobs {
-                    let _ = job.reply.send(Err(LedgerError::Unavailable(e.to_string())));
-                }
+                shared.fail(p.jobs, &e);
                 let _ = fb.send(Feedback::Failed(p.seq));
             }
         }

@@ -46,6 +46,17 @@ impl Default for LedgerConfig {
     }
 }
 
+impl Shared {
+    /// Answers the commands of a batch that failed with a retryable error, and counts them.
+    fn fail(&self, jobs: Vec<Job>, e: &roost_store::StoreError) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.failed_commands.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        for j in jobs {
+            let _ = j.reply.send(Err(LedgerError::Unavailable(e.to_string())));
+        }
+    }
+}
+
 /// A queued command and where its answer goes.
 struct Job {
     cmd: Command,
@@ -63,6 +74,9 @@ struct Shared {
     commands: AtomicU64,
     /// Batches prepared again because what they assumed had changed when they came to commit.
     redone: AtomicU64,
+    /// Batches that failed (their commands answered with [`LedgerError::Unavailable`]), and those commands.
+    failed: AtomicU64,
+    failed_commands: AtomicU64,
 }
 
 /// What the engine has committed since it started.
@@ -74,6 +88,10 @@ pub struct LedgerStats {
     pub commands: u64,
     /// Batches prepared again (another process wrote first, or a commit before them failed).
     pub redone: u64,
+    /// Batches that failed, so that their commands were answered with a retryable error.
+    pub failed: u64,
+    /// The commands of those batches.
+    pub failed_commands: u64,
 }
 
 impl LedgerStats {
@@ -114,6 +132,8 @@ impl Ledger {
             batches: AtomicU64::new(0),
             commands: AtomicU64::new(0),
             redone: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            failed_commands: AtomicU64::new(0),
         });
         let mut shards = Vec::new();
         for _ in 0..shared.cfg.shards {
@@ -135,6 +155,8 @@ impl Ledger {
             batches: self.shared.batches.load(Ordering::Relaxed),
             commands: self.shared.commands.load(Ordering::Relaxed),
             redone: self.shared.redone.load(Ordering::Relaxed),
+            failed: self.shared.failed.load(Ordering::Relaxed),
+            failed_commands: self.shared.failed_commands.load(Ordering::Relaxed),
         }
     }
 

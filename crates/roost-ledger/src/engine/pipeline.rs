@@ -10,8 +10,8 @@ use tokio::sync::{Mutex, mpsc};
 use super::pending::Pending;
 use super::prepare::prepare;
 use super::{Job, Shared, commit};
+use crate::Answer;
 use crate::book::Book;
-use crate::{Answer, LedgerError};
 
 /// Batches prepared but not yet committed, at most: one committing, one waiting for it.
 const DEPTH: usize = 2;
@@ -164,10 +164,10 @@ pub(super) async fn run(rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, shared: Ar
             }
             Err((e, jobs)) => {
                 tracing::warn!(error = %e, commands = jobs.len(), "ledger batch failed before commit; nothing of it was applied");
-                for j in jobs {
+                for j in &jobs {
                     st.cache.remove(&j.cmd.org_id);
-                    let _ = j.reply.send(Err(LedgerError::Unavailable(e.to_string())));
                 }
+                shared.fail(jobs, &e);
             }
         }
     }

@@ -266,6 +266,18 @@ async fn apply(
         *n += 1;
         e.seq = *n;
     }
+    // Answers carry their entries as written, so that a replay (rebuilt from the journal) is the
+    // very same answer.
+    let seqs: HashMap<&str, i64> = out.writes.entries.iter().map(|e| (e.id.as_str(), e.seq)).collect();
+    for r in &mut replies {
+        let Ok(Outcome::Charged { charge: e } | Outcome::Settled { charge: e, .. } | Outcome::Debited { entry: e }) = r
+        else {
+            continue;
+        };
+        if let Some(seq) = seqs.get(e.id.as_str()) {
+            e.seq = *seq;
+        }
+    }
     dedup_last(&mut out.writes.holds, |h| (h.org_id.clone(), h.id.clone()));
     dedup_last(&mut out.writes.budgets, |b| (b.org_id.clone(), b.scope, b.workspace_id.clone(), b.user_id.clone()));
     mark("apply");

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Property tests of the ledger's invariants, driving the real engine ([`Ledger`]) on a fresh,
 //! migrated database per case, with time as a parameter (a clock over an `AtomicI64`).
 //!
@@ -1634,55 +1633,26 @@ impl Db {
 // ---------------------------------------------------------------------------------------------
 // Backends and the properties
 
-fn pg_url() -> Option<String> {
-    std::env::var("ROOST_TEST_PG").ok().filter(|u| !u.trim().is_empty())
+use roost_test_kit::db::{FreshDatabase, pg_url};
+
+/// A fresh, migrated database: a SQLite file, or a new database on the `ROOST_TEST_PG` server;
+/// the guard removes it.
+async fn fresh_store(pg: bool) -> (Store, FreshDatabase) {
+    let db =
+        if pg { FreshDatabase::postgres(&pg_url().expect("ROOST_TEST_PG")).await } else { FreshDatabase::sqlite() };
+    (db.store().await, db)
 }
 
-/// A fresh, migrated database: a SQLite file, or a new database on the `ROOST_TEST_PG` server.
-async fn fresh_store(pg: bool) -> (Store, Option<String>) {
-    if pg {
-        let admin = pg_url().expect("ROOST_TEST_PG");
-        let name = format!("roost_t_{}", IdKind::Org.generate().trim_start_matches("org_"));
-        let a = Store::connect(&admin).await.expect("connect to ROOST_TEST_PG");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(a.pool())
-            .await
-            .expect("create db");
-        a.close().await;
-        let (prefix, _) = admin.rsplit_once('/').expect("ROOST_TEST_PG must end in /DBNAME");
-        let store = Store::connect(&format!("{prefix}/{name}")).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        (store, Some(name))
-    } else {
-        let path = std::env::temp_dir().join(format!("roost-ledger-prop-{}.db", IdKind::Org.generate()));
-        let store = Store::connect(&format!("sqlite://{}", path.display())).await.expect("connect sqlite");
-        store.migrate().await.expect("migrate");
-        (store, Some(path.display().to_string()))
-    }
-}
-
-async fn dispose(store: Store, pg: bool, name: Option<String>) {
+async fn dispose(store: Store, db: FreshDatabase) {
     store.close().await;
-    let Some(name) = name else { return };
-    if pg {
-        if let Ok(a) = Store::connect(&pg_url().unwrap_or_default()).await {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(a.pool())
-                .await;
-            a.close().await;
-        }
-    } else {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{name}{suffix}"));
-        }
-    }
+    drop(db);
 }
 
 /// Runs one case on a fresh database, in its own runtime (the engine spawns its writers).
 fn run_case(pg: bool, spend_limit: Option<i64>, steps: &[Step]) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let outcome = rt.block_on(async {
-        let (store, name) = fresh_store(pg).await;
+        let (store, db) = fresh_store(pg).await;
         let mut w = World::new(store.clone(), spend_limit).await;
         let mut result = w.check_all().await;
         for s in steps {
@@ -1693,7 +1663,7 @@ fn run_case(pg: bool, spend_limit: Option<i64>, steps: &[Step]) -> Result<(), Te
         }
         let log = w.log.join("\n");
         drop(w);
-        dispose(store, pg, name).await;
+        dispose(store, db).await;
         result.map_err(|e| format!("{e}\n--- steps ---\n{log}"))
     });
     outcome.map_err(TestCaseError::fail)
@@ -1751,10 +1721,10 @@ where
 {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
-        let (store, name) = fresh_store(false).await;
+        let (store, db) = fresh_store(false).await;
         let w = World::new(store.clone(), None).await;
         let outcome = tokio::spawn(f(w)).await;
-        dispose(store, false, name).await;
+        dispose(store, db).await;
         if let Err(e) = outcome {
             std::panic::resume_unwind(e.into_panic());
         }
