@@ -1,32 +1,68 @@
 #!/usr/bin/env bash
-# End-to-end charges over HTTP with an API key: POST /v1/charges (each with its own
-# Idempotency-Key) from 64 connections, then the server's memory once it has taken TOTAL charges.
+# End-to-end charges over HTTP: POST /v1/charges from 64 connections, each with its own API key
+# (64 keys over the 8 workspaces of one business org funded with 10^12 credits; one hot wallet),
+# each request with its own Idempotency-Key; in the same run, GET /healthz of the same server with
+# the same connections as the baseline. Prints charges/s, p50/p99, charges/s ÷ healthz req/s, the
+# non-201 count (counted per status in Lua; must be 0), and checks that the wallet's balance moved
+# by exactly the acknowledged charges (requests wrk left unanswered are replayed with their
+# Idempotency-Key, so each one is known to have charged once). With TOTAL, keeps charging until
+# the org has TOTAL charges and prints the server's memory along the way.
 # Usage: bench/charges-http.sh [DURATION_SECONDS] [DATABASE_URL] [TOTAL]   (needs wrk: apt-get install wrk)
-# wrk runs on this machine too; WRK_THREADS (default 1) leaves the other core to the server.
+#   DATABASE_URL: empty for a fresh SQLite file; a postgres://…/DB admin URL makes a fresh database
+#   next to DB (needs psql) and drops it at the end.
+# wrk runs one thread per connection (so a connection keeps its key), on the same 2 cores as the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur="${1:-15}"
-db="${2:-sqlite://$(mktemp -d)/bench.db}"
+url="${2:-}"
 total="${3:-0}"
+conns=64
+workspaces=8
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 cargo build --release -q -p roost
-log=$(mktemp)
-ROOST_LOG=warn target/release/roost serve --listen 127.0.0.1:0 --database-url "$db" >"$log" 2>&1 &
+bin="${CARGO_TARGET_DIR:-target}/release/roost"
+tmp=$(mktemp -d)
+pid=""
+pgdb=""
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    [ -n "$pgdb" ] && psql -q "$url" -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+case "$url" in
+    postgres://*|postgresql://*)
+        pgdb="roost_http_bench_$$_$RANDOM"
+        psql -q "$url" -c "CREATE DATABASE $pgdb" >/dev/null
+        db="${url%/*}/$pgdb" ;;
+    "") db="sqlite://$tmp/bench.db" ;;
+    *) echo "DATABASE_URL: empty (SQLite) or postgres://…" >&2; exit 2 ;;
+esac
+ROOST_LOG=warn "$bin" serve --listen 127.0.0.1:0 --database-url "$db" >"$tmp/server.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
-base=$(grep -o 'http://[0-9.:]*' "$log" | head -1)
+for _ in $(seq 100); do grep -q "listening on" "$tmp/server.log" && break; sleep 0.1; done
+base=$(grep -o 'http://[0-9.:]*' "$tmp/server.log" | head -1)
 j() { python3 -c "import sys,json; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 email="bench-$RANDOM$RANDOM@example.com"
 token=$(curl -sf -XPOST "$base/v1/signup" -d "{\"email\":\"$email\",\"password\":\"benchmark password\",\"name\":\"Bench\"}" | j 'd["token"]')
-org=$(curl -sf -XPOST "$base/v1/orgs" -H "Authorization: Bearer $token" -d '{"name":"Bench","plan":"business"}')
-org_id=$(echo "$org" | j 'd["org"]["id"]'); ws=$(echo "$org" | j 'd["workspace"]["id"]')
-curl -sf -XPOST "$base/v1/orgs/$org_id/wallets/credits/topups" -H "Authorization: Bearer $token" \
+auth=(-H "Authorization: Bearer $token")
+org=$(curl -sf -XPOST "$base/v1/orgs" "${auth[@]}" -d '{"name":"Bench","plan":"business"}')
+org_id=$(echo "$org" | j 'd["org"]["id"]')
+wss=("$(echo "$org" | j 'd["workspace"]["id"]')")
+for i in $(seq 2 "$workspaces"); do
+    wss+=("$(curl -sf -XPOST "$base/v1/orgs/$org_id/workspaces" "${auth[@]}" -d "{\"name\":\"ws $i\"}" | j 'd["id"]')")
+done
+curl -sf -XPOST "$base/v1/orgs/$org_id/wallets/credits/topups" "${auth[@]}" \
      -H "Idempotency-Key: fund" -d '{"amount":1000000000000}' >/dev/null
-export ROOST_KEY=$(curl -sf -XPOST "$base/v1/workspaces/$ws/keys" -H "Authorization: Bearer $token" -d '{"name":"bench"}' | j 'd["secret"]')
+for i in $(seq 0 $((conns - 1))); do
+    ws=${wss[$((i % workspaces))]}
+    curl -sf -XPOST "$base/v1/workspaces/$ws/keys" "${auth[@]}" -d "{\"name\":\"bench $i\"}" | j 'd["secret"]'
+done >"$tmp/keys"
+export ROOST_KEYS="$tmp/keys"
+balance() { curl -sf "$base/v1/orgs/$org_id/wallets" "${auth[@]}" | j 'd["items"][0]["balance"]'; }
+charged() { curl -sf "$base/v1/orgs/$org_id/wallets" "${auth[@]}" | j 'd["items"][0]["charged"]'; }
 rss() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$pid/status"; }
-echo "charges over HTTP, API key, 64 connections, ${dur} s, database ${db%%:*}; server RSS before: $(rss) MB"
-wrk -t"${WRK_THREADS:-1}" -c64 -d"${dur}s" --latency -s bench/charge.lua "$base" | python3 -c '
+parse='
 import sys, re
 text = sys.stdin.read()
 def ms(v):
@@ -34,13 +70,48 @@ def ms(v):
     return n / 1000 if u == "us" else n * 1000 if u == "s" else n
 p = {k: ms(v) for k, v in re.findall(r"^\s+(50|90|99)%\s+(\S+)", text, re.M)}
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-st = dict(re.findall(r"^status (\d+) (\d+)", text, re.M))
-print("charges/s %.0f  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  statuses %s" % (rps, p["50"], p["90"], p["99"], st))'
-charged() { curl -sf "$base/v1/orgs/$org_id/wallets" -H "Authorization: Bearer $token" | j 'd["items"][0]["charged"]'; }
-echo "charged so far: $(charged); server RSS: $(rss) MB"
+n = re.search(r"(\d+) requests in", text).group(1)
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+errs = re.search(r"Socket errors: (.*)", text)
+print(rps, p["50"], p["90"], p["99"], n, non2xx.group(1) if non2xx else 0, (errs.group(1) if errs else "none").replace(" ", ""))'
+echo "HTTP, $conns connections (one wrk thread each), $conns API keys over $workspaces workspaces, one wallet, ${dur} s each, database ${db%%:*}; server RSS before: $(rss) MB"
+# The baseline: the same server's health check (HTTP stack and one database round trip).
+read -r h_rps h_p50 h_p90 h_p99 h_n h_non2xx h_errs < <(wrk -t"$conns" -c"$conns" -d"${dur}s" --latency "$base/healthz" | python3 -c "$parse")
+before=$(balance)
+wrk -t"$conns" -c"$conns" -d"${dur}s" --latency -s bench/charge.lua "$base" >"$tmp/wrk.out"
+read -r c_rps c_p50 c_p90 c_p99 c_n _ c_errs < <(python3 -c "$parse" <"$tmp/wrk.out")
+ok=$(awk '$1 == "status" && $2 == 201 {s += $3} END {print s + 0}' "$tmp/wrk.out")
+statuses=$(awk '$1 == "status" {n[$2] += $3} END {for (k in n) printf "%s %d  ", k, n[k]}' "$tmp/wrk.out")
+non201=$(awk '$1 == "status" && $2 != 201 {s += $3} END {print s + 0}' "$tmp/wrk.out")
+# Requests wrk sent but did not see answered: replay each (same key, same body); a 201 either
+# makes the charge or returns the one already made.
+replayed=0
+while read -r _ secret idem; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/v1/charges" -H "Authorization: Bearer $secret" \
+           -H "Idempotency-Key: $idem" -H "Content-Type: application/json" -d '{"amount":1,"action":"bench.charge"}')
+    [ "$code" = 201 ] && replayed=$((replayed + 1)) || non201=$((non201 + 1))
+done < <(grep '^unanswered ' "$tmp/wrk.out" || true)
+after=$(balance)
+moved=$((before - after))
+acked=$((ok + replayed))
+python3 - "$h_rps" "$h_p50" "$h_p90" "$h_p99" "$h_non2xx" "$c_rps" "$c_p50" "$c_p90" "$c_p99" "$non201" "$moved" "$acked" "$replayed" "$h_errs" "$c_errs" <<'PY'
+import sys
+a = sys.argv[1:]
+h_rps, h50, h90, h99 = map(float, a[0:4])
+c_rps, c50, c90, c99 = map(float, a[5:9])
+print(f"{'run':<22}{'req/s':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'non-2xx/201':>13}")
+print(f"{'GET /healthz':<22}{h_rps:>10.0f}{h50:>9.2f}{h90:>9.2f}{h99:>9.2f}{a[4]:>13}   socket errors: {a[13]}")
+print(f"{'POST /v1/charges':<22}{c_rps:>10.0f}{c50:>9.2f}{c90:>9.2f}{c99:>9.2f}{a[9]:>13}   socket errors: {a[14]}")
+print(f"charges/s ÷ healthz req/s: {c_rps / h_rps:.2f}")
+print(f"balance moved by {a[10]}; acknowledged charges (201) {a[11]} ({a[12]} of them unanswered by wrk and replayed)")
+PY
+echo "charge statuses: $statuses"
+[ "$moved" -eq "$acked" ] || { echo "FAIL: the balance moved by $moved, but $acked charges were acknowledged" >&2; exit 1; }
+[ "$non201" -eq 0 ] || { echo "FAIL: $non201 charges were not answered 201" >&2; exit 1; }
+echo "books: OK; charged so far: $(charged); server RSS: $(rss) MB"
 if [ "$total" -gt 0 ]; then
     while [ "$(charged)" -lt "$total" ]; do
-        wrk -t"${WRK_THREADS:-1}" -c64 -d30s -s bench/charge.lua "$base" >/dev/null
+        wrk -t"$conns" -c"$conns" -d30s -s bench/charge.lua "$base" >/dev/null
         echo "charged so far: $(charged); server RSS: $(rss) MB"
     done
 fi
