@@ -25,11 +25,11 @@ pub(super) async fn run(
             let _ = fb.send(Feedback::Returned(p.seq, p.jobs));
             continue;
         }
-        let t0 = std::time::Instant::now();
-        match commit(&shared, &p).await {
+        let mut marks = Marks::new(shared.trace);
+        match commit(&shared, &p, &mut marks).await {
             Ok(true) => {
                 if shared.trace {
-                    eprintln!("committed {} cmds in {:?}", p.jobs.len(), t0.elapsed());
+                    eprintln!("committed {} cmds: {:?}", p.jobs.len(), marks.0);
                 }
                 shared.batches.fetch_add(1, Ordering::Relaxed);
                 shared.commands.fetch_add(p.jobs.len() as u64, Ordering::Relaxed);
@@ -53,15 +53,33 @@ pub(super) async fn run(
 }
 
 /// Commits `p` if what it assumed holds under the lock (`false`, nothing written, otherwise).
-async fn commit(shared: &Shared, p: &Prepared) -> roost_store::Result<bool> {
+async fn commit(shared: &Shared, p: &Prepared, marks: &mut Marks) -> roost_store::Result<bool> {
     let mut tx = shared.store.ledger_begin().await?;
     if !fences_hold(&mut tx, p).await? {
         tx.rollback().await?;
         return Ok(false);
     }
+    marks.mark("lock and check");
     tx.write(&p.writes).await?;
+    marks.mark("write");
     tx.commit().await?;
+    marks.mark("commit");
     Ok(true)
+}
+
+/// The phases of a batch and when each ended (only with `ROOST_LEDGER_TRACE`).
+pub(super) struct Marks(pub Vec<(&'static str, std::time::Duration)>, Option<std::time::Instant>);
+
+impl Marks {
+    pub(super) fn new(on: bool) -> Self {
+        Self(Vec::new(), on.then(std::time::Instant::now))
+    }
+
+    pub(super) fn mark(&mut self, what: &'static str) {
+        if let Some(t0) = self.1 {
+            self.0.push((what, t0.elapsed()));
+        }
+    }
 }
 
 /// Locks the batch's orgs (in id order) and checks, under the lock, that each org's ledger version

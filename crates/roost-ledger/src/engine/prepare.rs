@@ -9,6 +9,7 @@ use std::hash::Hash;
 use roost_domain::ledger::{ActorKind, HoldStatus, Refusal};
 use roost_store::{EntryRow, HeadRow, HoldRow, IdemRow, LedgerOrg, LedgerTx};
 
+use super::commit::Marks;
 use super::pending::Pending;
 use super::pipeline::{Fence, Prepared, RoleKey};
 use super::{Job, Shared};
@@ -85,13 +86,7 @@ async fn apply(
     cmds: &[&Command],
 ) -> roost_store::Result<Applied> {
     let now = (shared.clock)();
-    let t0 = std::time::Instant::now();
-    let mut marks: Vec<(&str, std::time::Duration)> = Vec::new();
-    let mut mark = |what: &'static str| {
-        if shared.trace {
-            marks.push((what, t0.elapsed()));
-        }
-    };
+    let mut marks = Marks::new(shared.trace);
     let mut org_ids: Vec<String> = cmds.iter().map(|c| c.org_id.clone()).collect();
     org_ids.sort();
     org_ids.dedup();
@@ -111,7 +106,7 @@ async fn apply(
     for b in load_books(tx, stale, now).await? {
         books.insert(b.org.id.clone(), b);
     }
-    mark("books");
+    marks.mark("books");
 
     // Holds named by the batch.
     let hold_ids: Vec<String> = cmds
@@ -165,7 +160,7 @@ async fn apply(
         }
     }
 
-    mark("idem");
+    marks.mark("idem");
     // Users' right to charge (a member removed a moment ago charges nothing: the committer reads
     // it again under the lock).
     let mut may_charge: HashMap<RoleKey, bool> = HashMap::new();
@@ -206,7 +201,7 @@ async fn apply(
         out.dirty_orgs.insert(b.org.id.clone());
     }
 
-    mark("refresh");
+    marks.mark("refresh");
     // Apply in order.
     let mut replies = Vec::with_capacity(cmds.len());
     for c in cmds {
@@ -280,9 +275,9 @@ async fn apply(
     }
     dedup_last(&mut out.writes.holds, |h| (h.org_id.clone(), h.id.clone()));
     dedup_last(&mut out.writes.budgets, |b| (b.org_id.clone(), b.scope, b.workspace_id.clone(), b.user_id.clone()));
-    mark("apply");
+    marks.mark("apply");
     if shared.trace {
-        eprintln!("prepared {} cmds: {marks:?}", cmds.len());
+        eprintln!("prepared {} cmds: {:?}", cmds.len(), marks.0);
     }
     for (id, b) in books {
         cache.insert(id, b);
