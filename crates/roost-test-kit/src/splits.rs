@@ -1,19 +1,15 @@
 //! The splits of a charge, hold or expiry: which grants it drew from, and how much from each.
 
+use roost_domain::ledger::Splits;
 use serde_json::Value;
 
-/// Decodes splits as the ledger stores them: `grt_…:n,grt_…:m` (empty for none).
+/// Decodes splits as the ledger stores them: `grt_…:n,grt_…:m` (empty for none), with the
+/// domain's own decoder.
 ///
 /// Strict: a malformed part is an error, never skipped, so a corrupt row cannot pass a check.
 pub fn decode(s: &str) -> Result<Vec<(String, i64)>, String> {
-    s.split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (g, a) = p.split_once(':').ok_or_else(|| format!("bad splits {s:?}: `{p}` has no `:`"))?;
-            let a = a.parse().map_err(|_| format!("bad splits {s:?}: `{a}` is not an amount"))?;
-            Ok((g.to_string(), a))
-        })
-        .collect()
+    let splits = Splits::decode(s).ok_or_else(|| format!("bad splits {s:?}"))?;
+    Ok(splits.0.into_iter().map(|p| (p.grant_id, p.amount)).collect())
 }
 
 /// The splits of a charge or hold as the API shows them (`"splits": [{"grant_id", "amount"}]`),

@@ -1270,7 +1270,7 @@ impl World {
         // Grants against the journal.
         let mut drawn: HashMap<String, i64> = HashMap::new();
         for e in &db.entries {
-            let parts = decode_splits(&e.splits);
+            let parts = roost_test_kit::splits::decode(&e.splits)?;
             if e.kind != "grant" {
                 ensure_eq!(parts.iter().map(|p| p.1).sum::<i64>(), e.amount, "splits of {} {}", e.kind, e.id);
             }
@@ -1405,13 +1405,6 @@ fn subset(got: &Value, want: &Value, path: &str) -> R {
             Ok(())
         }
     }
-}
-
-fn decode_splits(s: &str) -> Vec<(String, i64)> {
-    s.split(',')
-        .filter_map(|p| p.split_once(':'))
-        .filter_map(|(g, a)| a.parse().ok().map(|a| (g.to_string(), a)))
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
