@@ -97,6 +97,20 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Runs `sql` every [`dialect::CHECKPOINT_EVERY`] until the pool is closed. A failed round is
+/// only logged: the next one tries again.
+async fn checkpoint(pool: AnyPool, sql: &'static str) {
+    loop {
+        tokio::time::sleep(dialect::CHECKPOINT_EVERY).await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query(sql).execute(&pool).await {
+            tracing::debug!(error = %e, "background checkpoint");
+        }
+    }
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if missing.
     /// Does not migrate: call [`Store::migrate`].
@@ -127,6 +141,9 @@ impl Store {
             })
             .connect(&url)
             .await?;
+        if let Some(sql) = dialect.background_checkpoint() {
+            tokio::spawn(checkpoint(pool.clone(), sql));
+        }
         Ok(Self { pool, dialect })
     }
 
