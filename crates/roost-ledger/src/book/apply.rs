@@ -4,7 +4,6 @@
 use roost_domain::IdKind;
 use roost_domain::credits::Source;
 use roost_domain::ledger::{EntryKind, Refusal};
-use roost_store::AuditRow;
 use serde_json::json;
 
 use super::holds::Holds;
@@ -91,19 +90,8 @@ impl Book {
             out.writes.entries.push(e.clone());
             (e.id.clone(), Outcome::Debited { entry: e })
         };
-        out.writes.audit.push(AuditRow {
-            org_id: self.org.id.clone(),
-            id: IdKind::Audit.generate(),
-            at: now,
-            actor_type: a.actor.kind,
-            actor_id: a.actor.id.clone(),
-            action: action.into(),
-            workspace_id: None,
-            target_type: Some("wallet".into()),
-            target_id: Some(self.wallets[w].id.clone()),
-            ip: a.ip.clone(),
-            detail: json!({"amount": amount, "source": source.as_str(), "reason": reason, "entry": target}).to_string(),
-        });
+        let detail = json!({"amount": amount, "source": source.as_str(), "reason": reason, "entry": target});
+        self.audit(out, a, action, None, ("wallet", self.wallets[w].id.clone()), detail, now);
         Ok(outcome)
     }
 }

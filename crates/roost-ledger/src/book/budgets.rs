@@ -125,19 +125,12 @@ impl Book {
         }
         let member = (scope == BudgetScope::Member).then(|| user.clone());
         let used = self.used(scope, &scope.subject(ws, &user, ""));
-        out.writes.audit.push(AuditRow {
-            org_id: self.org.id.clone(),
-            id: IdKind::Audit.generate(),
-            at: now,
-            actor_type: a.actor.kind,
-            actor_id: a.actor.id.clone(),
-            action: "budget.changed".into(),
-            workspace_id: Some(ws.to_string()),
-            target_type: Some(if member.is_some() { "user" } else { "workspace" }.into()),
-            target_id: Some(member.clone().unwrap_or_else(|| ws.to_string())),
-            ip: a.ip.clone(),
-            detail: json!({"scope": scope, "limit": limit, "alert_percents": alert_percents}).to_string(),
-        });
+        let target = match &member {
+            Some(u) => ("user", u.clone()),
+            None => ("workspace", ws.to_string()),
+        };
+        let detail = json!({"scope": scope, "limit": limit, "alert_percents": alert_percents});
+        self.audit(out, a, "budget.changed", Some(ws.to_string()), target, detail, now);
         BudgetState {
             scope,
             workspace_id: ws.to_string(),

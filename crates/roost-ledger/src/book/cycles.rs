@@ -159,10 +159,10 @@ impl Book {
         }
     }
 
-    /// The turn a plan change makes at `t`: the cycle `from`'s allocation ends (what is left of it
-    /// expires, no rollover), and the new allocation is `monthly` less what the cycle used of the
-    /// old allowance; the next cycle turns at `end`.
-    fn change_turn(&mut self, w: usize, from: (i64, i64), t: i64, end: i64, monthly: i64, out: &mut Out) {
+    /// Ends cycle `from`'s allocation of wallet `w` at `t` (even when a plan change cuts its cycle
+    /// short, and written even when all it has left is reserved by holds), expires what expired by
+    /// `t`, and returns what the allocation had left.
+    fn end_allocation(&mut self, w: usize, from: (i64, i64), t: i64, out: &mut Out) -> i64 {
         let wid = self.wallets[w].id.clone();
         let from_key = format!("alloc:{}:{}", from.0, from.1);
         let mut left = 0;
@@ -175,6 +175,14 @@ impl Book {
             self.touch_grant(out, i);
         }
         self.expire_grants(out, w, t);
+        left
+    }
+
+    /// The turn a plan change makes at `t`: the cycle `from`'s allocation ends (what is left of it
+    /// expires, no rollover), and the new allocation is `monthly` less what the cycle used of the
+    /// old allowance; the next cycle turns at `end`.
+    fn change_turn(&mut self, w: usize, from: (i64, i64), t: i64, end: i64, monthly: i64, out: &mut Out) {
+        let left = self.end_allocation(w, from, t, out);
         let used = (self.wallets[w].allowance - left).max(0);
         let amount = (monthly - used).max(0);
         if amount > 0 {
@@ -205,20 +213,7 @@ impl Book {
         cap: Option<i64>,
         out: &mut Out,
     ) {
-        let wid = self.wallets[w].id.clone();
-        let from_key = format!("alloc:{}:{}", from.0, from.1);
-        let mut left = 0;
-        if let Some(i) =
-            self.grants.iter().position(|g| g.wallet_id == wid && g.cycle_key.as_deref() == Some(from_key.as_str()))
-        {
-            // The allocation ends here, even when a plan change cuts its cycle short (and that is
-            // written even when all it has left is reserved by holds).
-            let g = &mut self.grants[i];
-            g.expires_at = Some(g.expires_at.map_or(t, |e| e.min(t)));
-            left = g.remaining;
-            self.touch_grant(out, i);
-        }
-        self.expire_grants(out, w, t);
+        let left = self.end_allocation(w, from, t, out);
         let rolled = credits::rollover(left, cap);
         let next = |source, amount, key: String| NewGrant {
             source,

@@ -168,6 +168,33 @@ impl Book {
         out.writes.entries.push(e);
     }
 
+    /// Records an audit event of this org, by the command's actor.
+    #[expect(clippy::too_many_arguments, reason = "the columns of an audit event")]
+    fn audit(
+        &self,
+        out: &mut Out,
+        a: &crate::ActorRef,
+        action: &str,
+        workspace_id: Option<String>,
+        target: (&str, String),
+        detail: serde_json::Value,
+        at: i64,
+    ) {
+        out.writes.audit.push(roost_store::AuditRow {
+            org_id: self.org.id.clone(),
+            id: IdKind::Audit.generate(),
+            at,
+            actor_type: a.actor.kind,
+            actor_id: a.actor.id.clone(),
+            action: action.into(),
+            workspace_id,
+            target_type: Some(target.0.into()),
+            target_id: Some(target.1),
+            ip: a.ip.clone(),
+            detail: detail.to_string(),
+        });
+    }
+
     /// Adds a grant to wallet `wallet`, journaled; returns its index.
     fn add_grant(&mut self, out: &mut Out, wallet: usize, g: NewGrant, actor: &Actor, at: i64) -> usize {
         let w = &mut self.wallets[wallet];
