@@ -3,7 +3,8 @@
 use serde_json::json;
 
 use crate::audit::{Entry, record};
-use crate::orgs::{check_seat, member_role, plan_in_tx};
+use crate::members::member_role;
+use crate::plans::{check_seat, plan_in_tx};
 use crate::{Ctx, Invitation, Page, Result, Rule, Store, StoreError, count, finish_page, page};
 use roost_domain::Catalog;
 

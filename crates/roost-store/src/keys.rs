@@ -2,6 +2,7 @@
 //! has one current secret and, during a rotation's grace period, the previous one too.
 
 use serde_json::json;
+use sqlx::AnyConnection;
 use sqlx::Row;
 
 use crate::audit::{Entry, record};
@@ -167,6 +168,73 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Revokes keys and forgets their secrets, auditing each key actually revoked here (a key
+    /// revoked concurrently is skipped). Returns the ids revoked.
+    pub(crate) async fn revoke_keys(
+        &self,
+        tx: &mut AnyConnection,
+        org_id: &str,
+        ids: &[String],
+        ctx: &Ctx,
+    ) -> Result<Vec<String>> {
+        let mut revoked = Vec::new();
+        for id in ids {
+            let workspace: Option<String> = sqlx::query_scalar(
+                "UPDATE api_keys SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING workspace_id",
+            )
+            .bind(ctx.now)
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(workspace) = workspace else { continue };
+            sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1").bind(id).execute(&mut *tx).await?;
+            self.notify_key_change(tx, id).await?;
+            let e = Entry {
+                org_id,
+                action: "key.revoked",
+                workspace_id: Some(&workspace),
+                target: Some(("key", id)),
+                detail: json!({}),
+            };
+            record(tx, ctx, e).await?;
+            revoked.push(id.clone());
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes the keys `user_id` created in workspaces of `org_id` they may no longer use: a key
+    /// acts with its creator's standing, so it must not outlive it. Returns the ids revoked.
+    pub(crate) async fn revoke_lost_keys(
+        &self,
+        tx: &mut AnyConnection,
+        org_id: &str,
+        user_id: &str,
+        ctx: &Ctx,
+    ) -> Result<Vec<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT k.id FROM api_keys k WHERE k.org_id = $1 AND k.created_by = $2 AND k.revoked_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = k.org_id AND m.user_id = $2 AND m.role IN ('owner', 'admin')) \
+             AND NOT EXISTS (SELECT 1 FROM workspace_members wm WHERE wm.org_id = k.org_id AND wm.workspace_id = k.workspace_id \
+                             AND wm.user_id = $2 AND wm.role IN ('admin', 'member'))",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        self.revoke_keys(tx, org_id, &ids, ctx).await
+    }
+
+    /// Queues the cross-process notice that a key changed (PostgreSQL), inside `tx`.
+    pub(crate) async fn notify_key_change(&self, tx: &mut AnyConnection, key_id: &str) -> Result<()> {
+        if let Some(sql) = self.dialect.notify_key_change() {
+            sqlx::query(sql).bind(key_id).execute(&mut *tx).await?;
+        }
         Ok(())
     }
 }

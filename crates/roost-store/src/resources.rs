@@ -5,7 +5,7 @@ use serde_json::json;
 use roost_domain::Catalog;
 
 use crate::audit::{Entry, record};
-use crate::orgs::plan_in_tx;
+use crate::plans::plan_in_tx;
 use crate::workspaces::workspace_exists;
 use crate::{Ctx, Limit, Page, Resource, Result, Store, StoreError, Workspace, finish_page, page};
 

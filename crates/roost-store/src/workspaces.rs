@@ -4,8 +4,9 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::audit::{Entry, record};
+use crate::members::member_role;
 use crate::models::{org_cols, personal_ws_of_user, ws_cols};
-use crate::orgs::{member_role, plan_in_tx};
+use crate::plans::plan_in_tx;
 use crate::users::insert_workspace;
 use roost_domain::Catalog;
 

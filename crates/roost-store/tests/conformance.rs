@@ -1,4 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Over 400 lines on purpose: the conformance suite is one table (`suite!`) of every store
+//! scenario, so each runs on both backends and a scenario cannot be added for one store and
+//! forgotten for the other; the scenarios share one set of fixtures and read as one spec.
+//!
 //! The storage conformance suite: one set of scenarios, run against SQLite always and against
 //! PostgreSQL whenever `ROOST_TEST_PG` is set (a server URL such as
 //! `postgres://postgres@127.0.0.1:5432/postgres`; each test makes and drops its own database).

@@ -1,3 +1,7 @@
+//! Over 400 lines on purpose: the properties, the step generator and the reference model they
+//! are checked against are one idea (the model must change with every step kind and every
+//! check), kept together so a step cannot be added without its model and its checks.
+//!
 //! Property tests of the ledger's invariants, driving the real engine ([`Ledger`]) on a fresh,
 //! migrated database per case, with time as a parameter (a clock over an `AtomicI64`).
 //!

@@ -6,6 +6,7 @@
 
 mod account;
 mod audit;
+mod budget;
 mod config;
 mod credits;
 mod ctx;
@@ -13,6 +14,7 @@ mod error;
 mod keys;
 mod orgs;
 mod output;
+mod usage;
 mod ws;
 
 use std::io::Write;
@@ -21,10 +23,12 @@ use clap::Subcommand;
 
 pub use account::{LoginArgs, SignupArgs};
 pub use audit::AuditArgs;
-pub use credits::{BudgetCommand, CreditsCommand, UsageArgs};
+pub use budget::BudgetCommand;
+pub use credits::CreditsCommand;
 pub use error::CliError;
 pub use keys::KeysCommand;
 pub use orgs::{InvitationsCommand, OrgsCommand};
+pub use usage::UsageArgs;
 pub use ws::WsCommand;
 
 use ctx::Ctx;
@@ -104,7 +108,7 @@ async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliEr
         ClientCommand::Keys(c) => keys::run(&ctx, c).await,
         ClientCommand::Audit(a) => audit::run(&ctx, a).await,
         ClientCommand::Credits(c) => credits::run(&ctx, c).await,
-        ClientCommand::Usage(a) => credits::usage(&ctx, a).await,
-        ClientCommand::Budget(c) => credits::budget(&ctx, c).await,
+        ClientCommand::Usage(a) => usage::usage(&ctx, a).await,
+        ClientCommand::Budget(c) => budget::budget(&ctx, c).await,
     }
 }
