@@ -32,7 +32,7 @@ async fn sqlite_store() -> Store {
     let path = std::env::temp_dir().join(format!("roost-conformance-{}.db", uuid::Uuid::now_v7().simple()));
     let store = Store::connect(&format!("sqlite://{}", path.display())).await.expect("connect sqlite");
     let applied = store.migrate().await.expect("migrate sqlite");
-    assert_eq!(applied, [1, 2], "a fresh database applies every migration");
+    assert_eq!(applied, [1, 2, 3], "a fresh database applies every migration");
     assert!(store.migrate().await.expect("migrate again").is_empty(), "migrations apply once");
     assert_eq!(store.backend(), "sqlite");
     store
@@ -82,7 +82,7 @@ async fn pg_store() -> Option<Store> {
     admin.close().await.expect("close admin connection");
     let store = Store::connect(&with_database(&url, &db)).await.expect("connect postgres");
     let applied = store.migrate().await.expect("migrate postgres");
-    assert_eq!(applied, [1, 2], "a fresh database applies every migration");
+    assert_eq!(applied, [1, 2, 3], "a fresh database applies every migration");
     assert!(store.migrate().await.expect("migrate again").is_empty(), "migrations apply once");
     assert_eq!(store.backend(), "postgres");
     Some(store)

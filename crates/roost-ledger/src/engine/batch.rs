@@ -192,17 +192,24 @@ pub(super) async fn run(
         let r = b.apply(c, &mut holds, now, &mut out);
         if let Some(i) = &c.idem {
             let stored = Stored::of(&r);
+            let mut on_entry = None;
             if let Ok(Outcome::Charged { charge }) = &r {
                 // A replay later in this same batch answers from here.
                 replayed.insert(charge.id.clone(), charge.clone());
+                // The record of a charge is its journal entry's key (the store reads it as `$entry`).
+                on_entry = out.writes.entries.iter_mut().rfind(|e| e.id == charge.id);
             }
-            out.writes.idempotency.push(IdemRow {
-                org_id: c.org_id.clone(),
-                key: i.key.clone(),
-                fingerprint: i.fingerprint.clone(),
-                record: stored.encode(),
-                created_at: now,
-            });
+            if let Some(e) = on_entry {
+                (e.idem_key, e.idem_fp) = (Some(i.key.clone()), Some(i.fingerprint.clone()));
+            } else {
+                out.writes.idempotency.push(IdemRow {
+                    org_id: c.org_id.clone(),
+                    key: i.key.clone(),
+                    fingerprint: i.fingerprint.clone(),
+                    record: stored.encode(),
+                    created_at: now,
+                });
+            }
             idem.insert((c.org_id.clone(), i.key.clone()), (i.fingerprint.clone(), Some(stored)));
         }
         replies.push(r);

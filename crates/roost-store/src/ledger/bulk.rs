@@ -7,6 +7,9 @@ use super::rows::{ENTRY_COLS, GRANT_COLS, HOLD_COLS, LedgerWrites, WALLET_COLS, 
 use super::tx::LedgerTx;
 use crate::{Dialect, Result};
 
+/// The retention bucket of a charge's idempotency key on its entry (`idem_day`): one day.
+const IDEM_DAY_MS: i64 = 86_400_000;
+
 /// A bindable value.
 enum V<'a> {
     I(i64),
@@ -145,27 +148,35 @@ impl LedgerTx {
                 ]
             },
         );
-        bulk.add(&format!("INSERT INTO ledger_entries ({ENTRY_COLS})"), "", &w.entries, |e| {
-            vec![
-                V::T(&e.org_id),
-                V::T(&e.id),
-                V::T(e.kind.as_str()),
-                V::T(&e.wallet_id),
-                V::T(&e.workspace_id),
-                V::T(e.actor_type.as_str()),
-                V::T(&e.actor_id),
-                V::T(&e.member_id),
-                V::T(&e.key_id),
-                V::I(e.amount),
-                V::T(&e.action),
-                V::OT(e.metadata.as_deref()),
-                V::S(e.splits.encode()),
-                V::OT(e.hold_id.as_deref()),
-                V::I(e.balance_after),
-                V::I(e.at),
-                V::I(e.seq),
-            ]
-        });
+        bulk.add(
+            &format!("INSERT INTO ledger_entries ({ENTRY_COLS}, idem_key, idem_fp, idem_day)"),
+            "",
+            &w.entries,
+            |e| {
+                vec![
+                    V::T(&e.org_id),
+                    V::T(&e.id),
+                    V::T(e.kind.as_str()),
+                    V::T(&e.wallet_id),
+                    V::T(&e.workspace_id),
+                    V::T(e.actor_type.as_str()),
+                    V::T(&e.actor_id),
+                    V::T(&e.member_id),
+                    V::T(&e.key_id),
+                    V::I(e.amount),
+                    V::T(&e.action),
+                    V::OT(e.metadata.as_deref()),
+                    V::S(e.splits.encode()),
+                    V::OT(e.hold_id.as_deref()),
+                    V::I(e.balance_after),
+                    V::I(e.at),
+                    V::I(e.seq),
+                    V::OT(e.idem_key.as_deref()),
+                    V::OT(e.idem_fp.as_deref()),
+                    V::OI(e.idem_key.as_ref().map(|_| e.at.div_euclid(IDEM_DAY_MS))),
+                ]
+            },
+        );
         bulk.add(
             &format!("INSERT INTO holds ({HOLD_COLS})"),
             "ON CONFLICT (org_id, id) DO UPDATE SET status = excluded.status, closed_at = excluded.closed_at, \

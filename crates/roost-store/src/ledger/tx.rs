@@ -1,5 +1,7 @@
 //! A ledger batch's transaction: the org lock, and what the engine reads under it.
 
+use std::collections::HashMap;
+
 use roost_domain::ledger::BudgetScope;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row, Transaction};
@@ -15,12 +17,14 @@ use crate::{Dialect, Result, Store};
 pub struct LedgerTx {
     pub(super) tx: Transaction<'static, sqlx::Any>,
     pub(super) dialect: &'static dyn Dialect,
+    /// Journal entries that [`LedgerTx::idempotency`] found by their key: `(org, id)` → entry.
+    found: HashMap<(String, String), EntryRow>,
 }
 
 impl Store {
     /// Opens a ledger batch transaction.
     pub async fn ledger_begin(&self) -> Result<LedgerTx> {
-        Ok(LedgerTx { tx: self.write().await?, dialect: self.dialect })
+        Ok(LedgerTx { tx: self.write().await?, dialect: self.dialect, found: HashMap::new() })
     }
 
     /// Whether the database has one write lock for everything, so that parallel ledger writers
@@ -162,23 +166,31 @@ impl LedgerTx {
         Ok(v)
     }
 
-    /// Stored idempotency records for `(org, key)` pairs.
+    /// Stored idempotency records for `(org, key)` pairs, from both places a record lives: a
+    /// charge answered with success is its journal entry (`idem_key`, presented as the record
+    /// `{"$entry": id}` with the entry's time; entries before the purge horizon are forgotten),
+    /// every other answer is a row of the `idempotency` table. The entries found are kept for
+    /// [`LedgerTx::entries`], so replaying them costs no second read.
     pub async fn idempotency(&mut self, pairs: &[(String, String)]) -> Result<Vec<IdemRow>> {
         let mut out = Vec::new();
         for chunk in pairs.chunks(1000) {
-            // One statement for every org of the batch, answered from the primary key (org_id,
-            // key); pairs that cross (another org's key) are dropped below.
+            // One statement for every org of the batch, answered from the unique index
+            // (org_id, idem_key, idem_day) and the primary key (org_id, key); pairs that cross
+            // (another org's key) are dropped below.
             let mut orgs: Vec<&str> = chunk.iter().map(|(o, _)| o.as_str()).collect();
             orgs.sort_unstable();
             orgs.dedup();
+            let (o, k) = (in_list(1, orgs.len()), in_list(orgs.len() + 1, chunk.len()));
+            let nulls = ENTRY_COLS.split(", ").map(|_| "NULL").collect::<Vec<_>>().join(", ");
             let sql = format!(
-                "SELECT org_id, key, fingerprint, response, created_at FROM idempotency \
-                 WHERE org_id IN ({}) AND key IN ({})",
-                in_list(1, orgs.len()),
-                in_list(orgs.len() + 1, chunk.len())
+                "SELECT 'e' AS src, org_id AS o, idem_key AS k, idem_fp AS fp, at AS t, CAST(NULL AS TEXT) AS response, \
+                 {ENTRY_COLS} FROM ledger_entries WHERE org_id IN ({o}) AND idem_key IN ({k}) AND idem_key IS NOT NULL \
+                 AND at >= (SELECT forget_before FROM idempotency_horizon WHERE id = 1) \
+                 UNION ALL SELECT 't', org_id, key, fingerprint, created_at, response, {nulls} FROM idempotency \
+                 WHERE org_id IN ({o}) AND key IN ({k})"
             );
-            // Planned afresh each time: a generic plan made while the table was small could keep
-            // scanning it whole once it is large.
+            // Planned afresh each time: a generic plan made while the tables were small could keep
+            // scanning them whole once they are large.
             let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
             for o in &orgs {
                 q = q.bind(*o);
@@ -186,31 +198,47 @@ impl LedgerTx {
             for (_, k) in chunk {
                 q = q.bind(k.as_str());
             }
+            let (mut on_entries, mut in_table) = (Vec::new(), Vec::new());
             for r in q.fetch_all(&mut *self.tx).await? {
-                let org_id: String = r.try_get("org_id")?;
-                let key: String = r.try_get("key")?;
+                let org_id: String = r.try_get("o")?;
+                let key: String = r.try_get("k")?;
                 if !chunk.iter().any(|(o, k)| *o == org_id && *k == key) {
                     continue;
                 }
-                out.push(IdemRow {
-                    org_id,
-                    key,
-                    fingerprint: r.try_get("fingerprint")?,
-                    record: r.try_get("response")?,
-                    created_at: r.try_get("created_at")?,
-                });
+                let (fingerprint, created_at) = (r.try_get("fp")?, r.try_get("t")?);
+                if r.try_get::<String, _>("src")? == "t" {
+                    in_table.push(IdemRow { org_id, key, fingerprint, record: r.try_get("response")?, created_at });
+                    continue;
+                }
+                let e = entry_from(&r)?;
+                let record = serde_json::json!({ "$entry": e.id }).to_string();
+                on_entries.push(IdemRow { org_id, key, fingerprint, record, created_at });
+                self.found.insert((e.org_id.clone(), e.id.clone()), e);
             }
+            // A key is in one place only. Should both hold it (a bug), the entry wins.
+            for t in in_table {
+                if on_entries.iter().any(|e| e.org_id == t.org_id && e.key == t.key) {
+                    tracing::warn!(org = %t.org_id, key = %t.key, "an idempotency key is both on an entry and in the table");
+                } else {
+                    out.push(t);
+                }
+            }
+            out.append(&mut on_entries);
         }
         Ok(out)
     }
 
-    /// Journal entries by `(org, id)`.
+    /// Journal entries by `(org, id)` (those [`LedgerTx::idempotency`] found are not read again).
     pub async fn entries(&mut self, refs: &[(String, String)]) -> Result<Vec<EntryRow>> {
         let mut out = Vec::new();
-        for chunk in refs.chunks(1000) {
-            if chunk.is_empty() {
-                continue;
+        let mut rest = Vec::new();
+        for r in refs {
+            match self.found.get(r) {
+                Some(e) => out.push(e.clone()),
+                None => rest.push(r),
             }
+        }
+        for chunk in rest.chunks(1000) {
             let cond = (0..chunk.len())
                 .map(|i| format!("(org_id = ${} AND id = ${})", 2 * i + 1, 2 * i + 2))
                 .collect::<Vec<_>>()

@@ -350,11 +350,20 @@ pub async fn invariants(url: &str, org: &str) -> Db {
             .fetch_all(pool)
             .await
             .unwrap();
-    let idem: Vec<(String, String)> = sqlx::query_as("SELECT key, response FROM idempotency WHERE org_id = $1")
+    let mut idem: Vec<(String, String)> = sqlx::query_as("SELECT key, response FROM idempotency WHERE org_id = $1")
         .bind(org)
         .fetch_all(pool)
         .await
         .unwrap();
+    // A charge answered with success keeps its key on its journal entry: present it as the record
+    // naming that entry.
+    let on_entries: Vec<(String, String)> =
+        sqlx::query_as("SELECT idem_key, id FROM ledger_entries WHERE org_id = $1 AND idem_key IS NOT NULL")
+            .bind(org)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    idem.extend(on_entries.into_iter().map(|(k, id)| (k, json!({ "$entry": id }).to_string())));
     // The engine keeps outcomes and refusals, not HTTP bodies: read each record as the status the
     // API answers it with (a record naming a journal entry is a charge, 201).
     let idem: Vec<(String, i64, String)> = idem
