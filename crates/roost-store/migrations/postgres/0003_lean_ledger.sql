@@ -18,3 +18,12 @@ CREATE TABLE idempotency_horizon (
     forget_before BIGINT NOT NULL
 );
 INSERT INTO idempotency_horizon (id, forget_before) VALUES (1, -4611686018427387904);
+
+-- Grant updates become HOT on PostgreSQL: grants_live's predicate columns (remaining, reserved)
+-- changed with every charge, so every grant update wrote an entry into all three grant indexes.
+-- The reads of live grants scan the org's grants through the primary key instead.
+DROP INDEX grants_live;
+
+-- Store::hold(id) is asked before the caller's org is known: without this index it scanned the
+-- whole primary key (org_id, id). Holds are written once and closed once, not per charge.
+CREATE INDEX holds_id ON holds (id);

@@ -19,12 +19,14 @@ pub struct LedgerTx {
     pub(super) dialect: &'static dyn Dialect,
     /// Journal entries that [`LedgerTx::idempotency`] found by their key: `(org, id)` → entry.
     found: HashMap<(String, String), EntryRow>,
+    /// The orgs [`LedgerTx::lock_orgs`] locked.
+    locked: Vec<String>,
 }
 
 impl Store {
     /// Opens a ledger batch transaction.
     pub async fn ledger_begin(&self) -> Result<LedgerTx> {
-        Ok(LedgerTx { tx: self.write().await?, dialect: self.dialect, found: HashMap::new() })
+        Ok(LedgerTx { tx: self.write().await?, dialect: self.dialect, found: HashMap::new(), locked: Vec::new() })
     }
 
     /// Whether the database has one write lock for everything, so that parallel ledger writers
@@ -62,6 +64,7 @@ impl LedgerTx {
                 q = q.bind(id.as_str());
             }
             for r in q.fetch_all(&mut *self.tx).await? {
+                self.locked.push(r.try_get("id")?);
                 out.push(LedgerOrg {
                     id: r.try_get("id")?,
                     kind: r.try_get("kind")?,
@@ -139,10 +142,17 @@ impl LedgerTx {
         Ok(out)
     }
 
-    /// Holds by id (any org among those locked; the caller checks the org).
+    /// Holds by id, of the orgs locked (the caller checks the org): read through the primary key
+    /// (org_id, id).
     pub async fn holds(&mut self, ids: &[String]) -> Result<Vec<HoldRow>> {
-        let head = format!("SELECT {HOLD_COLS} FROM holds WHERE id IN");
-        self.select_in(&head, "", &[], ids, hold_from).await
+        let mut out = Vec::new();
+        let locked = self.locked.clone();
+        for orgs in locked.chunks(100) {
+            let head = format!("SELECT {HOLD_COLS} FROM holds WHERE org_id IN ({}) AND id IN", in_list(1, orgs.len()));
+            let orgs: Vec<&str> = orgs.iter().map(String::as_str).collect();
+            out.extend(self.select_in(&head, "", &orgs, ids, hold_from).await?);
+        }
+        Ok(out)
     }
 
     /// The org's open holds that expired by `now`.
