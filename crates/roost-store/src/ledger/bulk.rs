@@ -161,16 +161,19 @@ impl Bulk {
 impl LedgerTx {
     /// Writes everything a batch decided, with multi-row statements.
     pub async fn write(&mut self, w: &LedgerWrites) -> Result<()> {
+        // A head whose version the lock already bumped to this one changes only if its next event did.
+        let heads: Vec<_> =
+            w.heads.iter().filter(|h| self.bumped.get(&h.org_id) != Some(&(h.version, h.next_event_at))).collect();
+        let set: &[_] = if heads.iter().all(|h| self.bumped.get(&h.org_id).is_some_and(|b| b.0 == h.version)) {
+            &[("next_event_at", false)]
+        } else {
+            &[("version", false), ("next_event_at", false)]
+        };
         let tx = &mut *self.tx;
         let mut bulk = Bulk { dialect: self.dialect, parts: Vec::new() };
-        bulk.merge(
-            "ledger_heads",
-            "org_id, version, next_event_at",
-            1,
-            &[("version", false), ("next_event_at", false)],
-            &w.heads,
-            |h| vec![V::T(&h.org_id), V::I(h.version), V::OI(h.next_event_at)],
-        );
+        bulk.merge("ledger_heads", "org_id, version, next_event_at", 1, set, &heads, |h| {
+            vec![V::T(&h.org_id), V::I(h.version), V::OI(h.next_event_at)]
+        });
         let set = ["balance", "held", "granted", "charged", "expired", "anchor_at", "cycle", "allowance"];
         bulk.merge("wallets", WALLET_COLS, 2, &set.map(|c| (c, false)), &w.wallets, |x| {
             vec![

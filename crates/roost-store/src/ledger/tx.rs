@@ -21,12 +21,20 @@ pub struct LedgerTx {
     found: HashMap<(String, String), EntryRow>,
     /// The orgs [`LedgerTx::lock_orgs`] locked.
     locked: Vec<String>,
+    /// Heads whose version [`LedgerTx::lock_orgs`] already bumped: org → (version, next_event_at).
+    pub(super) bumped: HashMap<String, (i64, Option<i64>)>,
 }
 
 impl Store {
     /// Opens a ledger batch transaction.
     pub async fn ledger_begin(&self) -> Result<LedgerTx> {
-        Ok(LedgerTx { tx: self.write().await?, dialect: self.dialect, found: HashMap::new(), locked: Vec::new() })
+        Ok(LedgerTx {
+            tx: self.write().await?,
+            dialect: self.dialect,
+            found: HashMap::new(),
+            locked: Vec::new(),
+            bumped: HashMap::new(),
+        })
     }
 
     /// Whether the database has one write lock for everything, so that parallel ledger writers
@@ -43,28 +51,42 @@ impl LedgerTx {
         let mut out = Vec::with_capacity(org_ids.len());
         for chunk in org_ids.chunks(1000) {
             let lock = self.dialect.row_lock();
-            if !lock.is_empty() {
-                // Lock first, read after: under READ COMMITTED a statement that waits for a row
-                // lock still returns the other rows (the ledger version) as they were when it
-                // started, so the version must be read by a statement that starts after the wait.
-                let sql = format!("SELECT id FROM orgs WHERE id IN ({}) ORDER BY id{lock}", in_list(1, chunk.len()));
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                for id in chunk {
-                    q = q.bind(id.as_str());
-                }
-                q.fetch_all(&mut *self.tx).await?;
-            }
-            let sql = format!(
-                "SELECT o.id, o.kind, o.plan, o.plan_started_at, o.trial_ends_at, o.deleted_at, h.version \
-                 FROM orgs o LEFT JOIN ledger_heads h ON h.org_id = o.id WHERE o.id IN ({}) ORDER BY o.id",
-                in_list(1, chunk.len()),
-            );
+            let ids = in_list(1, chunk.len());
+            let sql = if lock.is_empty() {
+                // The transaction holds the database's only write lock: just read.
+                format!(
+                    "SELECT o.id, o.kind, o.plan, o.plan_started_at, o.trial_ends_at, o.deleted_at, h.version, \
+                     h.next_event_at FROM orgs o LEFT JOIN ledger_heads h ON h.org_id = o.id WHERE o.id IN ({ids}) \
+                     ORDER BY o.id"
+                )
+            } else {
+                // One statement locks the orgs and bumps their versions. A locked row is returned as
+                // it is after the wait, and `ON CONFLICT DO UPDATE` updates the newest committed head
+                // (even one inserted after this statement started), so `version - 1` is the version
+                // every batch before this one left. (A plain join of ledger_heads would read it as of
+                // the statement's start, before the wait: the bug this replaced.) The heads are
+                // locked in id order after the orgs: no new deadlock. `write` then leaves the version.
+                format!(
+                    "WITH l AS (SELECT id, kind, plan, plan_started_at, trial_ends_at, deleted_at FROM orgs \
+                     WHERE id IN ({ids}) ORDER BY id{lock}), \
+                     h AS (INSERT INTO ledger_heads (org_id, version) SELECT id, 1 FROM l ORDER BY id \
+                     ON CONFLICT (org_id) DO UPDATE SET version = ledger_heads.version + 1 \
+                     RETURNING org_id, version, next_event_at) \
+                     SELECT l.id, l.kind, l.plan, l.plan_started_at, l.trial_ends_at, l.deleted_at, \
+                     NULLIF(h.version - 1, 0) AS version, h.next_event_at, h.version AS bumped \
+                     FROM l LEFT JOIN h ON h.org_id = l.id ORDER BY l.id"
+                )
+            };
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
                 q = q.bind(id.as_str());
             }
             for r in q.fetch_all(&mut *self.tx).await? {
                 self.locked.push(r.try_get("id")?);
+                if !lock.is_empty() {
+                    let head = (r.try_get("bumped")?, r.try_get("next_event_at")?);
+                    self.bumped.insert(r.try_get("id")?, head);
+                }
                 out.push(LedgerOrg {
                     id: r.try_get("id")?,
                     kind: r.try_get("kind")?,
