@@ -61,19 +61,20 @@ impl LedgerTx {
                 )
             } else {
                 // One statement locks the orgs and bumps their versions. A locked row is returned as
-                // it is after the wait, and `ON CONFLICT DO UPDATE` updates the newest committed head
-                // (even one inserted after this statement started), so `version - 1` is the version
-                // every batch before this one left. (A plain join of ledger_heads would read it as of
-                // the statement's start, before the wait: the bug this replaced.) The heads are
-                // locked in id order after the orgs: no new deadlock. `write` then leaves the version.
+                // it is after the wait, and an UPDATE of a head another batch changed meanwhile
+                // updates its newest committed version, so `version - 1` is the version every batch
+                // before this one left. (A plain join of ledger_heads would read it as of the
+                // statement's start, before the wait: the bug this replaced.) A head inserted after
+                // the statement started is invisible to it: those orgs are bumped by a second
+                // statement below, which starts after the lock. Heads are only ever locked by
+                // holders of their org's lock: no new deadlock. `write` then leaves the version.
                 format!(
                     "WITH l AS (SELECT id, kind, plan, plan_started_at, trial_ends_at, deleted_at FROM orgs \
                      WHERE id IN ({ids}) ORDER BY id{lock}), \
-                     h AS (INSERT INTO ledger_heads (org_id, version) SELECT id, 1 FROM l ORDER BY id \
-                     ON CONFLICT (org_id) DO UPDATE SET version = ledger_heads.version + 1 \
+                     h AS (UPDATE ledger_heads SET version = version + 1 WHERE org_id IN (SELECT id FROM l) \
                      RETURNING org_id, version, next_event_at) \
                      SELECT l.id, l.kind, l.plan, l.plan_started_at, l.trial_ends_at, l.deleted_at, \
-                     NULLIF(h.version - 1, 0) AS version, h.next_event_at, h.version AS bumped \
+                     h.version - 1 AS version, h.next_event_at, h.version AS bumped \
                      FROM l LEFT JOIN h ON h.org_id = l.id ORDER BY l.id"
                 )
             };
@@ -83,9 +84,10 @@ impl LedgerTx {
             }
             for r in q.fetch_all(&mut *self.tx).await? {
                 self.locked.push(r.try_get("id")?);
-                if !lock.is_empty() {
-                    let head = (r.try_get("bumped")?, r.try_get("next_event_at")?);
-                    self.bumped.insert(r.try_get("id")?, head);
+                if !lock.is_empty()
+                    && let Some(v) = r.try_get::<Option<i64>, _>("bumped")?
+                {
+                    self.bumped.insert(r.try_get("id")?, (v, r.try_get("next_event_at")?));
                 }
                 out.push(LedgerOrg {
                     id: r.try_get("id")?,
@@ -98,7 +100,38 @@ impl LedgerTx {
                 });
             }
         }
+        if !self.dialect.row_lock().is_empty() {
+            self.bump_new_heads(&mut out).await?;
+        }
         Ok(out)
+    }
+
+    /// Bumps (or creates) the heads `lock_orgs` did not find: orgs before their first batch, or
+    /// whose first batch committed while this one waited for the lock. This statement starts
+    /// after the lock, so it sees such a head, and the upsert bumps it.
+    async fn bump_new_heads(&mut self, orgs: &mut [LedgerOrg]) -> Result<()> {
+        let missing: Vec<String> =
+            orgs.iter().filter(|o| !self.bumped.contains_key(&o.id)).map(|o| o.id.clone()).collect();
+        for chunk in missing.chunks(1000) {
+            let sql = format!(
+                "INSERT INTO ledger_heads (org_id, version) SELECT id, 1 FROM orgs WHERE id IN ({}) ORDER BY id \
+                 ON CONFLICT (org_id) DO UPDATE SET version = ledger_heads.version + 1 \
+                 RETURNING org_id, version, next_event_at",
+                in_list(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                let (id, v): (String, i64) = (r.try_get("org_id")?, r.try_get("version")?);
+                if let Some(o) = orgs.iter_mut().find(|o| o.id == id) {
+                    o.version = (v > 1).then_some(v - 1);
+                }
+                self.bumped.insert(id, (v, r.try_get("next_event_at")?));
+            }
+        }
+        Ok(())
     }
 
     async fn select_in<T>(
