@@ -43,6 +43,12 @@ pub trait Dialect: Send + Sync + 'static {
     fn json_rows(&self) -> &'static str;
     /// Whether several data-modifying statements can share one statement (as CTEs).
     fn writes_in_one_statement(&self) -> bool;
+    /// Whether a row known to exist is better written by a plain `UPDATE` than by an upsert (on
+    /// PostgreSQL an `INSERT … ON CONFLICT DO UPDATE` that hits a row first locks it: one more WAL
+    /// record per row). Used only where several writes share one statement.
+    fn update_before_insert(&self) -> bool {
+        false
+    }
     /// Whether the database has one write lock for everything (so parallel writers only queue).
     fn single_writer(&self) -> bool;
     /// A statement that keeps concurrent migrators apart, if the backend needs one.
@@ -68,11 +74,13 @@ pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_mill
 static SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/sqlite/0001_foundation.sql") },
     Migration { version: 2, name: "ledger", sql: include_str!("../migrations/sqlite/0002_ledger.sql") },
+    Migration { version: 3, name: "lean_ledger", sql: include_str!("../migrations/sqlite/0003_lean_ledger.sql") },
 ];
 
 static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/postgres/0001_foundation.sql") },
     Migration { version: 2, name: "ledger", sql: include_str!("../migrations/postgres/0002_ledger.sql") },
+    Migration { version: 3, name: "lean_ledger", sql: include_str!("../migrations/postgres/0003_lean_ledger.sql") },
 ];
 
 impl Dialect for Sqlite {
@@ -167,6 +175,9 @@ impl Dialect for Postgres {
         "jsonb_array_elements($P::jsonb) AS r(x)"
     }
     fn writes_in_one_statement(&self) -> bool {
+        true
+    }
+    fn update_before_insert(&self) -> bool {
         true
     }
     fn single_writer(&self) -> bool {

@@ -156,6 +156,8 @@ impl Book {
             balance_after: wal.balance,
             at,
             seq: 0,
+            idem_key: None,
+            idem_fp: None,
         }
     }
 

@@ -36,6 +36,11 @@ impl Pending {
             l.idem.insert((r.org_id.clone(), r.key.clone()), (r.fingerprint.clone(), Stored::decode(&r.record)));
         }
         for e in &w.entries {
+            // A charge answered with success keeps its key on its entry, not in `idempotency`.
+            if let (Some(key), Some(fp)) = (&e.idem_key, &e.idem_fp) {
+                let record = Stored::Entry { entry: e.id.clone() };
+                l.idem.insert((e.org_id.clone(), key.clone()), (fp.clone(), Some(record)));
+            }
             l.entries.insert(e.id.clone(), e.clone());
         }
         self.layers.push_back(l);

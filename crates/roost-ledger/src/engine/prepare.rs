@@ -118,8 +118,9 @@ async fn apply(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
+    let hold_orgs: Vec<String> = books.keys().cloned().collect();
     let mut holds: HashMap<String, HoldRow> =
-        tx.holds(&hold_ids).await?.into_iter().map(|h| (h.id.clone(), h)).collect();
+        tx.holds(&hold_orgs, &hold_ids).await?.into_iter().map(|h| (h.id.clone(), h)).collect();
     for id in &hold_ids {
         if let Some(h) = pending.hold(id) {
             holds.insert(id.clone(), h.clone());
@@ -224,17 +225,24 @@ async fn apply(
         let r = b.apply(c, &mut holds, now, &mut out);
         if let Some(i) = &c.idem {
             let stored = Stored::of(&r);
+            let mut on_entry = None;
             if let Ok(Outcome::Charged { charge }) = &r {
                 // A replay later in this same batch answers from here.
                 replayed.insert(charge.id.clone(), charge.clone());
+                // The record of a charge is its journal entry's key (the store reads it as `$entry`).
+                on_entry = out.writes.entries.iter_mut().rfind(|e| e.id == charge.id);
             }
-            out.writes.idempotency.push(IdemRow {
-                org_id: c.org_id.clone(),
-                key: i.key.clone(),
-                fingerprint: i.fingerprint.clone(),
-                record: stored.encode(),
-                created_at: now,
-            });
+            if let Some(e) = on_entry {
+                (e.idem_key, e.idem_fp) = (Some(i.key.clone()), Some(i.fingerprint.clone()));
+            } else {
+                out.writes.idempotency.push(IdemRow {
+                    org_id: c.org_id.clone(),
+                    key: i.key.clone(),
+                    fingerprint: i.fingerprint.clone(),
+                    record: stored.encode(),
+                    created_at: now,
+                });
+            }
             idem.insert((c.org_id.clone(), i.key.clone()), (i.fingerprint.clone(), Some(stored)));
         }
         replies.push(r);
@@ -331,7 +339,9 @@ fn replay(fingerprint: &str, stored: Option<&Stored>, i: &crate::Idem, replayed:
     }
     match stored {
         Some(Stored::Entry { entry }) => {
-            replayed.get(entry).map(|e| Outcome::Charged { charge: e.clone() }).ok_or(Refusal::NotFound)
+            // The answer is the entry as it was first answered: without the key it is stored under.
+            let first = |e: &EntryRow| EntryRow { idem_key: None, idem_fp: None, ..e.clone() };
+            replayed.get(entry).map(|e| Outcome::Charged { charge: first(e) }).ok_or(Refusal::NotFound)
         }
         Some(Stored::Done { ok }) => Ok(ok.clone()),
         Some(Stored::Refused { refused }) => Err(refused.clone()),

@@ -70,8 +70,14 @@ impl Store {
         .await?)
     }
 
-    /// Forgets idempotency records made before `before`.
+    /// Forgets idempotency records made before `before`: deletes the table's rows, and moves the
+    /// horizon before which charges' keys on their journal entries are no longer looked up (it
+    /// only moves forward).
     pub async fn purge_idempotency(&self, before: i64) -> Result<u64> {
+        sqlx::query("UPDATE idempotency_horizon SET forget_before = $1 WHERE id = 1 AND forget_before < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
         let r = sqlx::query("DELETE FROM idempotency WHERE created_at < $1").bind(before).execute(&self.pool).await?;
         Ok(r.rows_affected())
     }

@@ -85,6 +85,14 @@ pub struct EntryRow {
     pub at: i64,
     /// Order of application within the org (set by the engine when it writes the batch).
     pub seq: i64,
+    /// The `Idempotency-Key` of the charge this entry answered (`None` for any other entry): a
+    /// charge's idempotency record is kept on its entry, not in the `idempotency` table. Written
+    /// only; reads leave it `None` (answers never show it).
+    #[serde(skip)]
+    pub idem_key: Option<String>,
+    /// The fingerprint of the request that `idem_key` came with.
+    #[serde(skip)]
+    pub idem_fp: Option<String>,
 }
 
 /// A hold: credits reserved until settled, released or expired.
@@ -284,6 +292,8 @@ pub(crate) fn entry_from(r: &AnyRow) -> Result<EntryRow, sqlx::Error> {
         balance_after: r.try_get("balance_after")?,
         at: r.try_get("at")?,
         seq: r.try_get("seq")?,
+        idem_key: None,
+        idem_fp: None,
     })
 }
 

@@ -1,5 +1,7 @@
 //! A ledger batch's transaction: the org lock, and what the engine reads under it.
 
+use std::collections::HashMap;
+
 use roost_domain::ledger::BudgetScope;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row, Transaction};
@@ -15,18 +17,36 @@ use crate::{Dialect, Result, Store};
 pub struct LedgerTx {
     pub(super) tx: Transaction<'static, sqlx::Any>,
     pub(super) dialect: &'static dyn Dialect,
+    /// Journal entries that [`LedgerTx::idempotency`] found by their key: `(org, id)` → entry.
+    found: HashMap<(String, String), EntryRow>,
+    /// The orgs [`LedgerTx::lock_orgs`] locked.
+    locked: Vec<String>,
+    /// Heads whose version [`LedgerTx::lock_orgs`] already bumped: org → (version, next_event_at).
+    pub(super) bumped: HashMap<String, (i64, Option<i64>)>,
 }
 
 impl Store {
     /// Opens a ledger batch transaction.
     pub async fn ledger_begin(&self) -> Result<LedgerTx> {
-        Ok(LedgerTx { tx: self.write().await?, dialect: self.dialect })
+        Ok(LedgerTx {
+            tx: self.write().await?,
+            dialect: self.dialect,
+            found: HashMap::new(),
+            locked: Vec::new(),
+            bumped: HashMap::new(),
+        })
     }
 
     /// Opens a read-only snapshot of the ledger, to prepare a batch before its lock is taken (the
     /// batch's own transaction then checks, under the lock, that nothing it read has changed).
     pub async fn ledger_read(&self) -> Result<LedgerTx> {
-        Ok(LedgerTx { tx: self.pool.begin_with(self.dialect.begin_snapshot()).await?, dialect: self.dialect })
+        Ok(LedgerTx {
+            tx: self.pool.begin_with(self.dialect.begin_snapshot()).await?,
+            dialect: self.dialect,
+            found: HashMap::new(),
+            locked: Vec::new(),
+            bumped: HashMap::new(),
+        })
     }
 
     /// Whether the database has one write lock for everything, so that parallel ledger writers
@@ -43,20 +63,87 @@ impl LedgerTx {
         let mut out = Vec::with_capacity(org_ids.len());
         for chunk in org_ids.chunks(1000) {
             let lock = self.dialect.row_lock();
-            if !lock.is_empty() {
-                // Lock first, read after: under READ COMMITTED a statement that waits for a row
-                // lock still returns the other rows (the ledger version) as they were when it
-                // started, so the version must be read by a statement that starts after the wait.
-                let sql = format!("SELECT id FROM orgs WHERE id IN ({}) ORDER BY id{lock}", in_list(1, chunk.len()));
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                for id in chunk {
-                    q = q.bind(id.as_str());
-                }
-                q.fetch_all(&mut *self.tx).await?;
+            let ids = in_list(1, chunk.len());
+            let sql = if lock.is_empty() {
+                // The transaction holds the database's only write lock: just read.
+                format!(
+                    "SELECT o.id, o.kind, o.plan, o.plan_started_at, o.trial_ends_at, o.deleted_at, h.version, \
+                     h.next_event_at FROM orgs o LEFT JOIN ledger_heads h ON h.org_id = o.id WHERE o.id IN ({ids}) \
+                     ORDER BY o.id"
+                )
+            } else {
+                // One statement locks the orgs and bumps their versions. A locked row is returned as
+                // it is after the wait, and an UPDATE of a head another batch changed meanwhile
+                // updates its newest committed version, so `version - 1` is the version every batch
+                // before this one left. (A plain join of ledger_heads would read it as of the
+                // statement's start, before the wait: the bug this replaced.) A head inserted after
+                // the statement started is invisible to it: those orgs are bumped by a second
+                // statement below, which starts after the lock. Heads are only ever locked by
+                // holders of their org's lock: no new deadlock. `write` then leaves the version.
+                format!(
+                    "WITH l AS (SELECT id, kind, plan, plan_started_at, trial_ends_at, deleted_at FROM orgs \
+                     WHERE id IN ({ids}) ORDER BY id{lock}), \
+                     h AS (UPDATE ledger_heads SET version = version + 1 WHERE org_id IN (SELECT id FROM l) \
+                     RETURNING org_id, version, next_event_at) \
+                     SELECT l.id, l.kind, l.plan, l.plan_started_at, l.trial_ends_at, l.deleted_at, \
+                     h.version - 1 AS version, h.next_event_at, h.version AS bumped \
+                     FROM l LEFT JOIN h ON h.org_id = l.id ORDER BY l.id"
+                )
+            };
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.as_str());
             }
-            out.extend(self.select_orgs(chunk).await?);
+            for r in q.fetch_all(&mut *self.tx).await? {
+                self.locked.push(r.try_get("id")?);
+                if !lock.is_empty()
+                    && let Some(v) = r.try_get::<Option<i64>, _>("bumped")?
+                {
+                    self.bumped.insert(r.try_get("id")?, (v, r.try_get("next_event_at")?));
+                }
+                out.push(LedgerOrg {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    plan: r.try_get("plan")?,
+                    plan_started_at: r.try_get("plan_started_at")?,
+                    trial_ends_at: r.try_get("trial_ends_at")?,
+                    deleted: r.try_get::<Option<i64>, _>("deleted_at")?.is_some(),
+                    version: r.try_get("version")?,
+                });
+            }
+        }
+        if !self.dialect.row_lock().is_empty() {
+            self.bump_new_heads(&mut out).await?;
         }
         Ok(out)
+    }
+
+    /// Bumps (or creates) the heads `lock_orgs` did not find: orgs before their first batch, or
+    /// whose first batch committed while this one waited for the lock. This statement starts
+    /// after the lock, so it sees such a head, and the upsert bumps it.
+    async fn bump_new_heads(&mut self, orgs: &mut [LedgerOrg]) -> Result<()> {
+        let missing: Vec<String> =
+            orgs.iter().filter(|o| !self.bumped.contains_key(&o.id)).map(|o| o.id.clone()).collect();
+        for chunk in missing.chunks(1000) {
+            let sql = format!(
+                "INSERT INTO ledger_heads (org_id, version) SELECT id, 1 FROM orgs WHERE id IN ({}) ORDER BY id \
+                 ON CONFLICT (org_id) DO UPDATE SET version = ledger_heads.version + 1 \
+                 RETURNING org_id, version, next_event_at",
+                in_list(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                let (id, v): (String, i64) = (r.try_get("org_id")?, r.try_get("version")?);
+                if let Some(o) = orgs.iter_mut().find(|o| o.id == id) {
+                    o.version = (v > 1).then_some(v - 1);
+                }
+                self.bumped.insert(id, (v, r.try_get("next_event_at")?));
+            }
+        }
+        Ok(())
     }
 
     /// Reads what the ledger needs of the orgs without locking them (in a snapshot from
@@ -157,10 +244,16 @@ impl LedgerTx {
         Ok(out)
     }
 
-    /// Holds by id (any org among those locked; the caller checks the org).
-    pub async fn holds(&mut self, ids: &[String]) -> Result<Vec<HoldRow>> {
-        let head = format!("SELECT {HOLD_COLS} FROM holds WHERE id IN");
-        self.select_in(&head, "", &[], ids, hold_from).await
+    /// Holds by id, of the orgs `org_ids` (the caller checks the org): read through the primary
+    /// key (org_id, id).
+    pub async fn holds(&mut self, org_ids: &[String], ids: &[String]) -> Result<Vec<HoldRow>> {
+        let mut out = Vec::new();
+        for orgs in org_ids.chunks(100) {
+            let head = format!("SELECT {HOLD_COLS} FROM holds WHERE org_id IN ({}) AND id IN", in_list(1, orgs.len()));
+            let orgs: Vec<&str> = orgs.iter().map(String::as_str).collect();
+            out.extend(self.select_in(&head, "", &orgs, ids, hold_from).await?);
+        }
+        Ok(out)
     }
 
     /// The org's open holds that expired by `now`.
@@ -184,23 +277,31 @@ impl LedgerTx {
         Ok(v)
     }
 
-    /// Stored idempotency records for `(org, key)` pairs.
+    /// Stored idempotency records for `(org, key)` pairs, from both places a record lives: a
+    /// charge answered with success is its journal entry (`idem_key`, presented as the record
+    /// `{"$entry": id}` with the entry's time; entries before the purge horizon are forgotten),
+    /// every other answer is a row of the `idempotency` table. The entries found are kept for
+    /// [`LedgerTx::entries`], so replaying them costs no second read.
     pub async fn idempotency(&mut self, pairs: &[(String, String)]) -> Result<Vec<IdemRow>> {
         let mut out = Vec::new();
         for chunk in pairs.chunks(1000) {
-            // One statement for every org of the batch, answered from the primary key (org_id,
-            // key); pairs that cross (another org's key) are dropped below.
+            // One statement for every org of the batch, answered from the unique index
+            // (org_id, idem_key, idem_day) and the primary key (org_id, key); pairs that cross
+            // (another org's key) are dropped below.
             let mut orgs: Vec<&str> = chunk.iter().map(|(o, _)| o.as_str()).collect();
             orgs.sort_unstable();
             orgs.dedup();
+            let (o, k) = (in_list(1, orgs.len()), in_list(orgs.len() + 1, chunk.len()));
+            let nulls = ENTRY_COLS.split(", ").map(|_| "NULL").collect::<Vec<_>>().join(", ");
             let sql = format!(
-                "SELECT org_id, key, fingerprint, response, created_at FROM idempotency \
-                 WHERE org_id IN ({}) AND key IN ({})",
-                in_list(1, orgs.len()),
-                in_list(orgs.len() + 1, chunk.len())
+                "SELECT 'e' AS src, org_id AS o, idem_key AS k, idem_fp AS fp, at AS t, CAST(NULL AS TEXT) AS response, \
+                 {ENTRY_COLS} FROM ledger_entries WHERE org_id IN ({o}) AND idem_key IN ({k}) AND idem_key IS NOT NULL \
+                 AND at >= (SELECT forget_before FROM idempotency_horizon WHERE id = 1) \
+                 UNION ALL SELECT 't', org_id, key, fingerprint, created_at, response, {nulls} FROM idempotency \
+                 WHERE org_id IN ({o}) AND key IN ({k})"
             );
-            // Planned afresh each time: a generic plan made while the table was small could keep
-            // scanning it whole once it is large.
+            // Planned afresh each time: a generic plan made while the tables were small could keep
+            // scanning them whole once they are large.
             let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
             for o in &orgs {
                 q = q.bind(*o);
@@ -208,31 +309,47 @@ impl LedgerTx {
             for (_, k) in chunk {
                 q = q.bind(k.as_str());
             }
+            let (mut on_entries, mut in_table) = (Vec::new(), Vec::new());
             for r in q.fetch_all(&mut *self.tx).await? {
-                let org_id: String = r.try_get("org_id")?;
-                let key: String = r.try_get("key")?;
+                let org_id: String = r.try_get("o")?;
+                let key: String = r.try_get("k")?;
                 if !chunk.iter().any(|(o, k)| *o == org_id && *k == key) {
                     continue;
                 }
-                out.push(IdemRow {
-                    org_id,
-                    key,
-                    fingerprint: r.try_get("fingerprint")?,
-                    record: r.try_get("response")?,
-                    created_at: r.try_get("created_at")?,
-                });
+                let (fingerprint, created_at) = (r.try_get("fp")?, r.try_get("t")?);
+                if r.try_get::<String, _>("src")? == "t" {
+                    in_table.push(IdemRow { org_id, key, fingerprint, record: r.try_get("response")?, created_at });
+                    continue;
+                }
+                let e = entry_from(&r)?;
+                let record = serde_json::json!({ "$entry": e.id }).to_string();
+                on_entries.push(IdemRow { org_id, key, fingerprint, record, created_at });
+                self.found.insert((e.org_id.clone(), e.id.clone()), e);
             }
+            // A key is in one place only. Should both hold it (a bug), the entry wins.
+            for t in in_table {
+                if on_entries.iter().any(|e| e.org_id == t.org_id && e.key == t.key) {
+                    tracing::warn!(org = %t.org_id, key = %t.key, "an idempotency key is both on an entry and in the table");
+                } else {
+                    out.push(t);
+                }
+            }
+            out.append(&mut on_entries);
         }
         Ok(out)
     }
 
-    /// Journal entries by `(org, id)`.
+    /// Journal entries by `(org, id)` (those [`LedgerTx::idempotency`] found are not read again).
     pub async fn entries(&mut self, refs: &[(String, String)]) -> Result<Vec<EntryRow>> {
         let mut out = Vec::new();
-        for chunk in refs.chunks(1000) {
-            if chunk.is_empty() {
-                continue;
+        let mut rest = Vec::new();
+        for r in refs {
+            match self.found.get(r) {
+                Some(e) => out.push(e.clone()),
+                None => rest.push(r),
             }
+        }
+        for chunk in rest.chunks(1000) {
             let cond = (0..chunk.len())
                 .map(|i| format!("(org_id = ${} AND id = ${})", 2 * i + 1, 2 * i + 2))
                 .collect::<Vec<_>>()

@@ -75,6 +75,16 @@ async fn org_ledger(store: &Store, t: &Tables, org: &str) -> Result<OrgLedger, S
         let record: Value = serde_json::from_str(&record).map_err(|e| format!("a stored record is not JSON: {e}"))?;
         idempotency.insert(get(&r, "key")?, (api_status(&record), record));
     }
+    // A charge answered with success keeps its key on its journal entry instead.
+    let on_entries = sqlx::query("SELECT idem_key, id FROM ledger_entries WHERE org_id = $1 AND idem_key IS NOT NULL")
+        .bind(org)
+        .fetch_all(store.pool())
+        .await
+        .map_err(|e| format!("idempotency keys of journal entries: {e}"))?;
+    for r in on_entries {
+        let record = serde_json::json!({ "$entry": get::<String>(&r, "id")? });
+        idempotency.insert(get(&r, "idem_key")?, (api_status(&record), record));
+    }
     let mine = |o: &str, wid: &str| o == org && wid == wallet_id;
     Ok(OrgLedger {
         wallet_id: wallet_id.clone(),
