@@ -46,6 +46,7 @@ mod errors;
 mod holds;
 mod idempotency;
 mod invariants;
+mod key_scope;
 mod review;
 mod roles;
 
