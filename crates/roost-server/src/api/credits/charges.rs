@@ -1,7 +1,6 @@
 //! Charges: drawing credits now, from the wallet of the acting workspace's org.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use roost_domain::Permission;
 use roost_domain::validate::Errors;
@@ -16,7 +15,7 @@ use crate::AppState;
 use crate::api::acting_scope;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::ApiJson;
+use crate::extract::HeadersAndJson;
 
 /// Body of a charge.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -55,8 +54,7 @@ fn check_metadata(e: &mut Errors, m: Option<&Value>) -> Option<String> {
 pub(super) async fn charge(
     State(st): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    ApiJson(b): ApiJson<ChargeBody>,
+    HeadersAndJson(headers, b): HeadersAndJson<ChargeBody>,
 ) -> ApiResult<Response> {
     let w = acting_scope(&st, &caller, &headers, Permission::UseWorkspace).await?;
     let mut e = Errors::default();

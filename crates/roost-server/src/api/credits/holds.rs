@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use roost_domain::ledger::HoldStatus;
 use roost_domain::validate::Errors;
@@ -17,7 +16,7 @@ use crate::AppState;
 use crate::api::{acting_scope, check_id, not_found_after_access_check, ws_scope};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::ApiJson;
+use crate::extract::HeadersAndJson;
 
 /// Body of a hold.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -40,8 +39,7 @@ pub struct HoldBody {
 pub(super) async fn create_hold(
     State(st): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    ApiJson(b): ApiJson<HoldBody>,
+    HeadersAndJson(headers, b): HeadersAndJson<HoldBody>,
 ) -> ApiResult<Response> {
     let w = acting_scope(&st, &caller, &headers, Permission::UseWorkspace).await?;
     let mut e = Errors::default();
@@ -99,8 +97,7 @@ pub(super) async fn settle_hold(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    ApiJson(b): ApiJson<SettleBody>,
+    HeadersAndJson(headers, b): HeadersAndJson<SettleBody>,
 ) -> ApiResult<Response> {
     let h = hold_ctx(&st, &caller, &id, Permission::UseWorkspace).await?;
     let mut e = Errors::default();
