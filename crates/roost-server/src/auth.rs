@@ -50,6 +50,14 @@ impl Caller {
         }
     }
 
+    /// The id of [`Caller::actor`], without building the actor.
+    pub fn actor_id(&self) -> &str {
+        match &self.who {
+            Who::User(u) => &u.id,
+            Who::Key(k) => &k.id,
+        }
+    }
+
     /// The audit context of a change made by this caller at `now`.
     pub fn ctx(&self, now: i64) -> Ctx {
         Ctx { actor: self.actor(), ip: self.ip.clone(), now }

@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
@@ -37,8 +37,7 @@ const DRAIN_LIMIT: usize = 8 * MAX_BODY;
 
 /// Reads the body, up to [`MAX_BODY`]. An oversized body is still read (and dropped) up to
 /// [`DRAIN_LIMIT`], so that a client still writing it gets the 413 instead of a reset connection.
-async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
-    let mut body = req.into_body();
+async fn body_bytes(mut body: Body) -> Result<Bytes, ApiError> {
     let mut buf = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
@@ -89,15 +88,34 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// A required JSON body, parsed as [`ApiJson`] does.
+async fn required<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let bytes = body_bytes(body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "a JSON body is required"));
+    }
+    parse(&bytes)
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "a JSON body is required"));
-        }
-        parse(&bytes).map(ApiJson)
+        required(req.into_body()).await.map(ApiJson)
+    }
+}
+
+/// The request's headers and its JSON body (as [`ApiJson`]). The headers are moved out of the
+/// request: axum's `HeaderMap` extractor would copy every one of them for each request.
+#[derive(Debug)]
+pub struct HeadersAndJson<T>(pub HeaderMap, pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for HeadersAndJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        Ok(HeadersAndJson(parts.headers, required(body).await?))
     }
 }
 
@@ -105,7 +123,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req).await?;
+        let bytes = body_bytes(req.into_body()).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }

@@ -13,7 +13,7 @@ mod workspaces;
 use axum::http::HeaderMap;
 use roost_domain::roles::allows_in_workspace;
 use roost_domain::{IdKind, OrgRole, Permission, WsRole};
-use roost_store::{Org, Workspace};
+use roost_store::{ApiKey, Org, Workspace};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -134,7 +134,7 @@ pub(crate) async fn ws_ctx(st: &AppState, caller: &Caller, ws_id: &str) -> ApiRe
                 return Err(ApiError::not_found());
             }
             let (ws, org) = st.store.workspace_by_id(ws_id).await?.ok_or_else(ApiError::not_found)?;
-            Ok(WsCtx { ws, org, org_role: None, ws_role: Some(WsRole::Member) })
+            Ok(WsCtx { ws, org, org_role: None, ws_role: Some(KEY_WS_ROLE) })
         }
         Who::User(u) => {
             let a = st.store.workspace_access(ws_id, &u.id).await?.ok_or_else(ApiError::not_found)?;
@@ -164,20 +164,15 @@ pub const WORKSPACE_HEADER: &str = "roost-workspace";
 /// The workspace a workspace-scoped call acts in: the key's own; for a user, the one named by the
 /// `Roost-Workspace` header, else the active one, else the personal one.
 pub(crate) async fn acting_ws(st: &AppState, caller: &Caller, headers: &HeaderMap) -> ApiResult<WsCtx> {
-    let named = match headers.get(WORKSPACE_HEADER) {
-        Some(v) => Some(v.to_str().map_err(|_| ApiError::not_found())?.trim().to_string()),
-        None => None,
-    };
+    let named = named_workspace(headers)?;
     match &caller.who {
         Who::Key(k) => {
-            if named.as_deref().is_some_and(|n| n != k.workspace_id) {
-                return Err(ApiError::forbidden("an API key acts only in its own workspace"));
-            }
+            key_may_act_in(k, named)?;
             ws_ctx(st, caller, &k.workspace_id.clone()).await
         }
         Who::User(u) => {
             if let Some(n) = named {
-                return ws_ctx(st, caller, &n).await;
+                return ws_ctx(st, caller, n).await;
             }
             if let Some(active) = &u.active_workspace_id {
                 match ws_ctx(st, caller, active).await {
@@ -189,4 +184,80 @@ pub(crate) async fn acting_ws(st: &AppState, caller: &Caller, headers: &HeaderMa
             ws_ctx(st, caller, &personal).await
         }
     }
+}
+
+/// The workspace the `Roost-Workspace` header names, if any (not valid text: 404).
+fn named_workspace(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    match headers.get(WORKSPACE_HEADER) {
+        Some(v) => Ok(Some(v.to_str().map_err(|_| ApiError::not_found())?.trim())),
+        None => Ok(None),
+    }
+}
+
+/// 403 if the header names a workspace other than the key's own: a key never moves.
+fn key_may_act_in(k: &ApiKey, named: Option<&str>) -> ApiResult<()> {
+    if named.is_some_and(|n| n != k.workspace_id) {
+        return Err(ApiError::forbidden("an API key acts only in its own workspace"));
+    }
+    Ok(())
+}
+
+/// What an API key is in its workspace.
+const KEY_WS_ROLE: WsRole = WsRole::Member;
+
+/// Where a draw on the org's credits happens: the workspace and its org, by id, for a caller
+/// who may do what was asked there.
+pub(crate) struct WsScope {
+    pub org_id: String,
+    pub workspace_id: String,
+}
+
+/// The scope of a key in its own workspace, from the key alone, with no database read. A key
+/// names its workspace and org for good (neither ever moves), and it does not outlive them:
+/// deleting a workspace or an org revokes its keys, which drops them from the key cache here at
+/// once and on other replicas through `NOTIFY` (see `auth`). The ledger itself refuses any draw
+/// on a deleted org under the org's lock, which is the check that counts. Nothing else about the
+/// workspace or the org (names, plan) matters to a draw.
+fn key_scope(k: &ApiKey, p: Permission) -> ApiResult<WsScope> {
+    if !allows_in_workspace(None, Some(KEY_WS_ROLE), p) {
+        return Err(ApiError::forbidden("your role in this workspace does not allow this"));
+    }
+    Ok(WsScope { org_id: k.org_id.clone(), workspace_id: k.workspace_id.clone() })
+}
+
+/// Like [`ws_ctx`] followed by [`WsCtx::require`], with the same answers, for calls that need only
+/// the ids: for an API key no database read (see [`key_scope`]).
+pub(crate) async fn ws_scope(st: &AppState, caller: &Caller, ws_id: &str, p: Permission) -> ApiResult<WsScope> {
+    match &caller.who {
+        Who::Key(k) => {
+            check_id(IdKind::Workspace, ws_id)?;
+            if k.workspace_id != ws_id {
+                return Err(ApiError::not_found());
+            }
+            key_scope(k, p)
+        }
+        Who::User(_) => scope_of(ws_ctx(st, caller, ws_id).await?, p),
+    }
+}
+
+/// Like [`acting_ws`] followed by [`WsCtx::require`], with the same answers (the `Roost-Workspace`
+/// rules included), for calls that need only the ids: for an API key no database read.
+pub(crate) async fn acting_scope(
+    st: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    p: Permission,
+) -> ApiResult<WsScope> {
+    match &caller.who {
+        Who::Key(k) => {
+            key_may_act_in(k, named_workspace(headers)?)?;
+            key_scope(k, p)
+        }
+        Who::User(_) => scope_of(acting_ws(st, caller, headers).await?, p),
+    }
+}
+
+fn scope_of(w: WsCtx, p: Permission) -> ApiResult<WsScope> {
+    w.require(p)?;
+    Ok(WsScope { org_id: w.org.id, workspace_id: w.ws.id })
 }

@@ -1,7 +1,6 @@
 //! Charges: drawing credits now, from the wallet of the acting workspace's org.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use roost_domain::Permission;
 use roost_domain::validate::Errors;
@@ -13,10 +12,10 @@ use utoipa::ToSchema;
 use super::views::ChargeView;
 use super::{MAX_METADATA, actor_ref, check_draw, idem, run};
 use crate::AppState;
-use crate::api::acting_ws;
+use crate::api::acting_scope;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::ApiJson;
+use crate::extract::HeadersAndJson;
 
 /// Body of a charge.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -55,16 +54,14 @@ fn check_metadata(e: &mut Errors, m: Option<&Value>) -> Option<String> {
 pub(super) async fn charge(
     State(st): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    ApiJson(b): ApiJson<ChargeBody>,
+    HeadersAndJson(headers, b): HeadersAndJson<ChargeBody>,
 ) -> ApiResult<Response> {
-    let w = acting_ws(&st, &caller, &headers).await?;
-    w.require(Permission::UseWorkspace)?;
+    let w = acting_scope(&st, &caller, &headers, Permission::UseWorkspace).await?;
     let mut e = Errors::default();
     let (action, wallet) = check_draw(&st, &mut e, b.amount, &b.action, b.wallet.as_deref());
     let metadata = check_metadata(&mut e, b.metadata.as_ref());
     e.finish().map_err(ApiError::invalid)?;
-    let idem = idem(&headers, "charge", &w.ws.id, &caller, &b)?;
-    let op = Op::Charge { workspace_id: w.ws.id.clone(), wallet, amount: b.amount, action, metadata };
-    run(&st, Command { org_id: w.org.id, actor: actor_ref(&caller), op, idem: Some(idem) }).await
+    let idem = idem(&headers, "charge", &w.workspace_id, &caller, &b)?;
+    let op = Op::Charge { workspace_id: w.workspace_id, wallet, amount: b.amount, action, metadata };
+    run(&st, Command { org_id: w.org_id, actor: actor_ref(&caller), op, idem: Some(idem) }).await
 }

@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use roost_domain::ledger::HoldStatus;
 use roost_domain::validate::Errors;
@@ -14,10 +13,10 @@ use utoipa::ToSchema;
 use super::views::{HoldView, SettleView};
 use super::{DEFAULT_HOLD_TTL, MAX_HOLD_TTL, actor_ref, check_amount, check_draw, idem, run};
 use crate::AppState;
-use crate::api::{WsCtx, acting_ws, check_id, not_found_after_access_check, ws_ctx};
+use crate::api::{acting_scope, check_id, not_found_after_access_check, ws_scope};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::ApiJson;
+use crate::extract::HeadersAndJson;
 
 /// Body of a hold.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -40,11 +39,9 @@ pub struct HoldBody {
 pub(super) async fn create_hold(
     State(st): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    ApiJson(b): ApiJson<HoldBody>,
+    HeadersAndJson(headers, b): HeadersAndJson<HoldBody>,
 ) -> ApiResult<Response> {
-    let w = acting_ws(&st, &caller, &headers).await?;
-    w.require(Permission::UseWorkspace)?;
+    let w = acting_scope(&st, &caller, &headers, Permission::UseWorkspace).await?;
     let mut e = Errors::default();
     let (action, wallet) = check_draw(&st, &mut e, b.amount, &b.action, b.wallet.as_deref());
     let ttl = b.ttl_seconds.unwrap_or(DEFAULT_HOLD_TTL);
@@ -52,20 +49,19 @@ pub(super) async fn create_hold(
         e.add("ttl_seconds", format!("must be from 1 to {MAX_HOLD_TTL}"));
     }
     e.finish().map_err(ApiError::invalid)?;
-    let idem = idem(&headers, "hold", &w.ws.id, &caller, &b)?;
-    let op = Op::Hold { workspace_id: w.ws.id.clone(), wallet, amount: b.amount, action, ttl_ms: ttl * 1000 };
-    run(&st, Command { org_id: w.org.id, actor: actor_ref(&caller), op, idem: Some(idem) }).await
+    let idem = idem(&headers, "hold", &w.workspace_id, &caller, &b)?;
+    let op = Op::Hold { workspace_id: w.workspace_id, wallet, amount: b.amount, action, ttl_ms: ttl * 1000 };
+    run(&st, Command { org_id: w.org_id, actor: actor_ref(&caller), op, idem: Some(idem) }).await
 }
 
 /// The hold `id` if the caller may charge in the workspace it is bound to (404 otherwise).
-async fn hold_ctx(st: &AppState, caller: &Caller, id: &str, p: Permission) -> ApiResult<(roost_store::HoldRow, WsCtx)> {
+async fn hold_ctx(st: &AppState, caller: &Caller, id: &str, p: Permission) -> ApiResult<roost_store::HoldRow> {
     check_id(IdKind::Hold, id)?;
     let Some(h) = st.store.hold(id).await? else {
         return not_found_after_access_check(st, caller).await;
     };
-    let w = ws_ctx(st, caller, &h.workspace_id).await?;
-    w.require(p)?;
-    Ok((h, w))
+    ws_scope(st, caller, &h.workspace_id, p).await?;
+    Ok(h)
 }
 
 /// A hold.
@@ -76,7 +72,7 @@ pub(super) async fn get_hold(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<HoldView>> {
-    let (mut h, _) = hold_ctx(&st, &caller, &id, Permission::ReadWorkspace).await?;
+    let mut h = hold_ctx(&st, &caller, &id, Permission::ReadWorkspace).await?;
     if h.status == HoldStatus::Open && h.expires_at <= st.clock.now_ms() {
         h.status = HoldStatus::Expired;
     }
@@ -101,10 +97,9 @@ pub(super) async fn settle_hold(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    ApiJson(b): ApiJson<SettleBody>,
+    HeadersAndJson(headers, b): HeadersAndJson<SettleBody>,
 ) -> ApiResult<Response> {
-    let (h, _) = hold_ctx(&st, &caller, &id, Permission::UseWorkspace).await?;
+    let h = hold_ctx(&st, &caller, &id, Permission::UseWorkspace).await?;
     let mut e = Errors::default();
     check_amount(&mut e, "amount", b.amount);
     e.finish().map_err(ApiError::invalid)?;
@@ -121,7 +116,7 @@ pub(super) async fn release_hold(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let (h, _) = hold_ctx(&st, &caller, &id, Permission::UseWorkspace).await?;
+    let h = hold_ctx(&st, &caller, &id, Permission::UseWorkspace).await?;
     let op = Op::Release { hold_id: h.id };
     run(&st, Command { org_id: h.org_id, actor: actor_ref(&caller), op, idem: None }).await
 }

@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::api::{OrgCtx, acting_ws, check_id, org_ctx};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::ApiJson;
+use crate::extract::HeadersAndJson;
 use crate::views::List;
 
 /// The org's wallets (brought up to the clock first), as the API shows them.
@@ -79,8 +79,7 @@ pub(super) async fn topup(
     State(st): State<AppState>,
     caller: Caller,
     Path((org, wallet)): Path<(String, String)>,
-    headers: HeaderMap,
-    ApiJson(b): ApiJson<TopupBody>,
+    HeadersAndJson(headers, b): HeadersAndJson<TopupBody>,
 ) -> ApiResult<Response> {
     let o = org_ctx(&st, &caller, &org).await?;
     o.require(Permission::ManageBilling)?;
@@ -125,8 +124,7 @@ pub(super) async fn adjust(
     State(st): State<AppState>,
     caller: Caller,
     Path((org, wallet)): Path<(String, String)>,
-    headers: HeaderMap,
-    ApiJson(b): ApiJson<AdjustBody>,
+    HeadersAndJson(headers, b): HeadersAndJson<AdjustBody>,
 ) -> ApiResult<Response> {
     let o = org_ctx(&st, &caller, &org).await?;
     if o.role != OrgRole::Owner {

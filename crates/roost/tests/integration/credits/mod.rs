@@ -10,5 +10,6 @@ mod cycles;
 mod errors;
 mod holds;
 mod idempotency;
+mod key_scope;
 mod review;
 mod roles;
