@@ -87,7 +87,10 @@ pub(crate) fn now_ms() -> i64 {
 async fn runs_on(db: &Db, args: &Args, n: usize, secs: f64, warm: f64) -> anyhow::Result<()> {
     let store = &db.store;
     let cfg = LedgerConfig { shards: args.shards, ..LedgerConfig::default() };
-    let ledger = Ledger::start(store.clone(), cfg, Arc::new(now_ms));
+    let ledger = Ledger::start(store.clone(), cfg.clone(), Arc::new(now_ms));
+    // The same engine without pipelining (a batch is prepared only once the previous one is
+    // committed), to show in the same run what pipelining buys.
+    let serial = Ledger::start(store.clone(), LedgerConfig { pipeline: 1, ..cfg }, Arc::new(now_ms));
     let writers = ledger.config().shards;
     let t0 = Instant::now();
     let targets = setup(db, &ledger, n, args.workspaces, args.keys).await?;
@@ -115,6 +118,9 @@ async fn runs_on(db: &Db, args: &Args, n: usize, secs: f64, warm: f64) -> anyhow
         }
         let eng = run_engine(&ledger, &targets, clients, secs).await;
         engine_acked += eng.ok;
+        let w = run_engine(&serial, &targets, clients, warm).await;
+        let one = run_engine(&serial, &targets, clients, secs).await;
+        engine_acked += w.ok + one.ok;
 
         #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a batch size")]
         let batch = (eng.batch.round() as usize).clamp(1, clients);
@@ -130,8 +136,15 @@ async fn runs_on(db: &Db, args: &Args, n: usize, secs: f64, warm: f64) -> anyhow
         line(&format!("{label}: naive baseline"), &base, "—", "—");
         line(&format!("{label}: **engine**"), &eng, &ratio(eng.rate(), base.rate()), &ratio(eng.rate(), floor.rate()));
         line(&format!("{label}: floor"), &floor, &ratio(floor.rate(), base.rate()), "—");
+        line(
+            &format!("{label}: engine, unpipelined"),
+            &one,
+            &ratio(one.rate(), base.rate()),
+            &ratio(one.rate(), floor.rate()),
+        );
     }
     drop(ledger);
+    drop(serial);
     Ok(())
 }
 

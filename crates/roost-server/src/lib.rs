@@ -65,6 +65,7 @@ impl AppState {
             shards: settings.ledger_shards,
             max_batch: settings.ledger_batch_max,
             catalog: settings.catalog.clone(),
+            ..roost_ledger::LedgerConfig::default()
         };
         let c = clock.clone();
         let ledger = roost_ledger::Ledger::start(store.clone(), ledger_cfg, Arc::new(move || c.now_ms()));

@@ -37,12 +37,21 @@ pub struct LedgerConfig {
     pub shards: usize,
     /// Most commands in one transaction.
     pub max_batch: usize,
+    /// Batches per shard prepared but not yet committed, at most: 2 lets the next batch be applied
+    /// while one commits; 1 prepares a batch only once the previous one is committed.
+    pub pipeline: usize,
     pub catalog: Catalog,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        Self { kinds: vec![crate::CREDITS.into()], shards: 4, max_batch: 1024, catalog: Catalog::builtin() }
+        Self {
+            kinds: vec![crate::CREDITS.into()],
+            shards: 4,
+            max_batch: 1024,
+            pipeline: 2,
+            catalog: Catalog::builtin(),
+        }
     }
 }
 
@@ -123,6 +132,7 @@ impl Ledger {
         }
         cfg.shards = cfg.shards.max(1);
         cfg.max_batch = cfg.max_batch.max(1);
+        cfg.pipeline = cfg.pipeline.max(1);
         let trace = std::env::var_os("ROOST_LEDGER_TRACE").is_some();
         let shared = Arc::new(Shared {
             store,

@@ -13,9 +13,6 @@ use super::{Job, Shared, commit};
 use crate::Answer;
 use crate::book::Book;
 
-/// Batches prepared but not yet committed, at most: one committing, one waiting for it.
-const DEPTH: usize = 2;
-
 /// Books kept between batches; dropped wholesale past this many orgs (when nothing is in flight).
 const CACHE_MAX: usize = 20_000;
 
@@ -99,7 +96,7 @@ impl State {
 }
 
 /// The preparer: takes queued commands, prepares them as batches and passes them to the
-/// committer (started here), at most [`DEPTH`] ahead of it.
+/// committer (started here), at most `pipeline` batches ahead of it.
 pub(super) async fn run(rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, shared: Arc<Shared>) {
     let mut rx = rx.lock().await;
     let (to_commit, batches) = mpsc::channel::<Prepared>(1);
@@ -113,7 +110,7 @@ pub(super) async fn run(rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, shared: Ar
         }
         let mut jobs = std::mem::take(&mut st.redo);
         if jobs.is_empty() {
-            if st.in_flight.len() >= DEPTH {
+            if st.in_flight.len() >= shared.cfg.pipeline {
                 match fb.recv().await {
                     Some(f) => st.feedback(f, &mut fb, &shared).await,
                     None => return,
