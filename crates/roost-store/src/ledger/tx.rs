@@ -291,15 +291,7 @@ impl LedgerTx {
             let mut orgs: Vec<&str> = chunk.iter().map(|(o, _)| o.as_str()).collect();
             orgs.sort_unstable();
             orgs.dedup();
-            let (o, k) = (in_list(1, orgs.len()), in_list(orgs.len() + 1, chunk.len()));
-            let nulls = ENTRY_COLS.split(", ").map(|_| "NULL").collect::<Vec<_>>().join(", ");
-            let sql = format!(
-                "SELECT 'e' AS src, org_id AS o, idem_key AS k, idem_fp AS fp, at AS t, CAST(NULL AS TEXT) AS response, \
-                 {ENTRY_COLS} FROM ledger_entries WHERE org_id IN ({o}) AND idem_key IN ({k}) AND idem_key IS NOT NULL \
-                 AND at >= (SELECT forget_before FROM idempotency_horizon WHERE id = 1) \
-                 UNION ALL SELECT 't', org_id, key, fingerprint, created_at, response, {nulls} FROM idempotency \
-                 WHERE org_id IN ({o}) AND key IN ({k})"
-            );
+            let sql = idempotency_sql(orgs.len(), chunk.len());
             // Planned afresh each time: a generic plan made while the tables were small could keep
             // scanning them whole once they are large.
             let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
@@ -401,5 +393,59 @@ impl LedgerTx {
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         Ok(())
+    }
+}
+
+/// The lookup of idempotency keys in both their places, for `orgs` orgs (`$1…`) and `keys` keys
+/// (after them). The horizon is compared as `+at`, which no index serves: otherwise SQLite walks
+/// the journal by `(org_id, at)` from the horizon on — every entry of the org — instead of
+/// probing `ledger_entries_idem` for each key.
+fn idempotency_sql(orgs: usize, keys: usize) -> String {
+    let (o, k) = (in_list(1, orgs), in_list(orgs + 1, keys));
+    let nulls = ENTRY_COLS.split(", ").map(|_| "NULL").collect::<Vec<_>>().join(", ");
+    format!(
+        "SELECT 'e' AS src, org_id AS o, idem_key AS k, idem_fp AS fp, at AS t, CAST(NULL AS TEXT) AS response, \
+         {ENTRY_COLS} FROM ledger_entries WHERE org_id IN ({o}) AND idem_key IN ({k}) AND idem_key IS NOT NULL \
+         AND +at >= (SELECT forget_before FROM idempotency_horizon WHERE id = 1) \
+         UNION ALL SELECT 't', org_id, key, fingerprint, created_at, response, {nulls} FROM idempotency \
+         WHERE org_id IN ({o}) AND key IN ({k})"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idempotency_sql;
+    use crate::Store;
+
+    /// A regression: the lookup walked every journal entry of the org on SQLite (by
+    /// `ledger_entries_at`), so each batch got slower as the journal grew.
+    #[tokio::test]
+    async fn idempotency_lookup_probes_the_key_index() {
+        let path = std::env::temp_dir().join(format!("roost-idem-plan-{}.db", roost_domain::IdKind::Org.generate()));
+        let store = Store::connect(&format!("sqlite://{}", path.display())).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let sql = format!("EXPLAIN QUERY PLAN {}", idempotency_sql(2, 3));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for v in ["org_a", "org_b", "k1", "k2", "k3"] {
+            q = q.bind(v);
+        }
+        let plan: Vec<String> = q
+            .fetch_all(store.pool())
+            .await
+            .expect("plan")
+            .iter()
+            .map(|r| sqlx::Row::try_get::<String, _>(r, "detail").unwrap_or_default())
+            .collect();
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut f = path.clone().into_os_string();
+            f.push(suffix);
+            let _ = std::fs::remove_file(f);
+        }
+        let journal: Vec<&String> = plan.iter().filter(|d| d.contains("ledger_entries")).collect();
+        assert!(
+            journal.iter().all(|d| d.contains("ledger_entries_idem")),
+            "the journal is searched by the key index: {plan:?}"
+        );
     }
 }
