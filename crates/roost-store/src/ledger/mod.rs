@@ -3,6 +3,7 @@
 //! multi-row statements.
 
 mod bulk;
+mod idem;
 mod reads;
 mod rows;
 mod tx;
