@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use roost_domain::IdKind;
 use roost_ledger::{Answer, Command, Idem, Ledger, LedgerConfig, LedgerError, Op, Outcome, Source};
-use roost_store::{Actor, Ctx, NewSignup, Store};
+use roost_store::{Actor, Ctx, Store};
 use roost_test_kit::{Backend, FreshDatabase};
 use sqlx::Connection;
 
@@ -34,19 +33,7 @@ struct World {
 async fn world(backend: Backend) -> Option<World> {
     let db = FreshDatabase::create(backend).await?;
     let store = db.store().await;
-    let s = NewSignup {
-        user_id: IdKind::User.generate(),
-        email: format!("{}@example.com", IdKind::User.generate()),
-        name: "pipeline".into(),
-        password_hash: "x".into(),
-        org_id: IdKind::Org.generate(),
-        org_name: "pipeline".into(),
-        plan: "free".into(),
-        workspace_id: IdKind::Workspace.generate(),
-        workspace_name: "pipeline".into(),
-        token_hash: IdKind::Org.generate(),
-        session_expires_at: T0 + 86_400_000,
-    };
+    let s = crate::personal_signup(T0);
     store.signup(&s, &Ctx { actor: Actor::user(&s.user_id), ip: None, now: T0 }).await.expect("signup");
     let clock = Arc::new(AtomicI64::new(T0));
     let ledger = Ledger::start(store.clone(), LedgerConfig::default(), Arc::new(move || clock.load(Ordering::Relaxed)));

@@ -6,10 +6,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use roost_domain::IdKind;
 use roost_domain::time::parse_rfc3339;
 use roost_ledger::{ActorRef, Answer, Command, Idem, Ledger, LedgerConfig, Op, Outcome, Refusal};
-use roost_store::{Actor, Ctx, NewSignup, Store};
+use roost_store::{Actor, Ctx, Store};
 use roost_test_kit::db::{FreshDatabase, pg_url};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -35,20 +34,8 @@ struct World {
 impl World {
     async fn new(store: Store) -> Self {
         let now = parse_rfc3339("2026-03-02T10:00:00Z").expect("t0");
-        let user = IdKind::User.generate();
-        let signup = NewSignup {
-            user_id: user.clone(),
-            email: "alice@example.com".into(),
-            name: "alice".into(),
-            password_hash: "argon2-of-alice".into(),
-            org_id: IdKind::Org.generate(),
-            org_name: "alice's org".into(),
-            plan: "free".into(),
-            workspace_id: IdKind::Workspace.generate(),
-            workspace_name: "Personal".into(),
-            token_hash: format!("session-{user}"),
-            session_expires_at: now + 24 * HOUR_MS,
-        };
+        let signup = crate::personal_signup(now);
+        let user = signup.user_id.clone();
         store.signup(&signup, &Ctx { actor: Actor::user(&user), ip: None, now }).await.expect("signup");
         let clock = Arc::new(AtomicI64::new(now));
         let c = clock.clone();

@@ -58,7 +58,7 @@ impl Reply {
         Self { status, body }
     }
 }
-use roost_store::{Actor, ApiKey, Ctx, NewOrg, NewSignup, Store};
+use roost_store::{Actor, ApiKey, Ctx, NewOrg, Store};
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -777,20 +777,8 @@ impl World {
     async fn new(store: Store, spend_limit: Option<i64>) -> Self {
         let now = t0();
         let catalog = Catalog::builtin();
-        let user = IdKind::User.generate();
-        let personal = NewSignup {
-            user_id: user.clone(),
-            email: "alice@example.com".into(),
-            name: "alice".into(),
-            password_hash: "argon2-of-alice".into(),
-            org_id: IdKind::Org.generate(),
-            org_name: "alice's org".into(),
-            plan: "free".into(),
-            workspace_id: IdKind::Workspace.generate(),
-            workspace_name: "Personal".into(),
-            token_hash: format!("session-{user}"),
-            session_expires_at: now + DAY_MS,
-        };
+        let personal = crate::personal_signup(now);
+        let user = personal.user_id.clone();
         store.signup(&personal, &ctx(&user, now)).await.expect("signup");
         let business = NewOrg {
             id: IdKind::Org.generate(),
