@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use roost_ledger::{Answer, Outcome, Refusal};
 use roost_store::{Store, redact};
 use serde_json::Value;
 
@@ -26,21 +27,19 @@ pub struct OrgLedger {
     pub idempotency: HashMap<String, (i64, Value)>,
 }
 
-/// The status the API answers a stored idempotency record with. The engine keeps outcomes and
-/// refusals, not HTTP bodies; a record naming a journal entry is a charge (201).
+/// The status the API answers a stored idempotency record with, rendered by the server's own
+/// mapping. The engine keeps outcomes and refusals, not HTTP bodies; a record naming a journal
+/// entry is a charge (201); a record neither can read is 0.
 fn api_status(record: &Value) -> i64 {
-    match (record.get("$entry"), record["refused"]["refusal"].as_str()) {
-        (Some(_), _) => 201,
-        (None, Some("insufficient_credits")) => 402,
-        (None, Some("budget_exceeded" | "forbidden")) => 403,
-        (None, Some("not_found")) => 404,
-        (None, Some("hold_closed" | "idempotency_conflict")) => 409,
-        (None, Some(_)) => 422,
-        (None, None) => match record["ok"]["outcome"].as_str() {
-            Some("held" | "granted" | "debited") => 201,
-            _ => 200,
-        },
+    if record.get("$entry").is_some() {
+        return 201;
     }
+    let answer: Option<Answer> = match (record.get("refused"), record.get("ok")) {
+        (Some(r), _) => serde_json::from_value::<Refusal>(r.clone()).ok().map(Err),
+        (None, Some(o)) => serde_json::from_value::<Outcome>(o.clone()).ok().map(Ok),
+        (None, None) => None,
+    };
+    answer.map_or(0, |a| i64::from(roost_server::api::credits::render(a).0))
 }
 
 /// Checks the whole database at `url` (panicking like [`assert_ledger`](super::assert_ledger)) and
