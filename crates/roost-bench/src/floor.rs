@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::AMOUNT;
 use crate::clients::{drive, pick};
+use crate::floor_native::NativeFloor;
 use crate::report::Run;
 use crate::setup::Target;
 
@@ -32,12 +33,13 @@ struct FloorReq {
 /// partial batches), or once the clients are told to stop; the measured mean batch size is reported.
 pub(crate) async fn run_floor(
     store: &Store,
+    sqlite_file: Option<&std::path::Path>,
     targets: &[Target],
     clients: usize,
     secs: f64,
     batch: usize,
     writers: usize,
-) -> Run {
+) -> anyhow::Result<Run> {
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -51,9 +53,13 @@ pub(crate) async fn run_floor(
     for _ in 0..writers.max(1) {
         let (tx, rx) = mpsc::unbounded_channel::<FloorReq>();
         senders.push(tx);
-        let pool = store.pool().clone();
+        let db = match sqlite_file {
+            // As the engine's SQLite writer does: a connection of its own on a thread of its own.
+            Some(path) => FloorDb::Native(Arc::new(NativeFloor::start(path.to_path_buf())?)),
+            None => FloorDb::Pool(store.pool().clone(), begin),
+        };
         let (nb, nc) = (batches.clone(), commands.clone());
-        collectors.push(tokio::spawn(collect(rx, stop_rx.clone(), pool, begin, batch, depth, nb, nc)));
+        collectors.push(tokio::spawn(collect(rx, stop_rx.clone(), db, batch, depth, nb, nc)));
     }
     let targets = Arc::new(targets.to_vec());
     let senders = Arc::new(senders);
@@ -86,16 +92,32 @@ pub(crate) async fn run_floor(
     #[expect(clippy::cast_precision_loss, reason = "a mean for people")]
     let mean = commands.load(Ordering::Relaxed) as f64 / batches.load(Ordering::Relaxed).max(1) as f64;
     r.batch = mean;
-    r
+    Ok(r)
+}
+
+/// How the floor reaches its database.
+#[derive(Clone)]
+enum FloorDb {
+    /// Through the pool (sqlx), with this `BEGIN`.
+    Pool(sqlx::AnyPool, &'static str),
+    /// SQLite through a connection of its own on a thread of its own.
+    Native(Arc<NativeFloor>),
+}
+
+impl FloorDb {
+    async fn commit(&self, insert: &Arc<str>, reqs: &[FloorReq]) -> anyhow::Result<Vec<bool>> {
+        match self {
+            Self::Pool(pool, begin) => commit_floor(pool, begin, insert, reqs).await,
+            Self::Native(n) => n.commit(reqs.iter().map(|r| (r.wallet.clone(), r.idem.clone())).collect()).await,
+        }
+    }
 }
 
 /// One floor writer: see [`run_floor`].
-#[expect(clippy::too_many_arguments, reason = "one writer's settings")]
 async fn collect(
     mut rx: mpsc::UnboundedReceiver<FloorReq>,
     mut stop: watch::Receiver<bool>,
-    pool: sqlx::AnyPool,
-    begin: &'static str,
+    db: FloorDb,
     batch: usize,
     depth: usize,
     batches: Arc<AtomicU64>,
@@ -137,10 +159,10 @@ async fn collect(
         let n = reqs.len();
         let sql = inserts.entry(n).or_insert_with(|| insert_sql(n).into()).clone();
         let Ok(permit) = gate.clone().acquire_owned().await else { break };
-        let pool = pool.clone();
+        let db = db.clone();
         let (nb, nc) = (batches.clone(), commands.clone());
         tokio::spawn(async move {
-            let answers = commit_floor(&pool, begin, &sql, &reqs).await;
+            let answers = db.commit(&sql, &reqs).await;
             drop(permit);
             match answers {
                 Ok(ok) => {

@@ -19,6 +19,7 @@
 mod clients;
 mod engine;
 mod floor;
+mod floor_native;
 mod naive;
 mod report;
 mod setup;
@@ -90,7 +91,11 @@ async fn runs_on(db: &Db, args: &Args, n: usize, secs: f64, warm: f64) -> anyhow
     let ledger = Ledger::start(store.clone(), cfg.clone(), Arc::new(now_ms));
     // The same engine without pipelining (a batch is prepared only once the previous one is
     // committed), to show in the same run what pipelining buys.
-    let serial = Ledger::start(store.clone(), LedgerConfig { pipeline: 1, ..cfg }, Arc::new(now_ms));
+    let serial = Ledger::start(store.clone(), LedgerConfig { pipeline: 1, ..cfg.clone() }, Arc::new(now_ms));
+    // On SQLite, the same engine committing through the pool (sqlx) instead of its writer of its
+    // own, to show in the same run what that writer buys.
+    let pooled =
+        (db.backend == "sqlite").then(|| Ledger::start(store.clone().with_pool_writer(), cfg, Arc::new(now_ms)));
     let writers = ledger.config().shards;
     let t0 = Instant::now();
     let targets = setup(db, &ledger, n, args.workspaces, args.keys).await?;
@@ -121,11 +126,19 @@ async fn runs_on(db: &Db, args: &Args, n: usize, secs: f64, warm: f64) -> anyhow
         let w = run_engine(&serial, &targets, clients, warm).await;
         let one = run_engine(&serial, &targets, clients, secs).await;
         engine_acked += w.ok + one.ok;
+        let mut via_pool = None;
+        if let Some(p) = &pooled {
+            let w = run_engine(p, &targets, clients, warm).await;
+            let r = run_engine(p, &targets, clients, secs).await;
+            engine_acked += w.ok + r.ok;
+            via_pool = Some(r);
+        }
 
         #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a batch size")]
         let batch = (eng.batch.round() as usize).clamp(1, clients);
-        let w = run_floor(store, &targets, clients, warm, batch, writers).await;
-        let floor = run_floor(store, &targets, clients, secs, batch, writers).await;
+        let file = db.sqlite_file();
+        let w = run_floor(store, file.as_deref(), &targets, clients, warm, batch, writers).await?;
+        let floor = run_floor(store, file.as_deref(), &targets, clients, secs, batch, writers).await?;
         floor_acked += w.ok + floor.ok;
 
         verify_engine(store, &targets, engine_acked).await?;
@@ -142,9 +155,14 @@ async fn runs_on(db: &Db, args: &Args, n: usize, secs: f64, warm: f64) -> anyhow
             &ratio(one.rate(), base.rate()),
             &ratio(one.rate(), floor.rate()),
         );
+        if let Some(r) = &via_pool {
+            let (b, f) = (ratio(r.rate(), base.rate()), ratio(r.rate(), floor.rate()));
+            line(&format!("{label}: engine, sqlx writer"), r, &b, &f);
+        }
     }
     drop(ledger);
     drop(serial);
+    drop(pooled);
     Ok(())
 }
 

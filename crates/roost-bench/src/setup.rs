@@ -77,6 +77,11 @@ pub(crate) async fn fresh_db(backend: &'static str, pg_admin: Option<&str>) -> a
 }
 
 impl Db {
+    /// The SQLite database file (`None` on PostgreSQL).
+    pub(crate) fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self.sqlite_dir.as_ref().map(|d| d.join("bench.db"))
+    }
+
     /// Closes the pool and drops the database (PostgreSQL) or deletes its files (SQLite).
     pub(crate) async fn remove(self) {
         self.store.close().await;

@@ -121,6 +121,7 @@ impl From<StoreError> for ApiError {
                 Self::new(status, code, rule.to_string())
             }
             StoreError::Db(e) => Self::internal(e),
+            StoreError::Writer(e) => Self::internal(e),
             StoreError::Setup(e) => Self::internal(e),
         }
     }

@@ -27,6 +27,9 @@ pub trait Dialect: Send + Sync + 'static {
     }
     /// Pool size.
     fn max_connections(&self) -> u32;
+    /// Whether ledger batches are committed by a connection of their own on a thread of its own
+    /// (cached prepared statements, rows bound one by one) rather than through the pool.
+    fn own_ledger_writer(&self) -> bool;
     /// The statement that opens a write transaction.
     fn begin_write(&self) -> &'static str;
     /// The statement that opens a read-only transaction whose statements all see one snapshot.
@@ -111,6 +114,11 @@ impl Dialect for Sqlite {
     fn max_connections(&self) -> u32 {
         8
     }
+    fn own_ledger_writer(&self) -> bool {
+        // One writer at a time anyway, in-process: sqlx's worker-thread hop per statement and
+        // the JSON unpacking of multi-row writes were most of a batch's write time.
+        true
+    }
     fn begin_write(&self) -> &'static str {
         "BEGIN IMMEDIATE"
     }
@@ -154,6 +162,11 @@ impl Dialect for Postgres {
     }
     fn max_connections(&self) -> u32 {
         16
+    }
+    fn own_ledger_writer(&self) -> bool {
+        // Network round trips dominate: one multi-row statement per batch beats rows bound one
+        // by one, and several processes share the database anyway.
+        false
     }
     fn begin_write(&self) -> &'static str {
         "BEGIN"

@@ -69,6 +69,9 @@ pub enum StoreError {
     /// The database failed; the change did not happen.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The SQLite ledger writer's database call failed; the batch did not happen.
+    #[error("database error: {0}")]
+    Writer(#[from] rusqlite::Error),
     /// The configuration or the database is not usable.
     #[error("{0}")]
     Setup(String),
@@ -91,6 +94,8 @@ pub struct Ctx {
 pub struct Store {
     pool: AnyPool,
     dialect: &'static dyn Dialect,
+    /// The ledger's writer of its own, where the backend has one ([`Dialect::own_ledger_writer`]).
+    writer: Option<std::sync::Arc<ledger::Writer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -146,7 +151,18 @@ impl Store {
         if let Some(sql) = dialect.background_checkpoint() {
             tokio::spawn(checkpoint(pool.clone(), sql));
         }
-        Ok(Self { pool, dialect })
+        let writer = match ledger::file_of(&url) {
+            Some(path) if dialect.own_ledger_writer() => Some(std::sync::Arc::new(ledger::Writer::start(path, setup)?)),
+            _ => None,
+        };
+        Ok(Self { pool, dialect, writer })
+    }
+
+    /// The same store with ledger batches committed through the pool (sqlx) even where the
+    /// backend has a writer of its own: for benchmarks that compare the two.
+    pub fn with_pool_writer(mut self) -> Self {
+        self.writer = None;
+        self
     }
 
     /// The backend's name: `sqlite` or `postgres`.

@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 
 use roost_domain::roles::allows_in_workspace;
 use roost_domain::{OrgRole, Permission, WsRole};
-use roost_store::LedgerTx;
+use roost_store::{Batch, ChargeRoles, FenceCheck, LedgerOrg, LedgerTx};
 use tokio::sync::mpsc;
 
 use super::Shared;
-use super::pipeline::{Feedback, Prepared, RoleKey};
+use super::pipeline::{Feedback, Fence, Prepared, RoleKey};
 
 /// Commits batches in order until the preparer stops. After a batch fails or is handed back, the
 /// batches of the same epoch (prepared on top of it) are handed back unapplied.
@@ -26,7 +26,8 @@ pub(super) async fn run(
             continue;
         }
         let mut marks = Marks::new(shared.trace);
-        match commit(&shared, &p, &mut marks).await {
+        let mut p = p;
+        match commit(&shared, &mut p, &mut marks).await {
             Ok(true) => {
                 if shared.trace {
                     eprintln!("committed {} cmds: {:?}", p.jobs.len(), marks.0);
@@ -53,18 +54,19 @@ pub(super) async fn run(
 }
 
 /// Commits `p` if what it assumed holds under the lock (`false`, nothing written, otherwise).
-async fn commit(shared: &Shared, p: &Prepared, marks: &mut Marks) -> roost_store::Result<bool> {
-    let mut tx = shared.store.ledger_begin().await?;
-    if !fences_hold(&mut tx, p).await? {
-        tx.rollback().await?;
-        return Ok(false);
+/// The batch's writes go to the store; its jobs and answers stay here.
+async fn commit(shared: &Shared, p: &mut Prepared, marks: &mut Marks) -> roost_store::Result<bool> {
+    let mut orgs: Vec<String> = p.fences.iter().map(|f| f.org.id.clone()).collect();
+    orgs.sort();
+    let fences = std::mem::take(&mut p.fences);
+    let (roles, assumed): (Vec<RoleKey>, Vec<bool>) = std::mem::take(&mut p.roles).into_iter().unzip();
+    let check: FenceCheck = Box::new(move |locked, now_roles| fences_hold(&fences, &assumed, locked, now_roles));
+    let batch = Batch { orgs, roles, writes: std::mem::take(&mut p.writes), check };
+    let done = shared.store.ledger_commit(batch).await?;
+    for (phase, at) in done.phases {
+        marks.at(phase, at);
     }
-    marks.mark("lock and check");
-    tx.write(&p.writes).await?;
-    marks.mark("write");
-    tx.commit().await?;
-    marks.mark("commit");
-    Ok(true)
+    Ok(done.applied)
 }
 
 /// The phases of a batch and when each ended (only with `ROOST_LEDGER_TRACE`).
@@ -80,42 +82,44 @@ impl Marks {
             self.0.push((what, t0.elapsed()));
         }
     }
+
+    /// Records a phase another part measured, ending `at` after the start.
+    pub(super) fn at(&mut self, what: &'static str, at: std::time::Duration) {
+        if self.1.is_some() {
+            self.0.push((what, at));
+        }
+    }
 }
 
-/// Locks the batch's orgs (in id order) and checks, under the lock, that each org's ledger version
-/// and terms are the ones the batch was applied to, and that users may still charge where the
-/// batch let them.
-async fn fences_hold(tx: &mut LedgerTx, p: &Prepared) -> roost_store::Result<bool> {
-    let mut ids: Vec<String> = p.fences.iter().map(|f| f.org.id.clone()).collect();
-    ids.sort();
-    let orgs = tx.lock_orgs(&ids).await?;
-    if orgs.len() != p.fences.len() {
-        return Ok(false);
+/// Whether what the batch assumed still holds under the lock: each org's ledger version and terms
+/// are the ones the batch was applied to (`locked`: the orgs as locked, in id order), and users may
+/// still charge where the batch let them (`roles`: as read under the lock, in the order of `assumed`).
+fn fences_hold(fences: &[Fence], assumed: &[bool], locked: &[LedgerOrg], roles: &[ChargeRoles]) -> bool {
+    if locked.len() != fences.len() || roles.len() != assumed.len() {
+        return false;
     }
-    for f in &p.fences {
-        let Some(now) = orgs.iter().find(|o| o.id == f.org.id) else { return Ok(false) };
-        let same_terms = (&now.kind, &now.plan, now.plan_started_at, now.trial_ends_at, now.deleted)
-            == (&f.org.kind, &f.org.plan, f.org.plan_started_at, f.org.trial_ends_at, f.org.deleted);
-        if !same_terms || now.version.unwrap_or(0) != f.version {
-            return Ok(false);
-        }
-    }
-    for (k, assumed) in &p.roles {
-        if may_charge(tx, k).await? != *assumed {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    let terms_hold = fences.iter().all(|f| {
+        locked.iter().find(|o| o.id == f.org.id).is_some_and(|now| {
+            (&now.kind, &now.plan, now.plan_started_at, now.trial_ends_at, now.deleted)
+                == (&f.org.kind, &f.org.plan, f.org.plan_started_at, f.org.trial_ends_at, f.org.deleted)
+                && now.version.unwrap_or(0) == f.version
+        })
+    });
+    terms_hold && roles.iter().zip(assumed).all(|(r, a)| allowed(r) == *a)
+}
+
+/// Whether org and workspace roles let a user charge in the workspace.
+fn allowed(roles: &ChargeRoles) -> bool {
+    roles.as_ref().is_some_and(|(org_role, ws_role)| {
+        allows_in_workspace(
+            OrgRole::parse(org_role),
+            ws_role.as_deref().and_then(WsRole::parse),
+            Permission::UseWorkspace,
+        )
+    })
 }
 
 /// Whether a user may charge in a workspace, by their org and workspace roles.
 pub(super) async fn may_charge(tx: &mut LedgerTx, (org, ws, user): &RoleKey) -> roost_store::Result<bool> {
-    Ok(match tx.charge_roles(org, ws, user).await? {
-        Some((org_role, ws_role)) => allows_in_workspace(
-            OrgRole::parse(&org_role),
-            ws_role.as_deref().and_then(WsRole::parse),
-            Permission::UseWorkspace,
-        ),
-        None => false,
-    })
+    Ok(allowed(&tx.charge_roles(org, ws, user).await?))
 }

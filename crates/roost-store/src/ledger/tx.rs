@@ -13,6 +13,16 @@ use super::rows::{
 };
 use crate::{Dialect, Result, Store};
 
+/// A user's org role and workspace role in a workspace (`$1` org, `$2` workspace, `$3` user).
+pub(super) const CHARGE_ROLES_SQL: &str = "SELECT m.role AS org_role, wm.role AS ws_role FROM workspaces w \
+     JOIN org_members m ON m.org_id = w.org_id AND m.user_id = $3 \
+     LEFT JOIN workspace_members wm ON wm.org_id = w.org_id AND wm.workspace_id = w.id AND wm.user_id = $3 \
+     WHERE w.org_id = $1 AND w.id = $2";
+
+/// What the ledger needs of one org (`$1`), where the write transaction already holds the lock.
+pub(super) const ORG_SQL: &str = "SELECT o.id, o.kind, o.plan, o.plan_started_at, o.trial_ends_at, o.deleted_at, \
+     h.version FROM orgs o LEFT JOIN ledger_heads h ON h.org_id = o.id WHERE o.id = $1";
+
 /// One ledger batch's transaction, holding the write lock of its orgs.
 pub struct LedgerTx {
     pub(super) tx: Transaction<'static, sqlx::Any>,
@@ -312,17 +322,12 @@ impl LedgerTx {
         workspace_id: &str,
         user_id: &str,
     ) -> Result<Option<(String, Option<String>)>> {
-        let r = sqlx::query(
-            "SELECT m.role AS org_role, wm.role AS ws_role FROM workspaces w \
-             JOIN org_members m ON m.org_id = w.org_id AND m.user_id = $3 \
-             LEFT JOIN workspace_members wm ON wm.org_id = w.org_id AND wm.workspace_id = w.id AND wm.user_id = $3 \
-             WHERE w.org_id = $1 AND w.id = $2",
-        )
-        .bind(org_id)
-        .bind(workspace_id)
-        .bind(user_id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
+        let r = sqlx::query(CHARGE_ROLES_SQL)
+            .bind(org_id)
+            .bind(workspace_id)
+            .bind(user_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
         Ok(match r {
             Some(r) => Some((r.try_get("org_role")?, r.try_get("ws_role")?)),
             None => None,
