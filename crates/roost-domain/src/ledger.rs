@@ -98,6 +98,32 @@ vocabulary!(
     }
 );
 
+vocabulary!(
+    /// What an event (API.md "Events and webhooks") says happened.
+    EventType {
+        /// A wallet's available credits fell below its alert threshold (once per crossing).
+        LowBalance = "credits.low_balance",
+        /// A charge or hold was refused for insufficient credits (once until funded again).
+        Depleted = "credits.depleted",
+        /// A budget crossed one of its alert percents (once per percent per cycle).
+        BudgetThreshold = "budget.threshold",
+        /// A charge was refused by a budget (once per budget per cycle).
+        BudgetExceeded = "budget.exceeded",
+        ToppedUp = "wallet.topped_up",
+        AutoReloaded = "wallet.auto_reloaded",
+        AutoReloadFailed = "wallet.auto_reload_failed",
+        CycleStarted = "cycle.started",
+        MemberJoined = "member.joined",
+        MemberRemoved = "member.removed",
+        KeyCreated = "key.created",
+        KeyRevoked = "key.revoked",
+        PlanChanged = "plan.changed",
+        WebhookDisabled = "webhook.disabled",
+        /// Sent by `POST /v1/webhooks/{id}/test`; never stored.
+        WebhookTest = "webhook.test",
+    }
+);
+
 /// Who did something: a user, an API key, or roost itself. Audit events and the journal name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Actor {

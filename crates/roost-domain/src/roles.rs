@@ -54,6 +54,10 @@ pub enum Permission {
     ReadUsage,
     /// Read the whole audit log, not only one's own actions.
     ReadAllAudit,
+    /// Set wallet alerts and read the org's events.
+    WatchCredits,
+    /// Create, change and delete the org's webhook endpoints.
+    ManageWebhooks,
 }
 
 const Y: bool = true;
@@ -75,6 +79,8 @@ pub const MATRIX: &[(Permission, [bool; 7])] = &[
     (Permission::ReadWorkspace, [Y, Y, N, N, Y, Y, Y]),
     (Permission::ReadUsage, [Y, Y, Y, N, N, N, N]),
     (Permission::ReadAllAudit, [Y, Y, N, N, N, N, N]),
+    (Permission::WatchCredits, [Y, Y, Y, N, N, N, N]),
+    (Permission::ManageWebhooks, [Y, Y, N, N, N, N, N]),
 ];
 
 fn cell(p: Permission, column: usize) -> bool {

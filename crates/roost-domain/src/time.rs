@@ -23,9 +23,24 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
+/// The first millisecond (UTC) of the calendar month holding `ms`.
+pub fn month_start(ms: i64) -> i64 {
+    let Ok(t) = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) else { return ms };
+    let first = t.date().replace_day(1).map(|d| d.midnight().assume_utc());
+    first.map_or(ms, |f| f.unix_timestamp() * 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn months_start_on_their_first_day_at_midnight_utc() {
+        let nov = parse_rfc3339("2026-11-01T00:00:00Z").expect("date");
+        assert_eq!(month_start(parse_rfc3339("2026-11-24T19:55:57.120Z").expect("date")), nov);
+        assert_eq!(month_start(nov), nov);
+        assert_eq!(month_start(nov - 1), parse_rfc3339("2026-10-01T00:00:00Z").expect("date"));
+    }
 
     #[test]
     fn round_trips() {

@@ -56,6 +56,10 @@ pub enum Op {
     Grant { wallet: String, source: Source, amount: i64, expires_at: Option<i64>, reason: Option<String> },
     /// Set (`Some`) or remove (`None`) a workspace budget, or a member's budget in a workspace.
     SetBudget { workspace_id: String, user_id: Option<String>, limit: Option<i64>, alert_percents: Vec<u32> },
+    /// Set (`Some`) or clear a wallet's low-balance alert threshold.
+    SetAlerts { wallet: String, low_balance: Option<i64> },
+    /// Set a wallet's auto-reload.
+    SetAutoReload { wallet: String, settings: crate::book::ReloadSettings },
     /// Bring the org's ledger up to the clock: cycle turns and expiries.
     Tick,
 }

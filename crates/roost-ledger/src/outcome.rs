@@ -2,7 +2,7 @@
 //! renders them; idempotency records keep them, so a replay renders exactly the first answer.
 
 use roost_domain::ledger::{BudgetScope, Refusal};
-use roost_store::{EntryRow, GrantRow, HoldRow};
+use roost_store::{EntryRow, GrantRow, HoldRow, WalletRow};
 use serde::{Deserialize, Serialize};
 
 /// The answer to a command.
@@ -27,6 +27,8 @@ pub enum Outcome {
     Debited { entry: EntryRow },
     /// A budget as it now stands.
     Budget(BudgetState),
+    /// A wallet's settings (alerts, auto-reload) as they now stand.
+    Wallet { wallet: WalletRow },
     /// The ledger was brought up to the clock.
     Ticked,
 }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod dialect;
+mod events;
 mod invitations;
 mod keys;
 mod ledger;

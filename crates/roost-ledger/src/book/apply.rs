@@ -3,7 +3,7 @@
 
 use roost_domain::IdKind;
 use roost_domain::credits::Source;
-use roost_domain::ledger::{EntryKind, Refusal};
+use roost_domain::ledger::{EntryKind, EventType, Refusal};
 use serde_json::json;
 
 use super::holds::Holds;
@@ -15,6 +15,16 @@ impl Book {
     /// the batch so far.
     pub fn apply(&mut self, cmd: &Command, holds: &mut Holds, now: i64, out: &mut Out) -> Answer {
         out.dirty_orgs.insert(self.org.id.clone());
+        let before = self.availables(now);
+        let answer = self.apply_op(cmd, holds, now, out);
+        match &answer {
+            Ok(_) => self.after_success(out, cmd, &before, now),
+            Err(r) => self.after_refusal(out, cmd, r, now),
+        }
+        answer
+    }
+
+    fn apply_op(&mut self, cmd: &Command, holds: &mut Holds, now: i64, out: &mut Out) -> Answer {
         let a = &cmd.actor;
         match &cmd.op {
             Op::Charge { workspace_id, wallet, amount, action, metadata } => self
@@ -39,6 +49,14 @@ impl Book {
                 alert_percents,
                 now,
             ))),
+            Op::SetAlerts { wallet, low_balance } => {
+                let w = self.set_alerts(out, a, wallet, *low_balance, now)?;
+                Ok(Outcome::Wallet { wallet: self.wallets[w].clone() })
+            }
+            Op::SetAutoReload { wallet, settings } => {
+                let w = self.set_auto_reload(out, a, wallet, *settings, now)?;
+                Ok(Outcome::Wallet { wallet: self.wallets[w].clone() })
+            }
             Op::Tick => Ok(Outcome::Ticked),
         }
     }
@@ -90,6 +108,10 @@ impl Book {
             out.writes.entries.push(e.clone());
             (e.id.clone(), Outcome::Debited { entry: e })
         };
+        if source == Source::Topup && amount > 0 {
+            let data = json!({"wallet_id": self.wallets[w].id, "amount": amount, "grant_id": target});
+            self.event(out, EventType::ToppedUp, None, data, now);
+        }
         let detail = json!({"amount": amount, "source": source.as_str(), "reason": reason, "entry": target});
         self.audit(out, a, action, None, ("wallet", self.wallets[w].id.clone()), detail, now);
         Ok(outcome)

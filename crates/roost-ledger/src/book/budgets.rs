@@ -80,6 +80,9 @@ impl Book {
                     ip: None,
                     detail: json!({"percent": p, "limit": b.limit, "used": after}).to_string(),
                 });
+                let data = json!({"scope": "workspace", "workspace_id": ws, "percent": p, "limit": b.limit,
+                    "used": after, "resets_at": roost_domain::time::to_rfc3339(self.period.1)});
+                self.event(out, roost_domain::ledger::EventType::BudgetThreshold, Some(ws), data, at);
             }
         }
     }

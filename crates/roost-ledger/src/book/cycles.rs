@@ -60,6 +60,9 @@ impl Book {
                 cycle,
                 allowance: 0,
                 created_at: now,
+                low_balance: None,
+                depleted: false,
+                reload: roost_store::AutoReload::default(),
             });
             let w = self.wallets.len() - 1;
             self.touch_wallet(out, w);

@@ -12,6 +12,9 @@ mod budgets;
 mod cycles;
 mod draw;
 mod holds;
+mod signals;
+
+pub use signals::ReloadSettings;
 
 use std::collections::{HashMap, HashSet};
 
@@ -67,6 +70,8 @@ pub struct Book {
     pub period: (i64, i64),
     /// What each budget subject drew this period, by `(scope, subject)`.
     pub counters: HashMap<(BudgetScope, String), i64>,
+    /// The budgets `(scope, subject)` that sent `budget.exceeded` this period.
+    pub exceeded: HashSet<(BudgetScope, String)>,
     /// When the next open hold expires, as far as known.
     pub next_hold_expiry: Option<i64>,
 }
@@ -101,6 +106,7 @@ impl Book {
             budgets: HashMap::new(),
             period: (0, 0),
             counters: HashMap::new(),
+            exceeded: HashSet::new(),
             next_hold_expiry: None,
         }
     }
@@ -219,6 +225,8 @@ impl Book {
         };
         w.balance += g.amount;
         w.granted += g.amount;
+        // Funded again: the next refusal for insufficient credits says so once more.
+        w.depleted &= g.amount <= 0;
         let e = self.entry(
             row.id.clone(),
             EntryKind::Grant,

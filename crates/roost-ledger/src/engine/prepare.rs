@@ -47,6 +47,7 @@ async fn load_counters(tx: &mut LedgerTx, b: &mut Book, now: i64) -> roost_store
     for (scope, subject, used) in tx.usage_counters(&b.org.id, b.period.0).await? {
         b.counters.insert((scope, subject), used);
     }
+    b.exceeded = tx.exceeded(&b.org.id, b.period.0).await?.into_iter().collect();
     Ok(())
 }
 

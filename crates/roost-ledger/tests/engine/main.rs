@@ -6,6 +6,7 @@
 mod failures;
 mod idem_keys;
 mod properties;
+mod signals;
 
 use roost_domain::IdKind;
 

@@ -945,6 +945,9 @@ impl World {
                 m.set_budget(workspace_id, user_id.as_deref(), *limit, now)
             }
             Op::Tick => Expect::Tick,
+            Op::SetAlerts { .. } | Op::SetAutoReload { .. } => {
+                unreachable!("these properties make no wallet settings; signals.rs checks them")
+            }
         };
         let reply = self.submit(cmd.clone()).await?;
         self.log.push(format!("    -> {} {}", reply.status, reply.body));

@@ -3,6 +3,7 @@
 mod accounts;
 mod audit;
 pub mod credits;
+mod events;
 mod invitations;
 mod keys;
 mod orgs;
@@ -33,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(resources::router())
         .merge(audit::router())
+        .merge(events::router())
         .merge(credits::router())
 }
 

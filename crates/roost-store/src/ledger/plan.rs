@@ -80,7 +80,24 @@ pub(super) fn plan<'a>(w: &'a LedgerWrites, bumped: &HashMap<String, (i64, Optio
     let rows = heads.iter().map(|h| vec![V::T(&h.org_id), V::I(h.version), V::OI(h.next_event_at)]).collect();
     parts.push(Part::new("ledger_heads", "org_id, version, next_event_at", replace(1, set), rows));
 
-    let set = ["balance", "held", "granted", "charged", "expired", "anchor_at", "cycle", "allowance"];
+    let set = [
+        "balance",
+        "held",
+        "granted",
+        "charged",
+        "expired",
+        "anchor_at",
+        "cycle",
+        "allowance",
+        "low_balance",
+        "depleted",
+        "reload_enabled",
+        "reload_threshold",
+        "reload_amount",
+        "reload_monthly_max",
+        "reload_month",
+        "reload_month_total",
+    ];
     let rows = w.wallets.iter().map(|x| {
         vec![
             V::T(&x.org_id),
@@ -95,6 +112,14 @@ pub(super) fn plan<'a>(w: &'a LedgerWrites, bumped: &HashMap<String, (i64, Optio
             V::I(x.cycle),
             V::I(x.allowance),
             V::I(x.created_at),
+            V::OI(x.low_balance),
+            V::I(i64::from(x.depleted)),
+            V::I(i64::from(x.reload.enabled)),
+            V::I(x.reload.threshold),
+            V::I(x.reload.amount),
+            V::I(x.reload.monthly_max),
+            V::I(x.reload.month),
+            V::I(x.reload.month_total),
         ]
     });
     parts.push(Part::new("wallets", WALLET_COLS, replace(2, &set), rows.collect()));
@@ -224,6 +249,23 @@ pub(super) fn plan<'a>(w: &'a LedgerWrites, bumped: &HashMap<String, (i64, Optio
     });
     let cols = "org_id, id, at, actor_type, actor_id, action, workspace_id, target_type, target_id, ip, detail";
     parts.push(Part::new("audit_events", cols, Op::Insert, rows.collect()));
+
+    let rows = w.events.iter().map(|e| {
+        vec![
+            V::T(&e.org_id),
+            V::T(&e.id),
+            V::T(e.kind.as_str()),
+            V::OT(e.workspace_id.as_deref()),
+            V::T(&e.data),
+            V::I(e.created_at),
+        ]
+    });
+    let cols = "org_id, id, type, workspace_id, data, created_at";
+    parts.push(Part::new("events", cols, Op::Insert, rows.collect()));
+
+    let rows =
+        w.exceeded.iter().map(|(o, scope, subject, p)| vec![V::T(o), V::T(scope.as_str()), V::T(subject), V::I(*p)]);
+    parts.push(Part::new("budget_exceeded", "org_id, scope, subject, period_start", Op::Insert, rows.collect()));
 
     parts.retain(|p| !p.rows.is_empty());
     parts

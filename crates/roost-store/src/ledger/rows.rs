@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use roost_domain::credits::Source;
-use roost_domain::ledger::{ActorKind, BudgetScope, EntryKind, HoldStatus, Splits};
+use roost_domain::ledger::{ActorKind, BudgetScope, EntryKind, EventType, HoldStatus, Splits};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -23,7 +23,7 @@ pub struct LedgerOrg {
 }
 
 /// A wallet: one kind of credits of one org.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalletRow {
     pub org_id: String,
     pub id: String,
@@ -37,6 +37,37 @@ pub struct WalletRow {
     pub cycle: i64,
     /// The allowance the current cycle's allocation was made under.
     pub allowance: i64,
+    pub created_at: i64,
+    /// The `credits.low_balance` threshold of available credits, if set.
+    pub low_balance: Option<i64>,
+    /// `credits.depleted` was sent and the wallet has not been funded since.
+    pub depleted: bool,
+    pub reload: AutoReload,
+}
+
+/// A wallet's auto-reload settings, and this calendar month's reloads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoReload {
+    pub enabled: bool,
+    /// A charge or hold that leaves available credits below this reloads once.
+    pub threshold: i64,
+    pub amount: i64,
+    /// The most credits reloads may add in one calendar month.
+    pub monthly_max: i64,
+    /// The first millisecond (UTC) of the month `month_total` counts.
+    pub month: i64,
+    pub month_total: i64,
+}
+
+/// An event (API.md "Events and webhooks"), written in the transaction of its cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub org_id: String,
+    pub id: String,
+    pub kind: EventType,
+    pub workspace_id: Option<String>,
+    /// The event's `data`, as JSON text.
+    pub data: String,
     pub created_at: i64,
 }
 
@@ -190,6 +221,9 @@ pub struct LedgerWrites {
     pub rollups: HashMap<RollupKey, (i64, i64)>,
     pub idempotency: Vec<IdemRow>,
     pub audit: Vec<AuditRow>,
+    pub events: Vec<EventRow>,
+    /// `(org, scope, subject, period_start)` of budgets that sent `budget.exceeded` this period.
+    pub exceeded: Vec<(String, BudgetScope, String, i64)>,
 }
 
 /// Reads a column holding one of the vocabulary's names.
@@ -228,6 +262,16 @@ pub(crate) fn wallet_from(r: &AnyRow) -> Result<WalletRow, sqlx::Error> {
         cycle: r.try_get("cycle")?,
         allowance: r.try_get("allowance")?,
         created_at: r.try_get("created_at")?,
+        low_balance: r.try_get("low_balance")?,
+        depleted: r.try_get::<i64, _>("depleted")? != 0,
+        reload: AutoReload {
+            enabled: r.try_get::<i64, _>("reload_enabled")? != 0,
+            threshold: r.try_get("reload_threshold")?,
+            amount: r.try_get("reload_amount")?,
+            monthly_max: r.try_get("reload_monthly_max")?,
+            month: r.try_get("reload_month")?,
+            month_total: r.try_get("reload_month_total")?,
+        },
     })
 }
 
@@ -309,8 +353,7 @@ pub(crate) fn budget_from(r: &AnyRow) -> Result<BudgetRow, sqlx::Error> {
     })
 }
 
-pub(crate) const WALLET_COLS: &str =
-    "org_id, id, kind, balance, held, granted, charged, expired, anchor_at, cycle, allowance, created_at";
+pub(crate) const WALLET_COLS: &str = "org_id, id, kind, balance, held, granted, charged, expired, anchor_at, cycle, allowance, created_at, low_balance, depleted, reload_enabled, reload_threshold, reload_amount, reload_monthly_max, reload_month, reload_month_total";
 pub(crate) const GRANT_COLS: &str = "org_id, id, wallet_id, source, amount, remaining, reserved, expired, effective_at, expires_at, created_at, cycle_key, reason, actor_type, actor_id";
 pub(crate) const HOLD_COLS: &str = "org_id, id, wallet_id, workspace_id, actor_type, actor_id, member_id, key_id, action, amount, splits, status, period_start, expires_at, created_at, closed_at, charge_id";
 pub(crate) const ENTRY_COLS: &str = "org_id, id, type, wallet_id, workspace_id, actor_type, actor_id, member_id, key_id, amount, action, metadata, splits, hold_id, balance_after, at, seq";

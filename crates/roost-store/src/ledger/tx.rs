@@ -254,6 +254,23 @@ impl LedgerTx {
         Ok(out)
     }
 
+    /// The budgets (scope, subject) of one org that sent `budget.exceeded` in the period.
+    pub async fn exceeded(&mut self, org_id: &str, period_start: i64) -> Result<Vec<(BudgetScope, String)>> {
+        let rows = sqlx::query("SELECT scope, subject FROM budget_exceeded WHERE org_id = $1 AND period_start = $2")
+            .bind(org_id)
+            .bind(period_start)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let scope: String = r.try_get("scope")?;
+            let scope = BudgetScope::parse(&scope)
+                .ok_or_else(|| sqlx::Error::Decode(format!("budget_exceeded.scope: unknown value {scope:?}").into()))?;
+            out.push((scope, r.try_get("subject")?));
+        }
+        Ok(out)
+    }
+
     /// Holds by id, of the orgs `org_ids` (the caller checks the org): read through the primary
     /// key (org_id, id).
     pub async fn holds(&mut self, org_ids: &[String], ids: &[String]) -> Result<Vec<HoldRow>> {

@@ -3,6 +3,7 @@
 //! here render them, and refusals become problems in the one place errors are mapped
 //! (`ApiError: From<Refusal>`). Reads come from what the engine committed.
 
+mod alerts;
 mod budgets;
 mod charges;
 mod holds;
@@ -44,6 +45,8 @@ pub(in crate::api) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::usage))
         .routes(routes!(budgets::get_ws_budget, budgets::put_ws_budget))
         .routes(routes!(budgets::get_member_budget, budgets::put_member_budget))
+        .routes(routes!(alerts::put_alerts))
+        .routes(routes!(alerts::get_auto_reload, alerts::put_auto_reload))
 }
 
 /// The largest amount one request may move (keeps every sum far from overflow).
@@ -175,7 +178,7 @@ pub(super) async fn run(st: &AppState, cmd: Command) -> ApiResult<Response> {
 const RESPONSE_CAPACITY: usize = 768;
 
 /// 503 `ledger_unavailable`, retryable: nothing of the command happened.
-fn unavailable(e: LedgerError) -> ApiError {
+pub(super) fn unavailable(e: LedgerError) -> ApiError {
     tracing::warn!(error = %e, "ledger unavailable");
     ApiError::unavailable("ledger_unavailable", "the ledger could not commit; retry", 1)
 }

@@ -127,6 +127,8 @@ pub struct GrantView {
     pub expires_at: Option<String>,
     pub created_at: String,
     pub reason: Option<String>,
+    /// `auto_reload` for a top-up that auto-reload made; `null` otherwise.
+    pub origin: Option<String>,
 }
 
 impl From<&GrantRow> for GrantView {
@@ -142,6 +144,7 @@ impl From<&GrantRow> for GrantView {
             expires_at: g.expires_at.map(to_rfc3339),
             created_at: to_rfc3339(g.created_at),
             reason: g.reason.clone(),
+            origin: g.cycle_key.as_deref().filter(|k| k.starts_with("reload:")).map(|_| "auto_reload".to_string()),
         }
     }
 }
@@ -283,7 +286,17 @@ pub enum OutcomeView {
     Settle(SettleView),
     Adjusted(Adjusted),
     Budget(BudgetView),
+    Wallet(WalletSettings),
     Empty(Empty),
+}
+
+/// A wallet's alert and auto-reload settings (what a settings command answers).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WalletSettings {
+    pub wallet_id: String,
+    pub kind: String,
+    pub low_balance: Option<i64>,
+    pub auto_reload_enabled: bool,
 }
 
 impl OutcomeView {
@@ -304,6 +317,15 @@ impl OutcomeView {
                 Self::Adjusted(Adjusted::Debit(AdjustmentCreated { adjustment: (&entry).into() })),
             ),
             Outcome::Budget(b) => (StatusCode::OK, Self::Budget(b.into())),
+            Outcome::Wallet { wallet: w } => (
+                StatusCode::OK,
+                Self::Wallet(WalletSettings {
+                    wallet_id: w.id,
+                    kind: w.kind,
+                    low_balance: w.low_balance,
+                    auto_reload_enabled: w.reload.enabled,
+                }),
+            ),
             Outcome::Ticked => (StatusCode::OK, Self::Empty(Empty {})),
         }
     }

@@ -93,7 +93,7 @@ pub(super) async fn topup(
 }
 
 /// A `{wallet}` path segment: a wallet id of this org, or a configured kind.
-async fn wallet_param(st: &AppState, o: &OrgCtx, wallet: &str) -> ApiResult<String> {
+pub(super) async fn wallet_param(st: &AppState, o: &OrgCtx, wallet: &str) -> ApiResult<String> {
     if st.ledger.config().kinds.iter().any(|k| k == wallet) {
         return Ok(wallet.to_string());
     }

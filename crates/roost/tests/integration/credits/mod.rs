@@ -13,3 +13,4 @@ mod idempotency;
 mod key_scope;
 mod review;
 mod roles;
+mod signals;

@@ -1,0 +1,179 @@
+//! What a book tells the world as it changes (API.md "Events and webhooks", "Wallet alerts and
+//! auto-reload"): events written with the batch, each once per crossing — decided here, on the book
+//! the org's lock makes current, so concurrent charges and several processes cannot send one twice —
+//! and the auto-reload that a crossing triggers, in the same transaction.
+
+use roost_domain::credits::Source;
+use roost_domain::ledger::{Actor, EventType, Refusal};
+use roost_domain::{IdKind, credits, time};
+use roost_store::{AutoReload, EventRow};
+use serde_json::{Value, json};
+
+use super::{Book, G, NewGrant, Out};
+use crate::{Command, Op};
+
+/// Auto-reload settings as set through the API (the month's tally is the book's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadSettings {
+    pub enabled: bool,
+    pub threshold: i64,
+    pub amount: i64,
+    pub monthly_max: i64,
+}
+
+impl Book {
+    /// Records an event of this org.
+    pub(super) fn event(&self, out: &mut Out, kind: EventType, ws: Option<&str>, data: Value, at: i64) {
+        out.writes.events.push(EventRow {
+            org_id: self.org.id.clone(),
+            id: IdKind::Event.generate(),
+            kind,
+            workspace_id: ws.map(str::to_string),
+            data: data.to_string(),
+            created_at: at,
+        });
+    }
+
+    /// Wallet `w`'s available credits at `now`.
+    pub(super) fn available(&self, w: usize, now: i64) -> i64 {
+        let id = &self.wallets[w].id;
+        let view: Vec<G<'_>> = self.grants.iter().filter(|g| &g.wallet_id == id).map(G).collect();
+        credits::available(&view, now)
+    }
+
+    /// Every wallet's available credits, before a command.
+    pub(super) fn availables(&self, now: i64) -> Vec<i64> {
+        (0..self.wallets.len()).map(|w| self.available(w, now)).collect()
+    }
+
+    /// After a command that succeeded: a wallet whose available credits crossed its low-balance
+    /// threshold downward sends `credits.low_balance`; one that crossed its auto-reload threshold
+    /// through a charge or hold is reloaded once (or, past the month's maximum, says why not).
+    pub(super) fn after_success(&mut self, out: &mut Out, cmd: &Command, before: &[i64], now: i64) {
+        let drew = matches!(cmd.op, Op::Charge { .. } | Op::Hold { .. });
+        for (w, &was) in before.iter().enumerate() {
+            let is = self.available(w, now);
+            if is >= was {
+                continue;
+            }
+            let wal = &self.wallets[w];
+            if let Some(t) = wal.low_balance.filter(|t| was >= *t && is < *t) {
+                let data = json!({"wallet_id": wal.id, "kind": wal.kind, "available": is, "threshold": t});
+                self.event(out, EventType::LowBalance, None, data, now);
+            }
+            let r = &wal.reload;
+            if drew && r.enabled && was >= r.threshold && is < r.threshold {
+                self.reload(out, w, is, now);
+            }
+        }
+    }
+
+    /// One auto-reload of wallet `w`, or the event that says why there was none.
+    fn reload(&mut self, out: &mut Out, w: usize, available: i64, now: i64) {
+        let month = time::month_start(now);
+        let wal = &mut self.wallets[w];
+        if wal.reload.month != month {
+            wal.reload.month = month;
+            wal.reload.month_total = 0;
+        }
+        let r = wal.reload.clone();
+        let wallet_id = wal.id.clone();
+        self.touch_wallet(out, w);
+        if r.month_total.saturating_add(r.amount) > r.monthly_max {
+            let data = json!({"wallet_id": wallet_id, "reason": "monthly_max", "amount": r.amount,
+                "monthly_max": r.monthly_max, "reloaded_this_month": r.month_total, "available": available});
+            self.event(out, EventType::AutoReloadFailed, None, data, now);
+            return;
+        }
+        let g = NewGrant {
+            source: Source::Topup,
+            amount: r.amount,
+            effective_at: now,
+            expires_at: None,
+            cycle_key: Some(format!("reload:{}", IdKind::Event.generate())),
+            reason: Some("auto_reload".into()),
+        };
+        let i = self.add_grant(out, w, g, &Actor::system(), now);
+        self.wallets[w].reload.month_total += r.amount;
+        let grant_id = self.grants[i].id.clone();
+        let data = json!({"wallet_id": wallet_id, "amount": r.amount, "grant_id": grant_id, "threshold": r.threshold,
+            "reloaded_this_month": r.month_total + r.amount, "monthly_max": r.monthly_max});
+        self.event(out, EventType::AutoReloaded, None, data, now);
+    }
+
+    /// After a refusal: `credits.depleted` once until the wallet is funded again, and
+    /// `budget.exceeded` once per budget per cycle.
+    pub(super) fn after_refusal(&mut self, out: &mut Out, cmd: &Command, refusal: &Refusal, now: i64) {
+        let (Op::Charge { workspace_id, wallet, .. } | Op::Hold { workspace_id, wallet, .. }) = &cmd.op else {
+            return;
+        };
+        match refusal {
+            Refusal::InsufficientCredits { needed, available } => {
+                let Some(w) = self.wallet_idx(wallet) else { return };
+                if self.wallets[w].depleted {
+                    return;
+                }
+                self.wallets[w].depleted = true;
+                self.touch_wallet(out, w);
+                let wal = &self.wallets[w];
+                let data = json!({"wallet_id": wal.id, "kind": wal.kind, "needed": needed, "available": available});
+                self.event(out, EventType::Depleted, Some(workspace_id), data, now);
+            }
+            Refusal::BudgetExceeded { scope, limit, used, resets_at } => {
+                let a = &cmd.actor;
+                let subject = scope.subject(workspace_id, &a.member_id, &a.key_id);
+                if !self.exceeded.insert((*scope, subject.clone())) {
+                    return;
+                }
+                out.writes.exceeded.push((self.org.id.clone(), *scope, subject.clone(), self.period.0));
+                let data = json!({"scope": scope.as_str(), "workspace_id": workspace_id, "subject": subject,
+                    "limit": limit, "used": used, "resets_at": time::to_rfc3339(*resets_at)});
+                self.event(out, EventType::BudgetExceeded, Some(workspace_id), data, now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Sets (`Some`) or clears the low-balance threshold of a wallet; audited.
+    pub(super) fn set_alerts(
+        &mut self,
+        out: &mut Out,
+        a: &crate::ActorRef,
+        wallet: &str,
+        low_balance: Option<i64>,
+        now: i64,
+    ) -> Result<usize, Refusal> {
+        let w = self.wallet_idx(wallet).ok_or(Refusal::NotFound)?;
+        self.wallets[w].low_balance = low_balance;
+        self.touch_wallet(out, w);
+        let target = ("wallet", self.wallets[w].id.clone());
+        self.audit(out, a, "wallet.alerts_set", None, target, json!({"low_balance": low_balance}), now);
+        Ok(w)
+    }
+
+    /// Sets a wallet's auto-reload; audited. This month's tally stays.
+    pub(super) fn set_auto_reload(
+        &mut self,
+        out: &mut Out,
+        a: &crate::ActorRef,
+        wallet: &str,
+        s: ReloadSettings,
+        now: i64,
+    ) -> Result<usize, Refusal> {
+        let w = self.wallet_idx(wallet).ok_or(Refusal::NotFound)?;
+        let r = &mut self.wallets[w].reload;
+        *r = AutoReload {
+            enabled: s.enabled,
+            threshold: s.threshold,
+            amount: s.amount,
+            monthly_max: s.monthly_max,
+            ..r.clone()
+        };
+        self.touch_wallet(out, w);
+        let target = ("wallet", self.wallets[w].id.clone());
+        let detail =
+            json!({"enabled": s.enabled, "threshold": s.threshold, "amount": s.amount, "monthly_max": s.monthly_max});
+        self.audit(out, a, "wallet.auto_reload_set", None, target, detail, now);
+        Ok(w)
+    }
+}

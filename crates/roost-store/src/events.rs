@@ -1,0 +1,48 @@
+//! Events (API.md "Events and webhooks"): written in the transaction of their cause — the ledger's
+//! batches write theirs with the rest of the batch ([`crate::LedgerWrites::events`]) — and read
+//! back newest first.
+
+use roost_domain::ledger::EventType;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{EventRow, Page, Result, Store, finish_page, page};
+
+fn event_from(r: &AnyRow) -> Result<EventRow, sqlx::Error> {
+    let kind: String = r.try_get("type")?;
+    Ok(EventRow {
+        org_id: r.try_get("org_id")?,
+        id: r.try_get("id")?,
+        kind: EventType::parse(&kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("events.type: unknown value {kind:?}").into()))?,
+        workspace_id: r.try_get("workspace_id")?,
+        data: r.try_get("data")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    /// The org's events, newest first, optionally of one type. `cursor` is the last id of the page
+    /// before (the caller checks that it is an event id).
+    pub async fn list_events(
+        &self,
+        org_id: &str,
+        kind: Option<EventType>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<EventRow>> {
+        let (fetch, _) = page(limit, cursor);
+        let rows = sqlx::query(
+            "SELECT org_id, id, type, workspace_id, data, created_at FROM events \
+             WHERE org_id = $1 AND ($2 = '' OR id < $2) AND ($3 = '' OR type = $3) ORDER BY id DESC LIMIT $4",
+        )
+        .bind(org_id)
+        .bind(cursor.unwrap_or(""))
+        .bind(kind.map_or("", EventType::as_str))
+        .bind(fetch)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.iter().map(event_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(finish_page(items, fetch, |e| e.id.clone()))
+    }
+}
