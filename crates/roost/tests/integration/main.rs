@@ -18,6 +18,7 @@ mod hardening;
 mod invitations;
 mod keys;
 mod ledger_load;
+mod ops;
 mod orgs;
 mod replicas;
 mod resources;
