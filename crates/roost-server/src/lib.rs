@@ -99,13 +99,10 @@ async fn check_plans_in_use(store: &Store, settings: &Settings) -> anyhow::Resul
 
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> axum::Router {
-    let (router, openapi) = api::router().split_for_parts();
+    let (router, openapi) = api::router().merge(ops::router()).split_for_parts();
     let openapi = Arc::new(api::finish_openapi(openapi));
     router
         .route("/v1/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
-        .route("/healthz", axum::routing::get(ops::healthz))
-        .route("/readyz", axum::routing::get(ops::readyz))
-        .route("/metrics", axum::routing::get(ops::metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")

@@ -14,19 +14,33 @@ use axum::response::{IntoResponse, Response};
 use metrics::Label;
 use serde_json::json;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
+
+/// The operations routes, outside `/v1`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
+}
 
 /// How long the readiness check waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `GET /healthz`: the process is alive. Cheap: it does not touch the database.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is alive", body = Object)))]
 pub async fn healthz(State(st): State<AppState>) -> Response {
     axum::Json(json!({"status": "ok", "database": st.store.backend()})).into_response()
 }
 
 /// `GET /readyz`: 200 when the database answers, its migrations are current and the ledger
 /// writers run; 503 naming the failing check otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Ready: every check passed", body = Object),
+    (status = 503, description = "`not_ready`: `check` names the failing check, `checks` lists all", body = Problem,
+     content_type = "application/problem+json")))]
 pub async fn readyz(State(st): State<AppState>) -> Response {
     let database = match tokio::time::timeout(READY_TIMEOUT, st.store.schema_versions()).await {
         Err(_) => Err(format!("no answer within {}ms", READY_TIMEOUT.as_millis())),
@@ -73,6 +87,10 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format; 404 when `metrics = false`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain"),
+    (status = 404, description = "Metrics are switched off (`metrics = false`)", body = Problem,
+     content_type = "application/problem+json")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
     if !st.settings.metrics {
         return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response();
