@@ -189,9 +189,11 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
 
 /// SQLite's (extended) result codes and PostgreSQL's SQLSTATEs that mean "not now".
 fn transient_code(code: &str) -> bool {
-    if let Ok(n) = code.parse::<i32>() {
+    // A SQLSTATE is always five characters (often all digits, like 53100); SQLite's extended
+    // result codes are at most four digits.
+    if code.len() < 5 {
         // SQLITE_BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
-        return matches!(n & 0xff, 5..=8 | 10 | 13 | 14);
+        return code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5..=8 | 10 | 13 | 14));
     }
     // 08 connection exception, 53 insufficient resources (53100 disk full), 57P0x shutdown or
     // not yet accepting, 58 system error (58030 I/O), 25006 a standby refusing a write.
@@ -213,5 +215,31 @@ impl StoreError {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_codes_are_the_database_failing_not_the_request() {
+        // SQLite: BUSY, READONLY, IOERR_WRITE (extended: 778 & 0xff = 10), FULL, CANTOPEN.
+        for code in ["5", "8", "10", "778", "13", "14", "08006", "53100", "57P01", "57P03", "58030", "25006"] {
+            assert!(transient_code(code), "{code}");
+        }
+        // Constraint violations, syntax, a missing row: the request's own fault.
+        for code in ["19", "2067", "1", "23505", "23503", "42601", "22P02", "40001"] {
+            assert!(!transient_code(code), "{code}");
+        }
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(is_transient(&sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))));
+        assert!(!is_transient(&sqlx::Error::RowNotFound));
+    }
+
+    #[test]
+    fn connection_errors_name_their_cause() {
+        let refused = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(explain("postgres://u:***@h:1/db", &refused).contains("connection refused"));
     }
 }

@@ -4,5 +4,6 @@
 mod cursors;
 mod faults;
 mod http;
+mod kit;
 mod observe;
 mod startup;

@@ -129,3 +129,25 @@ async fn a_plan_still_in_use_cannot_leave_the_catalog() {
     let server = roost_test_kit::process::Roost::start(ROOST, db.url()).await;
     assert_eq!(server.client.get("/readyz").await.unwrap().status, 200);
 }
+
+#[test]
+fn operations_settings_are_checked_at_start() {
+    for (toml, says) in [
+        ("trusted_proxies = [\"10.0.0.0/33\"]\n", "trusted_proxies"),
+        ("trusted_proxies = [\"not an address\"]\n", "trusted_proxies"),
+        ("log_format = \"xml\"\n", "log_format"),
+        ("db_max_connections = 0\n", "db_max_connections"),
+        ("db_acquire_timeout_ms = 5\n", "db_acquire_timeout_ms"),
+        ("http_max_connections = 0\n", "http_max_connections"),
+        ("metrics = \"yes\"\n", "metrics"),
+    ] {
+        let dir = temp_dir();
+        std::fs::write(dir.join("roost.toml"), toml).unwrap();
+        let err = refused(&dir, "sqlite://roost.db", &[]);
+        assert!(err.contains(says), "{toml}: {err}");
+        assert!(!dir.join("roost.db").exists(), "{toml}: a bad setting is refused before the database is touched");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let (ok, _, err, _) = run(&temp_dir(), &["serve", "--log-format", "xml"]);
+    assert!(!ok && err.contains("log_format"), "{err}");
+}
