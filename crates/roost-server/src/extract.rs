@@ -180,6 +180,16 @@ impl Params {
         Ok((limit, cursor))
     }
 
+    /// For a list that is always one page: any `?cursor=` is one the server did not issue.
+    pub fn no_cursor(&self) -> Result<(), ApiError> {
+        match self.get("cursor") {
+            Some(_) => {
+                Err(ApiError::invalid_field("cursor", "is not a cursor this server issued (this list has one page)"))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// `?limit=`: 1–500, default 50.
     pub fn limit(&self) -> Result<u32, ApiError> {
         match self.get("limit") {

@@ -36,6 +36,14 @@ async fn every_list_refuses_a_foreign_cursor(s: TestServer) {
             assert_ne!(r2.body["items"], r.body["items"], "{list}: the second page is another page");
         }
     }
+    // Lists that are always one page issue no cursor at all.
+    for list in [format!("/v1/orgs/{org}/wallets"), "/v1/wallets".to_string()] {
+        let r = alice.get(&format!("{list}?cursor=wal_01jd0000000000000000000000")).await.unwrap();
+        assert_eq!((r.status, r.code()), (422, Some("invalid_request")), "{list}: {:?}", r.body);
+        let r = alice.get(&list).await.unwrap();
+        assert_eq!(r.status, 200, "{list}: {:?}", r.body);
+        assert_eq!(r.body["next_cursor"], serde_json::Value::Null);
+    }
     // The org list pages with its own cursor.
     let _ = alice.post("/v1/orgs", &json!({"name": "Second"})).await.unwrap();
     let r = alice.get("/v1/orgs?limit=1").await.unwrap();
