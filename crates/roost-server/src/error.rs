@@ -120,6 +120,10 @@ impl From<StoreError> for ApiError {
                 };
                 Self::new(status, code, rule.to_string())
             }
+            e if e.is_transient() => {
+                tracing::warn!(error = %e, "the database is unavailable");
+                Self::unavailable("database_unavailable", "the database is unavailable; retry shortly", 1)
+            }
             StoreError::Db(e) => Self::internal(e),
             StoreError::Writer(e) => Self::internal(e),
             StoreError::Setup(e) => Self::internal(e),
@@ -181,6 +185,9 @@ impl IntoResponse for ApiError {
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(s) = self.retry_after {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.code == "database_unavailable" {
+            res.extensions_mut().insert(crate::ops::observe::DatabaseDown);
         }
         res
     }

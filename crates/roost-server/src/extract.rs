@@ -169,21 +169,37 @@ impl Params {
         }
     }
 
-    /// `?limit=` (1–500, default 50) and `?cursor=`.
-    pub fn page(&self) -> Result<(u32, Option<&str>), ApiError> {
-        let limit = match self.get("limit") {
-            None => DEFAULT_LIMIT,
+    /// `?limit=` (1–500, default 50) and `?cursor=`, which must be a cursor of this list: the id
+    /// (of `kind`) of the last item of a page the server gave out.
+    pub fn page(&self, kind: roost_domain::IdKind) -> Result<(u32, Option<&str>), ApiError> {
+        let limit = self.limit()?;
+        let cursor = self.get("cursor");
+        if cursor.is_some_and(|c| !kind.is_valid(c)) {
+            return Err(ApiError::invalid_field("cursor", "is not a cursor this server issued"));
+        }
+        Ok((limit, cursor))
+    }
+
+    /// For a list that is always one page: any `?cursor=` is one the server did not issue.
+    pub fn no_cursor(&self) -> Result<(), ApiError> {
+        match self.get("cursor") {
+            Some(_) => {
+                Err(ApiError::invalid_field("cursor", "is not a cursor this server issued (this list has one page)"))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// `?limit=`: 1–500, default 50.
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        match self.get("limit") {
+            None => Ok(DEFAULT_LIMIT),
             Some(v) => v
                 .parse::<u32>()
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| ApiError::invalid_field("limit", "must be a whole number from 1 to 500"))?,
-        };
-        let cursor = self.get("cursor");
-        if cursor.is_some_and(|c| c.len() > 200 || c.chars().any(char::is_control)) {
-            return Err(ApiError::invalid_field("cursor", "is not a cursor this server issued"));
+                .ok_or_else(|| ApiError::invalid_field("limit", "must be a whole number from 1 to 500")),
         }
-        Ok((limit, cursor))
     }
 }
 
@@ -195,6 +211,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if let Some(c) = parts.extensions.get::<crate::ops::observe::ClientAddr>() {
+            return Ok(ClientIp(Some(c.0.to_string())));
+        }
         Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())))
     }
 }

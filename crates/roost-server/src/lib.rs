@@ -6,11 +6,11 @@ pub mod clock;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod ops;
 pub mod settings;
 pub mod views;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -19,7 +19,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use settings::Settings;
@@ -40,6 +39,10 @@ pub struct Inner {
     pub keys: Arc<KeyCache>,
     pub passwords: Passwords,
     pub ledger: roost_ledger::Ledger,
+    /// What `GET /metrics` reports.
+    pub telemetry: ops::telemetry::Telemetry,
+    /// Fails requests fast while the database is down.
+    pub breaker: ops::observe::Breaker,
 }
 
 impl Deref for AppState {
@@ -53,8 +56,9 @@ impl AppState {
     /// Connects the store, runs migrations, and prepares the state.
     pub async fn new(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         settings.validate()?;
-        let store = Store::connect(&settings.database_url).await?;
+        let store = Store::connect_with(&settings.database_url, settings.pool()).await?;
         store.migrate().await?;
+        check_plans_in_use(&store, &settings).await?;
         let passwords = Passwords::new(settings.password_hash_memory_kib, settings.password_hash_iterations)?;
         let keys = Arc::new(KeyCache::default());
         if store.backend() == "postgres" {
@@ -69,17 +73,36 @@ impl AppState {
         };
         let c = clock.clone();
         let ledger = roost_ledger::Ledger::start(store.clone(), ledger_cfg, Arc::new(move || c.now_ms()));
-        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords, ledger })))
+        let (telemetry, breaker) = (ops::telemetry::Telemetry::new(), ops::observe::Breaker::default());
+        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords, ledger, telemetry, breaker })))
     }
+}
+
+/// Refuses to start when orgs are on a plan the catalog no longer offers: their pages and their
+/// ledger would fail on every request instead.
+async fn check_plans_in_use(store: &Store, settings: &Settings) -> anyhow::Result<()> {
+    let missing: Vec<String> = store
+        .plans_in_use()
+        .await?
+        .into_iter()
+        .filter(|(plan, _)| settings.catalog.get(plan).is_none())
+        .map(|(plan, n)| format!("`{plan}` ({n} org{})", if n == 1 { "" } else { "s" }))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the plan catalog no longer has plans that organizations are on: {}. Put them back in roost.toml's [[plans]] (a plan can be kept but no longer offered to new orgs only by keeping it listed), or move those orgs to another plan first",
+        missing.join(", ")
+    )
 }
 
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> axum::Router {
-    let (router, openapi) = api::router().split_for_parts();
+    let (router, openapi) = api::router().merge(ops::router()).split_for_parts();
     let openapi = Arc::new(api::finish_openapi(openapi));
     router
         .route("/v1/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
-        .route("/healthz", axum::routing::get(healthz))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
@@ -89,7 +112,7 @@ pub fn app(state: AppState) -> axum::Router {
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::map_response(problem_for_plain_errors))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::observe::around))
         .with_state(state)
 }
 
@@ -112,16 +135,6 @@ async fn problem_for_plain_errors(res: axum::response::Response) -> axum::respon
     err.into_response()
 }
 
-async fn healthz(axum::extract::State(st): axum::extract::State<AppState>) -> impl IntoResponse {
-    match sqlx::query("SELECT 1").execute(st.store.pool()).await {
-        Ok(_) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "database": st.store.backend()}))),
-        Err(e) => {
-            tracing::error!(error = %e, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "unavailable"})))
-        }
-    }
-}
-
 /// Runs the server on `listener` until `shutdown` resolves, then finishes in-flight requests.
 pub async fn serve(
     settings: Settings,
@@ -139,13 +152,26 @@ pub async fn serve_with_clock(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     let state = AppState::new(settings, clock).await?;
+    serve_state(state, listener, shutdown).await
+}
+
+/// Serves a prepared [`AppState`] (connected and migrated) on `listener` until `shutdown`.
+pub async fn serve_state(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let store = state.store.clone();
     let jobs = tokio::spawn(jobs::run(state.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "roost listening");
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let s = &state.settings;
+    let limits = ops::http::Limits {
+        header_timeout: std::time::Duration::from_millis(s.http_header_timeout_ms),
+        idle_timeout: std::time::Duration::from_millis(s.http_idle_timeout_ms),
+        max_connections: s.http_max_connections,
+    };
+    ops::http::serve(listener, app(state), limits, shutdown).await?;
     jobs.abort();
     store.close().await;
     tracing::info!("roost stopped");

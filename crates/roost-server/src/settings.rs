@@ -34,6 +34,23 @@ pub struct Settings {
     pub ledger_batch_max: usize,
     /// How often the background job turns cycles and expires grants and holds that fell due.
     pub ledger_tick_ms: u64,
+    /// Most database connections this process opens (`None`: SQLite 8, PostgreSQL 16).
+    pub db_max_connections: Option<u32>,
+    /// How long a request waits for a database connection before it is answered 503.
+    pub db_acquire_timeout_ms: u64,
+    /// Whether `GET /metrics` serves Prometheus metrics.
+    pub metrics: bool,
+    /// `auto` (JSON when stderr is not a terminal), `text` or `json`.
+    pub log_format: String,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<crate::ops::proxy::Cidr>,
+    /// How long a client has to send a request's headers (and, on a kept-alive connection, to
+    /// begin its next request).
+    pub http_header_timeout_ms: u64,
+    /// A connection on which no byte moves either way for this long is closed.
+    pub http_idle_timeout_ms: u64,
+    /// Most HTTP connections open at once; more wait to be accepted.
+    pub http_max_connections: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -51,6 +68,14 @@ impl std::fmt::Debug for Settings {
             .field("ledger_shards", &self.ledger_shards)
             .field("ledger_batch_max", &self.ledger_batch_max)
             .field("ledger_tick_ms", &self.ledger_tick_ms)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
+            .field("metrics", &self.metrics)
+            .field("log_format", &self.log_format)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("http_header_timeout_ms", &self.http_header_timeout_ms)
+            .field("http_idle_timeout_ms", &self.http_idle_timeout_ms)
+            .field("http_max_connections", &self.http_max_connections)
             .finish()
     }
 }
@@ -70,6 +95,14 @@ impl Default for Settings {
             ledger_shards: 4,
             ledger_batch_max: 1024,
             ledger_tick_ms: 30_000,
+            db_max_connections: None,
+            db_acquire_timeout_ms: 1500,
+            metrics: true,
+            log_format: "auto".into(),
+            trusted_proxies: Vec::new(),
+            http_header_timeout_ms: 10_000,
+            http_idle_timeout_ms: 60_000,
+            http_max_connections: 1024,
         }
     }
 }
@@ -89,6 +122,14 @@ pub struct FileConfig {
     pub ledger_shards: Option<usize>,
     pub ledger_batch_max: Option<usize>,
     pub ledger_tick_ms: Option<u64>,
+    pub db_max_connections: Option<u32>,
+    pub db_acquire_timeout_ms: Option<u64>,
+    pub metrics: Option<bool>,
+    pub log_format: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub http_header_timeout_ms: Option<u64>,
+    pub http_idle_timeout_ms: Option<u64>,
+    pub http_max_connections: Option<usize>,
     /// Replaces the built-in plan catalog when present.
     pub plans: Option<Vec<Plan>>,
 }
@@ -157,6 +198,34 @@ impl Settings {
         if let Some(v) = f.ledger_tick_ms {
             self.ledger_tick_ms = v;
         }
+        if f.db_max_connections.is_some() {
+            self.db_max_connections = f.db_max_connections;
+        }
+        if let Some(v) = f.db_acquire_timeout_ms {
+            self.db_acquire_timeout_ms = v;
+        }
+        if let Some(v) = f.metrics {
+            self.metrics = v;
+        }
+        if let Some(v) = f.log_format {
+            self.log_format = v;
+        }
+        if let Some(v) = f.trusted_proxies {
+            self.trusted_proxies = v
+                .iter()
+                .map(|c| c.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|e| ConfigError::Invalid(format!("trusted_proxies: {e}")))?;
+        }
+        if let Some(v) = f.http_header_timeout_ms {
+            self.http_header_timeout_ms = v;
+        }
+        if let Some(v) = f.http_idle_timeout_ms {
+            self.http_idle_timeout_ms = v;
+        }
+        if let Some(v) = f.http_max_connections {
+            self.http_max_connections = v;
+        }
         let plans = f.plans.unwrap_or_else(|| self.catalog.all().to_vec());
         self.catalog = Catalog::new(plans, &self.personal_plan)?;
         self.validate()
@@ -188,8 +257,32 @@ impl Settings {
         if self.ledger_tick_ms < 10 {
             return Err(ConfigError::Invalid("ledger_tick_ms must be at least 10".into()));
         }
+        if self.db_max_connections.is_some_and(|n| !(1..=1000).contains(&n))
+            || !(100..=60_000).contains(&self.db_acquire_timeout_ms)
+        {
+            return Err(ConfigError::Invalid(
+                "db_max_connections must be 1–1000 and db_acquire_timeout_ms 100–60000".into(),
+            ));
+        }
+        if !["auto", "text", "json"].contains(&self.log_format.as_str()) {
+            return Err(ConfigError::Invalid("log_format must be \"auto\", \"text\" or \"json\"".into()));
+        }
+        if self.http_header_timeout_ms < 100 || self.http_idle_timeout_ms < 100 || self.http_max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "http_header_timeout_ms and http_idle_timeout_ms must be at least 100 and http_max_connections at least 1"
+                    .into(),
+            ));
+        }
         Catalog::new(self.catalog.all().to_vec(), &self.personal_plan)?;
         Ok(())
+    }
+
+    /// The database pool's size and timeout.
+    pub fn pool(&self) -> roost_store::PoolSettings {
+        roost_store::PoolSettings {
+            max_connections: self.db_max_connections,
+            acquire_timeout: std::time::Duration::from_millis(self.db_acquire_timeout_ms),
+        }
     }
 }
 
@@ -221,6 +314,28 @@ wallet_kinds = ["credits"]
 ledger_shards = 4
 ledger_batch_max = 1024
 ledger_tick_ms = 30000
+
+# Database connections of this process (default: SQLite 8, PostgreSQL 16; every roost process and
+# replica opens its own), and how long (ms) a request waits for one before it is answered 503.
+# db_max_connections = 16
+db_acquire_timeout_ms = 1500
+
+# GET /metrics in Prometheus text format.
+metrics = true
+
+# Log lines on stderr: "auto" (JSON when stderr is not a terminal), "text" or "json" (ROOST_LOG_FORMAT).
+log_format = "auto"
+
+# Proxies whose X-Forwarded-For names the client (for the audit log's `ip`), as CIDRs.
+trusted_proxies = []
+# trusted_proxies = ["127.0.0.1/32", "10.0.0.0/8"]
+
+# HTTP connections: ms to send a request's headers (also the longest wait for the next request on
+# a kept-alive connection), ms without a byte either way before a connection is closed, and the
+# most connections open at once (more wait to be accepted).
+http_header_timeout_ms = 10000
+http_idle_timeout_ms = 60000
+http_max_connections = 1024
 
 # Replace the built-in plan catalog by listing plans (all fields shown; null = unlimited / none).
 # [[plans]]

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod audit;
+mod connect;
 mod dialect;
 mod events;
 mod invitations;
@@ -14,13 +15,12 @@ mod resources;
 mod users;
 mod workspaces;
 
-use std::time::Duration;
-
 use sqlx::AnyConnection;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row, Transaction};
 
 pub use audit::AuditFilter;
+pub use connect::{PoolSettings, is_transient};
 pub use dialect::{Dialect, Migration, Postgres, Sqlite};
 pub use invitations::{Accepted, NewInvitation};
 pub use keys::KeyAuth;
@@ -120,45 +120,6 @@ async fn checkpoint(pool: AnyPool, sql: &'static str) {
 }
 
 impl Store {
-    /// Connects to `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if missing.
-    /// Does not migrate: call [`Store::migrate`].
-    pub async fn connect(url: &str) -> Result<Self> {
-        sqlx::any::install_default_drivers();
-        let dialect: &'static dyn Dialect = if url.starts_with("sqlite:") {
-            &Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            &Postgres
-        } else {
-            return Err(StoreError::Setup(format!(
-                "unsupported database URL `{}`: use sqlite://… or postgres://…",
-                redact(url)
-            )));
-        };
-        let url = dialect.prepare_url(url);
-        let setup = dialect.connection_setup();
-        let pool = AnyPoolOptions::new()
-            .max_connections(dialect.max_connections())
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if !setup.is_empty() {
-                        sqlx::raw_sql(setup).execute(conn).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
-        if let Some(sql) = dialect.background_checkpoint() {
-            tokio::spawn(checkpoint(pool.clone(), sql));
-        }
-        let writer = match ledger::file_of(&url) {
-            Some(path) if dialect.own_ledger_writer() => Some(std::sync::Arc::new(ledger::Writer::start(path, setup)?)),
-            _ => None,
-        };
-        Ok(Self { pool, dialect, writer })
-    }
-
     /// The same store with ledger batches committed through the pool (sqlx) even where the
     /// backend has a writer of its own: for benchmarks that compare the two.
     pub fn with_pool_writer(mut self) -> Self {
@@ -191,6 +152,14 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM roost_migrations").fetch_one(&mut *tx).await?;
+        if let Some(v) = newest.filter(|&v| v > self.newest_migration()) {
+            return Err(StoreError::Setup(format!(
+                "the database was migrated by a newer roost (schema version {v}; this roost knows up to {}): run that newer roost, or restore a backup taken before the upgrade",
+                self.newest_migration()
+            )));
+        }
         for m in self.dialect.migrations() {
             let done: Option<i64> = sqlx::query_scalar("SELECT version FROM roost_migrations WHERE version = $1")
                 .bind(m.version)

@@ -10,6 +10,15 @@ use roost_domain::plans::Usage;
 use roost_domain::{Catalog, Plan};
 
 impl Store {
+    /// Every plan some org is on, with how many orgs are on it: start-up checks that the catalog
+    /// still offers each.
+    pub async fn plans_in_use(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT plan, COUNT(*) AS n FROM orgs GROUP BY plan ORDER BY plan")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get::<String, _>("plan")?, r.try_get::<i64, _>("n")?))).collect()
+    }
+
     /// Moves an org to `plan`, refusing if what the org uses now exceeds the plan's limits.
     /// With `trial_ends_at`, the plan starts as the org's one trial.
     pub async fn change_plan(&self, org_id: &str, plan: &Plan, trial_ends_at: Option<i64>, ctx: &Ctx) -> Result<()> {

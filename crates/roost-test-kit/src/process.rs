@@ -35,11 +35,16 @@ impl Roost {
     /// Starts `BIN serve --listen 127.0.0.1:0 --database-url URL` (with cheap password hashing
     /// from a config file) and waits until `/healthz` answers.
     pub async fn start(bin: impl AsRef<Path>, database_url: &str) -> Self {
+        Self::start_logging(bin, database_url, "warn").await
+    }
+
+    /// [`Roost::start`] with `ROOST_LOG` set to `level` (the log goes to [`Roost::log`]).
+    pub async fn start_logging(bin: impl AsRef<Path>, database_url: &str, level: &str) -> Self {
         let dir = std::env::temp_dir().join("roost-ledger-load");
         std::fs::create_dir_all(&dir).expect("temp dir");
         let id = roost_domain::IdKind::Event.generate();
         let config = dir.join(format!("{id}.toml"));
-        std::fs::write(&config, "password_hash_memory_kib = 64\npassword_hash_iterations = 1\n").expect("config");
+        std::fs::write(&config, "password_hash_memory_kib = 64\npassword_hash_iterations = 1\ndb_max_connections = 5\ndb_acquire_timeout_ms = 10000\n").expect("config");
         let log = dir.join(format!("{id}.log"));
         let mut child = Command::new(bin.as_ref())
             .arg("serve")
@@ -48,7 +53,8 @@ impl Roost {
             .env_remove("ROOST_DATABASE_URL")
             .env_remove("ROOST_LISTEN")
             .env_remove("ROOST_CONFIG")
-            .env("ROOST_LOG", "warn")
+            .env("ROOST_LOG", level)
+            .env_remove("ROOST_LOG_FORMAT")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))

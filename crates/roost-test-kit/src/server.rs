@@ -34,9 +34,21 @@ impl Drop for TestServer {
     }
 }
 
-/// Settings for tests: cheap password hashing, the built-in plans.
+/// Connections each test server may open: with the key listener and the kit's admin connection,
+/// a test with a server and a replica holds at most 2 × (5 + 1) + 1 = 13 PostgreSQL connections.
+pub const TEST_DB_CONNECTIONS: u32 = 5;
+
+/// Settings for tests: cheap password hashing, the built-in plans, a small pool, and a patient
+/// acquire timeout (the test machine is shared and slow; the fault tests set their own).
 pub fn test_settings(database_url: String) -> Settings {
-    Settings { database_url, password_hash_memory_kib: 64, password_hash_iterations: 1, ..Settings::default() }
+    Settings {
+        database_url,
+        password_hash_memory_kib: 64,
+        password_hash_iterations: 1,
+        db_max_connections: Some(TEST_DB_CONNECTIONS),
+        db_acquire_timeout_ms: 10_000,
+        ..Settings::default()
+    }
 }
 
 impl TestServer {
@@ -63,9 +75,10 @@ impl TestServer {
     }
 
     async fn boot(database: Arc<FreshDatabase>, adjust: impl FnOnce(&mut Settings)) -> Self {
-        let database_url = database.url().to_string();
-        let mut settings = test_settings(database_url.clone());
+        let mut settings = test_settings(database.url().to_string());
         adjust(&mut settings);
+        // A test may point the server elsewhere (a relay, another file): follow it.
+        let database_url = settings.database_url.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let clock = Arc::new(ManualClock::new());

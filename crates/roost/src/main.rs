@@ -47,6 +47,9 @@ struct ServerArgs {
     /// Configuration file [default: ./roost.toml if present].
     #[arg(long, env = "ROOST_CONFIG")]
     config: Option<PathBuf>,
+    /// Log format on stderr: auto (JSON when not a terminal), text or json.
+    #[arg(long, env = "ROOST_LOG_FORMAT")]
+    log_format: Option<String>,
 }
 
 impl ServerArgs {
@@ -62,19 +65,28 @@ impl ServerArgs {
         if let Some(d) = &self.database_url {
             s.database_url.clone_from(d);
         }
+        if let Some(f) = &self.log_format {
+            s.log_format.clone_from(f);
+        }
+        s.validate()?;
         Ok(s)
     }
 }
 
-fn init_logging() {
+/// Logs on stderr, filtered by `ROOST_LOG`: JSON lines (no colour codes) when `format` is `json`,
+/// or `auto` and stderr is not a terminal (a file, journald, a container log); text otherwise,
+/// coloured only on a terminal.
+fn init_logging(format: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let json = std::env::var("ROOST_LOG_FORMAT").is_ok_and(|v| v == "json");
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let terminal = std::io::stderr().is_terminal();
+    let json = format == "json" || (format == "auto" && !terminal);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
-        builder.json().init();
+        builder.json().with_current_span(true).with_span_list(false).init();
     } else {
-        builder.init();
+        builder.with_ansi(terminal).init();
     }
 }
 
@@ -98,21 +110,24 @@ async fn shutdown_signal() {
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
-    init_logging();
     let settings = args.settings()?;
+    init_logging(&settings.log_format);
     tracing::info!(?settings, "starting");
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    // Connect, migrate and check the catalog before saying "listening": a database that cannot be
+    // used ends the process here, with its cause.
+    let state = roost_server::AppState::new(settings, std::sync::Arc::new(roost_server::SystemClock)).await?;
     // One line on stdout that scripts (and tests) can read the bound address from.
     println!("roost listening on http://{}", listener.local_addr()?);
-    roost_server::serve(settings, listener, shutdown_signal()).await
+    roost_server::serve_state(state, listener, shutdown_signal()).await
 }
 
 async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
-    init_logging();
     let settings = args.settings()?;
-    let store = roost_store::Store::connect(&settings.database_url).await?;
+    init_logging(&settings.log_format);
+    let store = roost_store::Store::connect_with(&settings.database_url, settings.pool()).await?;
     let applied = store.migrate().await?;
     println!(
         "migrations applied: {}",

@@ -170,6 +170,11 @@ impl Ledger {
         }
     }
 
+    /// Whether every writer is still taking commands (for the readiness check).
+    pub fn running(&self) -> bool {
+        self.shards.iter().all(|s| !s.is_closed())
+    }
+
     /// Queues a command and waits for its batch to commit.
     pub async fn submit(&self, cmd: Command) -> Result<Answer, LedgerError> {
         let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use roost_domain::Permission;
+use roost_domain::{IdKind, Permission};
 use roost_store::AuditFilter;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,7 +30,7 @@ async fn list_audit(
     params: Params,
 ) -> ApiResult<Json<List<AuditView>>> {
     let o = org_ctx(&st, &caller, &org).await?;
-    let (limit, cursor) = params.page()?;
+    let (limit, cursor) = params.page(IdKind::Audit)?;
     let mut f = AuditFilter {
         workspace_id: params.text("workspace")?.map(str::to_string),
         actor_id: params.text("actor")?.map(str::to_string),

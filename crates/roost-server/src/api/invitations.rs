@@ -129,7 +129,7 @@ async fn list_invitations(
 ) -> ApiResult<Json<List<InvitationView>>> {
     let o = org_ctx(&st, &caller, &org).await?;
     o.require(Permission::ManageMembers)?;
-    let (limit, cursor) = params.page()?;
+    let (limit, cursor) = params.page(IdKind::Invitation)?;
     let page = st.store.list_invitations(&o.org.id, st.clock.now_ms(), limit, cursor).await?;
     Ok(Json(List::from_page(page, InvitationView::from)))
 }

@@ -106,7 +106,7 @@ async fn list_keys(
 ) -> ApiResult<Json<List<KeyView>>> {
     let w = ws_ctx(&st, &caller, &ws).await?;
     w.require(Permission::ReadWorkspace)?;
-    let (limit, cursor) = params.page()?;
+    let (limit, cursor) = params.page(IdKind::Key)?;
     Ok(Json(List::from_page(st.store.list_keys(&w.ws.id, limit, cursor).await?, KeyView::from)))
 }
 

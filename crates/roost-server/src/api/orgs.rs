@@ -102,7 +102,7 @@ async fn create_org(
     responses((status = 200, body = List<OrgView>)))]
 async fn list_orgs(State(st): State<AppState>, caller: Caller, params: Params) -> ApiResult<Json<List<OrgView>>> {
     let user = caller.user()?;
-    let (limit, cursor) = params.page()?;
+    let (limit, cursor) = params.page(IdKind::Org)?;
     let page = st.store.list_orgs(&user.id, limit, cursor).await?;
     Ok(Json(List::from_page(page, |m| OrgView::new(&m.org, Some(&m.role)))))
 }
@@ -282,7 +282,7 @@ async fn list_members(
     params: Params,
 ) -> ApiResult<Json<List<MemberView>>> {
     let o = org_ctx(&st, &caller, &org).await?;
-    let (limit, cursor) = params.page()?;
+    let (limit, cursor) = params.page(IdKind::User)?;
     Ok(Json(List::from_page(st.store.list_members(&o.org.id, limit, cursor).await?, MemberView::from)))
 }
 

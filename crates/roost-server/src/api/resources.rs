@@ -75,7 +75,7 @@ async fn list_resources(
 ) -> ApiResult<Json<List<ResourceView>>> {
     let w = ws_ctx(&st, &caller, &ws).await?;
     w.require(Permission::ReadWorkspace)?;
-    let (limit, cursor) = params.page()?;
+    let (limit, cursor) = params.page(IdKind::Resource)?;
     Ok(Json(List::from_page(st.store.list_resources(&w.ws.id, limit, cursor).await?, ResourceView::from)))
 }
 

@@ -71,7 +71,7 @@ async fn list_workspaces(
     params: Params,
 ) -> ApiResult<Json<List<WorkspaceView>>> {
     let o = org_ctx(&st, &caller, &org).await?;
-    let (limit, cursor) = params.page()?;
+    let (limit, cursor) = params.page(IdKind::Workspace)?;
     let me = caller.user()?.id.as_str();
     let only = (!o.role.allows(Permission::SeeAllWorkspaces)).then_some(me);
     let page = st.store.list_workspaces(&o.org.id, only, limit, cursor).await?;
@@ -132,7 +132,7 @@ async fn list_ws_members(
     params: Params,
 ) -> ApiResult<Json<List<MemberView>>> {
     let w = ws_ctx(&st, &caller, &ws).await?;
-    let (limit, cursor) = params.page()?;
+    let (limit, cursor) = params.page(IdKind::User)?;
     Ok(Json(List::from_page(st.store.list_ws_members(&w.ws.id, limit, cursor).await?, MemberView::from)))
 }
 

@@ -18,6 +18,7 @@ mod hardening;
 mod invitations;
 mod keys;
 mod ledger_load;
+mod ops;
 mod orgs;
 mod replicas;
 mod resources;
@@ -41,4 +42,41 @@ fn postgres_suite_skipped_notice() {
             eprintln!("SKIPPED: ROOST_TEST_PG is not set, so the PostgreSQL suite did not run");
         }
     }
+}
+
+/// Says plainly, in every run, whether the metrics were linted by `promtool` (Debian `prometheus`).
+#[test]
+fn promtool_skipped_notice() {
+    match std::process::Command::new("promtool").arg("--version").output() {
+        Ok(o) if o.status.success() => println!("promtool: the metrics tests lint GET /metrics"),
+        _ => {
+            println!("SKIPPED: promtool is not installed (apt-get install prometheus): GET /metrics was not linted");
+            eprintln!("SKIPPED: promtool is not installed (apt-get install prometheus): GET /metrics was not linted");
+        }
+    }
+}
+
+/// Says plainly, in every run, whether the full-disk and read-only faults ran: they mount a tmpfs.
+#[test]
+fn tmpfs_faults_skipped_notice() {
+    let dir = std::env::temp_dir().join(format!("roost-mount-probe-{}", roost_domain::IdKind::Event.generate()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if mounted {
+        let _ = std::process::Command::new("umount").arg(&dir).status();
+        println!("tmpfs: the full-disk and read-only database faults run");
+    } else {
+        println!(
+            "SKIPPED: cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): the full-disk and read-only faults did not run"
+        );
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): the full-disk and read-only faults did not run"
+        );
+    }
+    let _ = std::fs::remove_dir(&dir);
 }

@@ -166,12 +166,40 @@ pub(super) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> R
 
 /// Submits a command and renders the answer.
 pub(super) async fn run(st: &AppState, cmd: Command) -> ApiResult<Response> {
-    let answer = st.ledger.submit(cmd).await.map_err(unavailable)?;
+    let answer = submit_counted(st, cmd).await?;
     let (status, view) = OutcomeView::of(answer?);
     // What `Json` does, into a buffer that fits a charge at once instead of growing from 128 bytes.
     let mut body = Vec::with_capacity(RESPONSE_CAPACITY);
     serde_json::to_writer(&mut body, &view).map_err(ApiError::internal)?;
     Ok((status, [(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+}
+
+/// Submits a command, counting it in the metrics: the queue depth while it waits, its latency, and
+/// its outcome (`ok`, the refusal's code, or `unavailable`) by operation.
+async fn submit_counted(st: &AppState, cmd: Command) -> ApiResult<Answer> {
+    let op = match &cmd.op {
+        Op::Charge { .. } => "charge",
+        Op::Hold { .. } => "hold",
+        Op::Settle { .. } => "settle",
+        Op::Release { .. } => "release",
+        Op::Grant { .. } => "grant",
+        Op::SetBudget { .. } => "set_budget",
+        Op::Tick => "tick",
+    };
+    let t = &st.telemetry;
+    t.gauge_add("roost_ledger_queue_depth", 1.0);
+    let started = std::time::Instant::now();
+    let answer = st.ledger.submit(cmd).await;
+    t.gauge_add("roost_ledger_queue_depth", -1.0);
+    let outcome = match &answer {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(r)) => r.code(),
+        Err(_) => "unavailable",
+    };
+    let op_label = metrics::Label::new("op", op);
+    t.observe("roost_ledger_command_duration_seconds", vec![op_label.clone()], started.elapsed().as_secs_f64());
+    t.count("roost_ledger_commands_total", vec![op_label, metrics::Label::new("outcome", outcome)], 1);
+    answer.map_err(unavailable)
 }
 
 /// Room for the body of a ledger answer: a charge with a few splits is about 400 bytes.

@@ -16,7 +16,7 @@ use crate::views::List;
 
 /// `?limit=` and `?cursor=` of a journal list: the cursor is a sequence number this server issued.
 fn journal_page(params: &Params) -> ApiResult<(u32, Option<&str>)> {
-    let (limit, cursor) = params.page()?;
+    let (limit, cursor) = (params.limit()?, params.get("cursor"));
     if cursor.is_some_and(|c| !c.parse::<i64>().is_ok_and(|n| n > 0)) {
         return Err(ApiError::invalid_field("cursor", "is not a cursor this server issued"));
     }

@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::api::{OrgCtx, acting_ws, check_id, org_ctx};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::HeadersAndJson;
+use crate::extract::{HeadersAndJson, Params};
 use crate::views::List;
 
 /// The org's wallets (brought up to the clock first), as the API shows them.
@@ -38,25 +38,31 @@ async fn wallets(st: &AppState, org_id: &str, anchor: i64) -> ApiResult<List<Wal
 
 /// The org's wallets with their balances and live grants. Any member of the org may read them.
 #[utoipa::path(get, path = "/v1/orgs/{org}/wallets", tag = "credits", security(("bearer" = [])),
+    params(("cursor" = Option<String>, Query, description = "never valid: the list is one page")),
     responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = List<WalletView>)))]
 pub(super) async fn list_wallets(
     State(st): State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
+    params: Params,
 ) -> ApiResult<Json<List<WalletView>>> {
+    params.no_cursor()?;
     let o = org_ctx(&st, &caller, &org).await?;
     Ok(Json(wallets(&st, &o.org.id, o.org.plan_started_at).await?))
 }
 
 /// The wallets of the org of the acting workspace: for API keys, and users in their active workspace.
 #[utoipa::path(get, path = "/v1/wallets", tag = "credits", security(("bearer" = [])),
-    params(("Roost-Workspace" = Option<String>, Header, description = "act in this workspace")),
+    params(("Roost-Workspace" = Option<String>, Header, description = "act in this workspace"),
+        ("cursor" = Option<String>, Query, description = "never valid: the list is one page")),
     responses((status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not_found, also for another tenant's ids", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_request", body = Problem, content_type = "application/problem+json"), (status = 200, body = List<WalletView>)))]
 pub(super) async fn acting_wallets(
     State(st): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
+    params: Params,
 ) -> ApiResult<Json<List<WalletView>>> {
+    params.no_cursor()?;
     let w = acting_ws(&st, &caller, &headers).await?;
     w.require(Permission::ReadWorkspace)?;
     Ok(Json(wallets(&st, &w.org.id, w.org.plan_started_at).await?))

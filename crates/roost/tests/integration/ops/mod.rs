@@ -1,0 +1,9 @@
+//! Operations (issue 11): faults the server survives, start-up errors, HTTP connection limits,
+//! metrics, readiness, request ids, proxies, and the list cursors.
+
+mod cursors;
+mod faults;
+mod http;
+mod kit;
+mod observe;
+mod startup;
