@@ -65,10 +65,7 @@ async fn list_events(
 ) -> ApiResult<Json<List<EventView>>> {
     let o = org_ctx(&st, &caller, &org).await?;
     o.require(Permission::WatchCredits)?;
-    let (limit, cursor) = params.page()?;
-    if cursor.is_some_and(|c| !IdKind::Event.is_valid(c)) {
-        return Err(ApiError::invalid_field("cursor", "is not a cursor this server issued"));
-    }
+    let (limit, cursor) = params.page(IdKind::Event)?;
     let kind = match params.text("type")? {
         None => None,
         Some(t) => Some(EventType::parse(t).ok_or_else(|| ApiError::invalid_field("type", "is not an event type"))?),

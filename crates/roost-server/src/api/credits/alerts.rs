@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::wallets::wallet_param;
-use super::{MAX_AMOUNT, actor_ref, present, refresh, unavailable};
+use super::{MAX_AMOUNT, actor_ref, present, refresh, submit_counted};
 use crate::AppState;
 use crate::api::org_ctx;
 use crate::auth::Caller;
@@ -86,7 +86,7 @@ impl AutoReloadView {
 
 /// Runs a settings command and answers with the wallet it changed.
 async fn settle(st: &AppState, cmd: Command) -> ApiResult<WalletRow> {
-    match st.ledger.submit(cmd).await.map_err(unavailable)?? {
+    match submit_counted(st, cmd).await?? {
         Outcome::Wallet { wallet } => Ok(wallet),
         other => Err(ApiError::internal(format!("a wallet setting answered {other:?}"))),
     }

@@ -176,7 +176,7 @@ pub(super) async fn run(st: &AppState, cmd: Command) -> ApiResult<Response> {
 
 /// Submits a command, counting it in the metrics: the queue depth while it waits, its latency, and
 /// its outcome (`ok`, the refusal's code, or `unavailable`) by operation.
-async fn submit_counted(st: &AppState, cmd: Command) -> ApiResult<Answer> {
+pub(super) async fn submit_counted(st: &AppState, cmd: Command) -> ApiResult<Answer> {
     let op = match &cmd.op {
         Op::Charge { .. } => "charge",
         Op::Hold { .. } => "hold",
@@ -184,6 +184,8 @@ async fn submit_counted(st: &AppState, cmd: Command) -> ApiResult<Answer> {
         Op::Release { .. } => "release",
         Op::Grant { .. } => "grant",
         Op::SetBudget { .. } => "set_budget",
+        Op::SetAlerts { .. } => "set_alerts",
+        Op::SetAutoReload { .. } => "set_auto_reload",
         Op::Tick => "tick",
     };
     let t = &st.telemetry;
@@ -206,7 +208,7 @@ async fn submit_counted(st: &AppState, cmd: Command) -> ApiResult<Answer> {
 const RESPONSE_CAPACITY: usize = 768;
 
 /// 503 `ledger_unavailable`, retryable: nothing of the command happened.
-pub(super) fn unavailable(e: LedgerError) -> ApiError {
+fn unavailable(e: LedgerError) -> ApiError {
     tracing::warn!(error = %e, "ledger unavailable");
     ApiError::unavailable("ledger_unavailable", "the ledger could not commit; retry", 1)
 }
