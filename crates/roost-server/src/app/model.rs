@@ -85,8 +85,12 @@ pub struct PlanInfo {
     pub seats_included: Option<u32>,
     pub max_seats: Option<u32>,
     pub extra_seat_price: Option<i64>,
+    #[serde(default)]
+    pub currency: Option<String>,
     pub max_workspaces: Option<u32>,
     pub monthly_credits: Option<i64>,
+    #[serde(default)]
+    pub resource_quotas: std::collections::BTreeMap<String, u32>,
     #[serde(default)]
     pub trial_days: Option<u32>,
     #[serde(default)]
@@ -114,6 +118,8 @@ pub struct Seats {
     pub max: Option<u32>,
     pub billable_extra: u32,
     pub extra_seat_price: Option<i64>,
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// What an org uses against its plan.
