@@ -49,6 +49,7 @@ pub fn router(api: Router) -> Router<AppState> {
         .merge(pages::members::router())
         .merge(pages::credits::router())
         .merge(pages::account::router())
+        .merge(pages::audit::router())
         .route("/app/{*rest}", get(not_found).post(not_found))
         .layer(axum::Extension(Api(api)))
         .layer(axum::middleware::map_response(headers))

@@ -2,7 +2,6 @@
 
 use roost_domain::{OrgRole, Permission, WsRole};
 use serde::Deserialize;
-use serde_json::Value;
 
 /// `GET /v1/me` for a user.
 #[derive(Debug, Clone, Deserialize)]
@@ -213,9 +212,6 @@ pub struct Grant {
     pub expires_at: Option<String>,
 }
 
-/// A journal entry (`GET …/transactions`), kept loose: its shape depends on the entry's type.
-pub type Entry = Value;
-
 /// `GET /v1/orgs/{org}/usage`.
 #[derive(Debug, Deserialize)]
 pub struct Usage {
@@ -249,4 +245,19 @@ pub struct AuditEvent {
 pub struct Ref {
     pub r#type: String,
     pub id: String,
+}
+
+/// One journal entry (`GET …/transactions`): a charge, a grant, an expiry or an adjustment.
+#[derive(Debug, Deserialize)]
+pub struct JournalEntry {
+    pub r#type: String,
+    pub id: String,
+    pub amount: i64,
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub workspace_id: Option<String>,
+    pub actor: Ref,
+    pub balance_after: i64,
+    pub at: String,
 }

@@ -4,13 +4,13 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use roost_domain::Permission;
 use serde_json::{Value, json};
 
-use super::{Flash, Layout, done, notice_for, problem_page, query};
+use super::{Flash, Layout, done, notice_for, problem_page, query, whole_page};
 use crate::AppState;
 use crate::app::call::Problem;
 use crate::app::model::{Invitation, List, Member, Workspace};
@@ -108,7 +108,7 @@ async fn after(
 ) -> Response {
     match r {
         Ok(_) => done(&format!("/app/o/{org}/members"), what),
-        Err(e) if e.status == StatusCode::NOT_FOUND => problem_page(&e),
+        Err(e) if whole_page(&e) => problem_page(&e),
         Err(e) => render(st, s, org, Flash::for_form(form, e), None, None).await,
     }
 }
@@ -132,7 +132,7 @@ async fn invite(State(st): State<AppState>, Path(org): Path<String>, p: Posted) 
             );
             render(&st, &p.s, &org, Flash::default(), Some(link), Some("Invitation created.".into())).await
         }
-        Err(e) if e.status == StatusCode::NOT_FOUND => problem_page(&e),
+        Err(e) if whole_page(&e) => problem_page(&e),
         Err(e) => render(&st, &p.s, &org, Flash::for_form("invite", e), None, None).await,
     }
 }

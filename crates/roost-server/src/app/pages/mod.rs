@@ -2,6 +2,7 @@
 //! switcher, navigation), form feedback, and clear messages for the API's problem codes.
 
 pub mod account;
+pub mod audit;
 pub mod auth;
 pub mod credits;
 pub mod members;
@@ -189,6 +190,13 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
 /// The error page for a problem from the API (404 for other tenants' things, as the API answers).
 pub fn problem_page(p: &Problem) -> Response {
     error_page(p.status, &human(p))
+}
+
+/// Whether a refusal replaces the whole page rather than sitting next to its form: another
+/// tenant's thing (404, as the API answers) or an action the person's role does not allow (a
+/// form the page never offered them, so there is nowhere to put the message).
+pub fn whole_page(p: &Problem) -> bool {
+    p.status == StatusCode::NOT_FOUND || p.code == "forbidden"
 }
 
 /// 303 to `path` after a form succeeded, with a confirmation from a fixed list (`?done=`).

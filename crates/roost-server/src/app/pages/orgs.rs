@@ -5,13 +5,13 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use roost_domain::Permission;
 use serde_json::{Value, json};
 
-use super::{Flash, Layout, done, notice_for, problem_page, query};
+use super::{Flash, Layout, done, notice_for, problem_page, query, whole_page};
 use crate::AppState;
 use crate::app::call::Problem;
 use crate::app::model::{List, OrgDetail, PlanInfo, Workspace};
@@ -172,7 +172,7 @@ async fn act(
 ) -> Response {
     match r {
         Ok(_) => done(&format!("/app/o/{org}"), what),
-        Err(e) if e.status == StatusCode::NOT_FOUND => problem_page(&e),
+        Err(e) if whole_page(&e) => problem_page(&e),
         Err(e) => render(st, s, org, Flash::for_form(form, e), None).await,
     }
 }

@@ -4,13 +4,13 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use roost_domain::Permission;
 use serde_json::{Value, json};
 
-use super::{Flash, Layout, done, notice_for, problem_page, query};
+use super::{Flash, Layout, done, notice_for, problem_page, query, whole_page};
 use crate::AppState;
 use crate::app::call::Problem;
 use crate::app::model::{Budget, Key, List, Member, Resource, Workspace};
@@ -54,6 +54,7 @@ pub struct WorkspacePage {
     resources: Vec<Resource>,
     budget: Option<Budget>,
     members: Vec<MemberRow>,
+    may_read: bool,
     may_use: bool,
     may_manage: bool,
     shown: Option<Shown>,
@@ -80,30 +81,36 @@ async fn render(
         Ok(w) => w,
         Err(e) => return problem_page(&e),
     };
-    let keys: List<Key> = match c.get(&format!("/v1/workspaces/{}/keys?limit=200", ws.id)).await {
-        Ok(k) => k,
-        Err(e) => return problem_page(&e),
+    let me = &s.me;
+    // Billing members see every workspace, but not what is inside (the role matrix): no lists.
+    let may_read = me.may_in(&ws.id, Permission::ReadWorkspace);
+    let (keys, resources, ms) = if may_read {
+        let keys: List<Key> = match c.get(&format!("/v1/workspaces/{}/keys?limit=200", ws.id)).await {
+            Ok(k) => k,
+            Err(e) => return problem_page(&e),
+        };
+        let resources: List<Resource> = match c.get(&format!("/v1/workspaces/{}/resources?limit=200", ws.id)).await {
+            Ok(r) => r,
+            Err(e) => return problem_page(&e),
+        };
+        let ms: List<Member> =
+            c.get(&format!("/v1/workspaces/{}/members?limit=200", ws.id)).await.unwrap_or_else(|_| empty_list());
+        (keys, resources, ms)
+    } else {
+        (empty_list(), empty_list(), empty_list())
     };
-    let resources: List<Resource> = match c.get(&format!("/v1/workspaces/{}/resources?limit=200", ws.id)).await {
-        Ok(r) => r,
-        Err(e) => return problem_page(&e),
-    };
-    let budget = c.get::<Budget>(&format!("/v1/workspaces/{}/budget", ws.id)).await.ok();
-    let ms: List<Member> = c
-        .get(&format!("/v1/workspaces/{}/members?limit=200", ws.id))
-        .await
-        .unwrap_or(List { items: vec![], next_cursor: None });
+    let budget = if may_read { c.get::<Budget>(&format!("/v1/workspaces/{}/budget", ws.id)).await.ok() } else { None };
     let mut members = Vec::new();
     for m in ms.items {
         let budget = c.get::<Budget>(&format!("/v1/workspaces/{}/members/{}/budget", ws.id, m.user_id)).await.ok();
         members.push(MemberRow { m, budget });
     }
-    let me = &s.me;
     let (org_name, role) =
         me.ws(&ws.id).map(|(m, w)| (m.org_name.clone(), w.role.clone())).unwrap_or_else(|| (String::new(), "".into()));
     let here = format!("/app/w/{}", ws.id);
     let l = Layout::new(st, s, &ws.name, Some(&ws.org_id), &here).notice(notice);
     let page = WorkspacePage {
+        may_read,
         may_use: me.may_in(&ws.id, Permission::UseWorkspace),
         may_manage: me.may_in(&ws.id, Permission::ManageWorkspace),
         l,
@@ -144,6 +151,7 @@ async fn create_key(State(st): State<AppState>, Path(ws): Path<String>, p: Poste
             let shown = Shown { what: "key", secret: v["secret"].as_str().unwrap_or("").to_string() };
             render(&st, &p.s, &ws, Flash::default(), Some(shown), Some("Key created.".into())).await
         }
+        Err(e) if whole_page(&e) => problem_page(&e),
         Err(e) => render(&st, &p.s, &ws, Flash::for_form("key", e), None, None).await,
     }
 }
@@ -158,7 +166,7 @@ async fn rotate_key(State(st): State<AppState>, Path((ws, id)): Path<(String, St
             let shown = Shown { what: "rotated key", secret: v["secret"].as_str().unwrap_or("").to_string() };
             render(&st, &p.s, &ws, Flash::default(), Some(shown), Some("Key rotated.".into())).await
         }
-        Err(e) if e.status == StatusCode::NOT_FOUND => problem_page(&e),
+        Err(e) if whole_page(&e) => problem_page(&e),
         Err(e) => render(&st, &p.s, &ws, Flash::for_form("keys", e), None, None).await,
     }
 }
@@ -210,7 +218,11 @@ async fn after(
 ) -> Response {
     match r {
         Ok(_) => done(&format!("/app/w/{ws}"), what),
-        Err(e) if e.status == StatusCode::NOT_FOUND => problem_page(&e),
+        Err(e) if whole_page(&e) => problem_page(&e),
         Err(e) => render(st, s, ws, Flash::for_form(form, e), None, None).await,
     }
+}
+
+fn empty_list<T>() -> List<T> {
+    List { items: vec![], next_cursor: None }
 }
