@@ -1,7 +1,23 @@
 //! What the dashboard reads from the API: the parts of its JSON answers that pages show.
 
 use roost_domain::{OrgRole, Permission, WsRole};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+/// An RFC 3339 time from the API as people read it: `2026-11-24 20:14 UTC`.
+pub fn readable(t: &str) -> String {
+    match (t.get(..10), t.get(11..16)) {
+        (Some(d), Some(hm)) if t.as_bytes().get(10) == Some(&b'T') => format!("{d} {hm} UTC"),
+        _ => t.to_string(),
+    }
+}
+
+fn when<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    String::deserialize(d).map(|t| readable(&t))
+}
+
+fn when_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d).map(|t| t.map(|t| readable(&t)))
+}
 
 /// `GET /v1/me` for a user.
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +120,7 @@ pub struct OrgDetail {
     pub kind: String,
     pub plan: String,
     pub owner_id: String,
+    #[serde(deserialize_with = "when_opt", default)]
     pub trial_ends_at: Option<String>,
     pub seats: Seats,
     pub usage: OrgUsage,
@@ -156,6 +173,7 @@ pub struct Invitation {
     pub email: String,
     pub role: String,
     pub status: String,
+    #[serde(deserialize_with = "when")]
     pub expires_at: String,
 }
 
@@ -166,7 +184,9 @@ pub struct Key {
     pub name: String,
     pub prefix: String,
     pub created_by: String,
+    #[serde(deserialize_with = "when")]
     pub created_at: String,
+    #[serde(deserialize_with = "when_opt", default)]
     pub expires_at: Option<String>,
     pub spend_limit: Option<i64>,
 }
@@ -185,6 +205,7 @@ pub struct Resource {
 pub struct Budget {
     pub limit: Option<i64>,
     pub used: i64,
+    #[serde(deserialize_with = "when")]
     pub resets_at: String,
     #[serde(default)]
     pub alert_percents: Option<Vec<u32>>,
@@ -199,6 +220,7 @@ pub struct Wallet {
     pub held: i64,
     pub available: i64,
     pub grants: Vec<Grant>,
+    #[serde(deserialize_with = "when_opt", default)]
     pub cycle_ends_at: Option<String>,
 }
 
@@ -209,6 +231,7 @@ pub struct Grant {
     pub source: String,
     pub amount: i64,
     pub remaining: i64,
+    #[serde(deserialize_with = "when_opt", default)]
     pub expires_at: Option<String>,
 }
 
@@ -232,6 +255,7 @@ pub struct UsageGroup {
 /// An audit event.
 #[derive(Debug, Deserialize)]
 pub struct AuditEvent {
+    #[serde(deserialize_with = "when")]
     pub at: String,
     pub actor: Ref,
     pub action: String,
@@ -259,5 +283,6 @@ pub struct JournalEntry {
     pub workspace_id: Option<String>,
     pub actor: Ref,
     pub balance_after: i64,
+    #[serde(deserialize_with = "when")]
     pub at: String,
 }

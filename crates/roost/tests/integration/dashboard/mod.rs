@@ -2,8 +2,10 @@
 //! backends: the whole story of a team, the role matrix through the pages (what each role sees and
 //! what a forged post gets), CSRF and session rules, outsiders' 404s, and snapshots of the pages.
 
+mod browser;
 mod guards;
 mod roles;
 mod snapshots;
 mod story;
 pub(crate) mod web;
+mod webdriver;

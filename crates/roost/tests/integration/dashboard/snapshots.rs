@@ -34,6 +34,16 @@ fn mask(html: &str) -> String {
             i += 64;
             continue;
         }
+        // A time as pages show it (2026-11-24 20:14 UTC).
+        if rest.len() >= 20
+            && rest.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+            && rest.get(10..11) == Some(" ")
+            && rest.get(16..20) == Some(" UTC")
+        {
+            out.push_str("[time]");
+            i += 20;
+            continue;
+        }
         // An RFC 3339 time (2026-…Z).
         if rest.len() >= 20 && rest.as_bytes()[..4].iter().all(u8::is_ascii_digit) && rest.as_bytes()[4] == b'-' {
             let n = rest.bytes().take_while(|c| c.is_ascii_digit() || b"-:.TZ".contains(c)).count();
