@@ -52,7 +52,17 @@ pub fn router(api: Router) -> Router<AppState> {
         .merge(pages::audit::router())
         .route("/app/{*rest}", get(not_found).post(not_found))
         .layer(axum::Extension(Api(api)))
+        .layer(axum::middleware::from_fn(plain_paths))
         .layer(axum::middleware::map_response(headers))
+}
+
+/// 404 for a path with percent-escapes: no dashboard path has one (ids are letters, digits and
+/// `_`), and a decoded `/` or space in an id must never reach the API call built from it.
+async fn plain_paths(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if req.uri().path().contains('%') {
+        return not_found().await;
+    }
+    next.run(req).await
 }
 
 /// The security headers of every dashboard response.

@@ -107,7 +107,9 @@ impl FromRequestParts<AppState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
         let secure = secure(st, &parts.headers);
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_string) else {
+        // Only a user token is a session (an API key in the cookie is not one).
+        let token = cookie(&parts.headers, SESSION_COOKIE).filter(|t| t.starts_with(tokens::USER_TOKEN_PREFIX));
+        let Some(token) = token.map(str::to_string) else {
             return Err(to_sign_in(parts, false, secure));
         };
         let api = api_of(parts).map_err(|e| *e)?;

@@ -9,3 +9,4 @@ mod snapshots;
 mod story;
 pub(crate) mod web;
 mod webdriver;
+mod workspace;
