@@ -45,6 +45,7 @@ pub fn router(api: Router) -> Router<AppState> {
         .route("/app/sign-out", post(pages::auth::sign_out))
         .route("/app/switch", post(pages::auth::switch))
         .merge(pages::workspace::router())
+        .merge(pages::ws_admin::router())
         .merge(pages::orgs::router())
         .merge(pages::members::router())
         .merge(pages::credits::router())

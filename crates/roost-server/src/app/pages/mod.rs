@@ -8,6 +8,7 @@ pub mod credits;
 pub mod members;
 pub mod orgs;
 pub mod workspace;
+pub mod ws_admin;
 
 use askama::Template;
 use askama_web::WebTemplate;

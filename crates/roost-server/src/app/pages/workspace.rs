@@ -54,6 +54,9 @@ pub struct WorkspacePage {
     resources: Vec<Resource>,
     budget: Option<Budget>,
     members: Vec<MemberRow>,
+    /// Org members not in this workspace yet (offered to admins).
+    addable: Vec<Member>,
+    may_delete: bool,
     may_read: bool,
     may_use: bool,
     may_manage: bool,
@@ -105,11 +108,22 @@ async fn render(
         let budget = c.get::<Budget>(&format!("/v1/workspaces/{}/members/{}/budget", ws.id, m.user_id)).await.ok();
         members.push(MemberRow { m, budget });
     }
+    let addable = if me.may_in(&ws.id, Permission::ManageWorkspace) {
+        let org_members = c.get::<List<Member>>(&format!("/v1/orgs/{}/members?limit=500", ws.org_id)).await;
+        let org_members = org_members.map(|l| l.items).unwrap_or_default();
+        org_members.into_iter().filter(|m| !members.iter().any(|r| r.m.user_id == m.user_id)).collect()
+    } else {
+        vec![]
+    };
+    let may_delete =
+        !ws.primary && !ws.personal && me.ws(&ws.id).is_some_and(|(m, _)| m.may(Permission::DeleteWorkspace));
     let (org_name, role) =
         me.ws(&ws.id).map(|(m, w)| (m.org_name.clone(), w.role.clone())).unwrap_or_else(|| (String::new(), "".into()));
     let here = format!("/app/w/{}", ws.id);
     let l = Layout::new(st, s, &ws.name, Some(&ws.org_id), &here).notice(notice);
     let page = WorkspacePage {
+        addable,
+        may_delete,
         may_read,
         may_use: me.may_in(&ws.id, Permission::UseWorkspace),
         may_manage: me.may_in(&ws.id, Permission::ManageWorkspace),
@@ -208,7 +222,7 @@ async fn set_member_budget(
 
 /// After an action: back to the page with a confirmation, or the page with the refusal next to
 /// `form` (a thing in another tenant: the 404 page, as the API answers).
-async fn after(
+pub(super) async fn after(
     st: &AppState,
     s: &Session,
     ws: &str,

@@ -142,4 +142,24 @@ async fn each_role_sees_and_does_what_the_matrix_allows(s: TestServer) {
     let r = member.post(&member.get(&format!("/app/w/{ws}")).await, &keys, &[("name", "mias")]).await;
     assert_eq!(r.status, 200, "{}", r.html);
     assert!(owner.get(&format!("/app/o/{org}/credits")).await.has("<td>topup</td>"));
+
+    // Workspace roles: the owner adds someone from the org as a viewer, then makes them a member;
+    // a member may not (forged), and only admins are offered the controls.
+    let page = owner.get(&format!("/app/w/{ws}")).await;
+    let rows = |p: &Page| p.html.split(r#"id="ws-members""#).nth(1).unwrap_or("").matches("<tr>").count();
+    let before = rows(&page);
+    let user = page.attr(r#"<select id="add-user" name="user_id"><option value=""#).expect("someone to add");
+    assert!(!member.get(&format!("/app/w/{ws}")).await.has(r#"id="add-user""#));
+    let forged = member
+        .post(&member.open("/app").await, &format!("/app/w/{ws}/members"), &[("user_id", &user), ("role", "admin")])
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.html);
+    let r = owner.post(&page, &format!("/app/w/{ws}/members"), &[("user_id", &user), ("role", "viewer")]).await;
+    assert_eq!(r.status, 303, "{}", r.html);
+    let page = owner.get(&format!("/app/w/{ws}")).await;
+    assert_eq!(rows(&page), before + 1);
+    assert!(page.has(&format!(r#"id="wr-{user}" name="role"><option value="admin">admin</option><option value="member">member</option><option value="viewer" selected>"#)));
+    let r = owner.post(&page, &format!("/app/w/{ws}/members/{user}/remove"), &[]).await;
+    assert_eq!(r.status, 303, "{}", r.html);
+    assert_eq!(rows(&owner.get(&format!("/app/w/{ws}")).await), before);
 }
