@@ -4,7 +4,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::Method;
+use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use roost_domain::Permission;
@@ -14,7 +14,7 @@ use super::{Flash, Layout, done, notice_for, problem_page, query, whole_page};
 use crate::AppState;
 use crate::app::call::Problem;
 use crate::app::model::{Invitation, List, Member, Workspace};
-use crate::app::session::{Posted, Session};
+use crate::app::session::{self, Posted, Session};
 
 /// The member routes.
 pub fn router() -> Router<AppState> {
@@ -113,7 +113,14 @@ async fn after(
     }
 }
 
-async fn invite(State(st): State<AppState>, Path(org): Path<String>, p: Posted) -> Response {
+/// This server as the person reached it (`Host`), so the link they pass on opens the same place.
+fn origin(st: &AppState, headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&st.settings.listen);
+    let scheme = if session::secure(st, headers) { "https" } else { "http" };
+    format!("{scheme}://{host}")
+}
+
+async fn invite(State(st): State<AppState>, Path(org): Path<String>, headers: HeaderMap, p: Posted) -> Response {
     let f = &p.f;
     let workspaces: Vec<Value> = f
         .all("ws")
@@ -126,10 +133,8 @@ async fn invite(State(st): State<AppState>, Path(org): Path<String>, p: Posted) 
     match r {
         Ok(v) => {
             let token = v["token"].as_str().unwrap_or("");
-            let link = format!(
-                "/app/invitations/accept?{}",
-                serde_urlencoded::to_string([("token", token)]).unwrap_or_default()
-            );
+            let query = serde_urlencoded::to_string([("token", token)]).unwrap_or_default();
+            let link = format!("{}/app/invitations/accept?{query}", origin(&st, &headers));
             render(&st, &p.s, &org, Flash::default(), Some(link), Some("Invitation created.".into())).await
         }
         Err(e) if whole_page(&e) => problem_page(&e),

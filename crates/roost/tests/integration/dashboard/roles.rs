@@ -39,6 +39,13 @@ pub(crate) async fn join(
     let r = owner.post(&members, &format!("/app/o/{org}/invitations"), &fields).await;
     assert_eq!(r.status, 200, "invite {role}: {}", r.html);
     let link = r.html.split(r#"id="invite-link">"#).nth(1).unwrap().split('<').next().unwrap().replace("&amp;", "&");
+    let link = link
+        .split_once("/app/")
+        .map(|(origin, path)| {
+            assert_eq!(origin, s.base, "the link names this server");
+            format!("/app/{path}")
+        })
+        .unwrap();
     let accept = w.get(&link).await;
     let token = accept.attr(r#"name="token" value=""#).unwrap();
     let r = w.post(&accept, "/app/invitations/accept", &[("token", &token)]).await;
