@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/app/o/{org}/workspaces", post(create_workspace))
         .route("/app/o/{org}/rename", post(rename))
         .route("/app/o/{org}/plan", post(change_plan))
+        .route("/app/o/{org}/delete", post(delete_org))
 }
 
 /// A plan as the picker shows it.
@@ -113,6 +114,7 @@ pub struct OrgPage {
     may_create_ws: bool,
     may_rename: bool,
     may_bill: bool,
+    may_delete: bool,
     flash: Flash,
 }
 
@@ -149,6 +151,7 @@ async fn render(st: &AppState, s: &Session, org_id: &str, flash: Flash, notice: 
         may_create_ws: may(Permission::CreateWorkspace) && !personal,
         may_rename: may(Permission::UpdateOrg),
         may_bill: may(Permission::ManageBilling),
+        may_delete: may(Permission::DeleteOrg) && !personal,
         workspaces: ws.items,
         quotas,
         plans,
@@ -193,4 +196,13 @@ async fn change_plan(State(st): State<AppState>, Path(org): Path<String>, p: Pos
     let body = json!({"plan": p.f.get("plan")});
     let r = p.s.call().send(Method::PUT, &format!("/v1/orgs/{org}/plan"), Some(body), None).await;
     act(&st, &p.s, &org, "plan", r, "plan").await
+}
+
+/// Deletes the org (owner; never a personal one), then back to the person's own workspace.
+async fn delete_org(State(st): State<AppState>, Path(org): Path<String>, p: Posted) -> Response {
+    let r: Result<Value, Problem> = p.s.call().send(Method::DELETE, &format!("/v1/orgs/{org}"), None, None).await;
+    match r {
+        Ok(_) => done("/app", "deleted"),
+        Err(e) => act(&st, &p.s, &org, "delete", Err(e), "").await,
+    }
 }

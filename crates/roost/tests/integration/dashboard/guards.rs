@@ -128,6 +128,7 @@ async fn outsiders_get_404_everywhere(s: TestServer) {
         (format!("/app/o/{org}/wallets/{wallet}/topup"), vec![("amount", "1000")]),
         (format!("/app/w/{ws}/keys"), vec![("name", "stolen")]),
         (format!("/app/o/{org}/rename"), vec![("name", "Pwned")]),
+        (format!("/app/o/{org}/delete"), vec![]),
     ];
     for (path, fields) in forms {
         let r = eve.post(&mine, &path, &fields).await;
@@ -137,4 +138,8 @@ async fn outsiders_get_404_everywhere(s: TestServer) {
     assert!(overview.has("Acme") && !overview.has("Pwned"));
     assert!(!owner.get(&format!("/app/o/{org}/members")).await.has("forged.eve@example.org"));
     assert!(owner.get(&format!("/app/o/{org}/credits")).await.has(r#"id="available-credits">10000<"#));
+    // The owner may delete it; then it is gone for her too.
+    let r = owner.post(&overview, &format!("/app/o/{org}/delete"), &[]).await;
+    assert_eq!(r.location.as_deref(), Some("/app?done=deleted"), "{}", r.html);
+    assert_eq!(owner.get(&format!("/app/o/{org}")).await.status, 404);
 }

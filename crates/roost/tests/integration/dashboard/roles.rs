@@ -62,6 +62,7 @@ struct Offers {
     budget: bool,
     create_ws: bool,
     transfer: bool,
+    delete_org: bool,
 }
 
 async fn offers(w: &Web, org: &str, ws: &str) -> Offers {
@@ -80,6 +81,7 @@ async fn offers(w: &Web, org: &str, ws: &str) -> Offers {
         budget: ws_page.has(&format!(r#"action="/app/w/{ws}/budget""#)),
         create_ws: overview.has(r#"id="create-ws""#),
         transfer: members.has(&format!(r#"action="/app/o/{org}/transfer""#)),
+        delete_org: overview.has(r#"id="delete-org""#),
     }
 }
 
@@ -93,18 +95,18 @@ async fn each_role_sees_and_does_what_the_matrix_allows(s: TestServer) {
     let member = join(&s, &owner, &org, &ws, "Mia", "member", Some("member")).await;
     let viewer = join(&s, &owner, &org, &ws, "Vic", "member", Some("viewer")).await;
 
-    // (who, invite, top up, usage, create key, budget, create workspace, transfer ownership)
-    let table: [(&str, &Web, [bool; 7]); 5] = [
-        ("owner", &owner, [true, true, true, true, true, true, true]),
-        ("admin", &admin, [true, false, true, true, true, true, false]),
-        ("billing", &billing, [false, true, true, false, false, false, false]),
-        ("member", &member, [false, false, false, true, false, false, false]),
-        ("viewer", &viewer, [false, false, false, false, false, false, false]),
+    // (who, invite, top up, usage, create key, budget, create workspace, transfer ownership, delete org)
+    let table: [(&str, &Web, [bool; 8]); 5] = [
+        ("owner", &owner, [true, true, true, true, true, true, true, true]),
+        ("admin", &admin, [true, false, true, true, true, true, false, false]),
+        ("billing", &billing, [false, true, true, false, false, false, false, false]),
+        ("member", &member, [false, false, false, true, false, false, false, false]),
+        ("viewer", &viewer, [false, false, false, false, false, false, false, false]),
     ];
     for (who, w, want) in table {
         let o = offers(w, &org, &ws).await;
-        let got = [o.invite, o.top_up, o.usage, o.create_key, o.budget, o.create_ws, o.transfer];
-        assert_eq!(got, want, "{who}: [invite, top up, usage, create key, budget, create ws, transfer]");
+        let got = [o.invite, o.top_up, o.usage, o.create_key, o.budget, o.create_ws, o.transfer, o.delete_org];
+        assert_eq!(got, want, "{who}: [invite, top up, usage, create key, budget, create ws, transfer, delete org]");
     }
     // A viewer reads the workspace's keys; billing sees it exists, not what is inside.
     let r = owner.get(&format!("/app/w/{ws}")).await;
@@ -120,7 +122,8 @@ async fn each_role_sees_and_does_what_the_matrix_allows(s: TestServer) {
     let keys = format!("/app/w/{ws}/keys");
     let budget = format!("/app/w/{ws}/budget");
     let new_ws = format!("/app/o/{org}/workspaces");
-    let forged: [Forged; 8] = [
+    let delete_org = format!("/app/o/{org}/delete");
+    let forged: [Forged; 9] = [
         ("member invites", &member, &invite, vec![("email", "forged.invite@example.org")]),
         ("member tops up", &member, &topup, vec![("amount", "500")]),
         ("admin tops up", &admin, &topup, vec![("amount", "500")]),
@@ -129,6 +132,7 @@ async fn each_role_sees_and_does_what_the_matrix_allows(s: TestServer) {
         ("member sets the budget", &member, &budget, vec![("limit", "1")]),
         ("billing creates a workspace", &billing, &new_ws, vec![("name", "w")]),
         ("viewer invites", &viewer, &invite, vec![("email", "forged.viewer@example.org")]),
+        ("admin deletes the org", &admin, &delete_org, vec![]),
     ];
     for (what, w, path, fields) in forged {
         let home: Page = w.open("/app").await;
