@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod error;
@@ -101,7 +102,10 @@ async fn check_plans_in_use(store: &Store, settings: &Settings) -> anyhow::Resul
 pub fn app(state: AppState) -> axum::Router {
     let (router, openapi) = api::router().merge(ops::router()).split_for_parts();
     let openapi = Arc::new(api::finish_openapi(openapi));
+    // The dashboard acts through the same routes, in process (see `app::call`).
+    let dashboard = app::router(router.clone().with_state(state.clone()));
     router
+        .merge(dashboard)
         .route("/v1/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
@@ -122,7 +126,9 @@ pub fn app(state: AppState) -> axum::Router {
 async fn problem_for_plain_errors(res: axum::response::Response) -> axum::response::Response {
     let status = res.status();
     let is_problem = res.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|v| {
-        v.as_bytes().starts_with(b"application/problem+json") || v.as_bytes().starts_with(b"application/json")
+        let v = v.as_bytes();
+        // The dashboard's pages answer errors as HTML pages of their own.
+        v.starts_with(b"application/problem+json") || v.starts_with(b"application/json") || v.starts_with(b"text/html")
     });
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return res;

@@ -51,6 +51,51 @@ pub struct Settings {
     pub http_idle_timeout_ms: u64,
     /// Most HTTP connections open at once; more wait to be accepted.
     pub http_max_connections: usize,
+    /// The dashboard at `/app`: branding and cookies (`[dashboard]` in `roost.toml`).
+    pub dashboard: DashboardSettings,
+}
+
+/// The dashboard's branding and cookie policy.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardSettings {
+    /// The name shown in the topbar and page titles.
+    pub product_name: String,
+    /// The accent colour of buttons and links, `#rgb` or `#rrggbb`.
+    pub accent_color: String,
+    /// A logo shown in the topbar (`https://…` or a path on this server).
+    pub logo_url: Option<String>,
+    /// `Secure` on the session cookie: `true`, `false`, or unset to follow the request (TLS, or a
+    /// proxy's `X-Forwarded-Proto: https`).
+    pub secure_cookies: Option<bool>,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        Self { product_name: "roost".into(), accent_color: "#2f5bd3".into(), logo_url: None, secure_cookies: None }
+    }
+}
+
+impl DashboardSettings {
+    /// Checks values that end up in CSS and HTML attributes.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let hex = self.accent_color.strip_prefix('#').unwrap_or("");
+        if !matches!(hex.len(), 3 | 6) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ConfigError::Invalid("dashboard.accent_color must be #rgb or #rrggbb".into()));
+        }
+        let name = self.product_name.trim();
+        if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
+            return Err(ConfigError::Invalid("dashboard.product_name must be 1–60 characters".into()));
+        }
+        if let Some(u) = &self.logo_url {
+            let ok = (u.starts_with("https://") || u.starts_with("http://") || u.starts_with('/'))
+                && !u.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\'' || c == '<');
+            if !ok {
+                return Err(ConfigError::Invalid("dashboard.logo_url must be an http(s) URL or a path".into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -76,6 +121,7 @@ impl std::fmt::Debug for Settings {
             .field("http_header_timeout_ms", &self.http_header_timeout_ms)
             .field("http_idle_timeout_ms", &self.http_idle_timeout_ms)
             .field("http_max_connections", &self.http_max_connections)
+            .field("dashboard", &self.dashboard)
             .finish()
     }
 }
@@ -103,6 +149,7 @@ impl Default for Settings {
             http_header_timeout_ms: 10_000,
             http_idle_timeout_ms: 60_000,
             http_max_connections: 1024,
+            dashboard: DashboardSettings::default(),
         }
     }
 }
@@ -132,6 +179,8 @@ pub struct FileConfig {
     pub http_max_connections: Option<usize>,
     /// Replaces the built-in plan catalog when present.
     pub plans: Option<Vec<Plan>>,
+    /// The dashboard's branding and cookies.
+    pub dashboard: Option<DashboardSettings>,
 }
 
 /// Why the configuration was refused.
@@ -226,6 +275,9 @@ impl Settings {
         if let Some(v) = f.http_max_connections {
             self.http_max_connections = v;
         }
+        if let Some(v) = f.dashboard {
+            self.dashboard = v;
+        }
         let plans = f.plans.unwrap_or_else(|| self.catalog.all().to_vec());
         self.catalog = Catalog::new(plans, &self.personal_plan)?;
         self.validate()
@@ -273,6 +325,7 @@ impl Settings {
                     .into(),
             ));
         }
+        self.dashboard.validate()?;
         Catalog::new(self.catalog.all().to_vec(), &self.personal_plan)?;
         Ok(())
     }
@@ -287,7 +340,7 @@ impl Settings {
 }
 
 /// A commented example `roost.toml`, printed by `roost config default`.
-pub const EXAMPLE_CONFIG: &str = r#"# roost.toml — every key is optional; ROOST_* environment variables and flags override these.
+pub const EXAMPLE_CONFIG: &str = r##"# roost.toml — every key is optional; ROOST_* environment variables and flags override these.
 
 # Address to listen on (ROOST_LISTEN, --listen).
 listen = "127.0.0.1:8080"
@@ -336,6 +389,13 @@ trusted_proxies = []
 http_header_timeout_ms = 10000
 http_idle_timeout_ms = 60000
 http_max_connections = 1024
+# The dashboard at /app: the name and colour people see, an optional logo, and whether the session
+# cookie is marked Secure (unset: when the request came over TLS or X-Forwarded-Proto says https).
+[dashboard]
+product_name = "roost"
+accent_color = "#2f5bd3"
+# logo_url = "https://example.com/logo.svg"
+# secure_cookies = true
 
 # Replace the built-in plan catalog by listing plans (all fields shown; null = unlimited / none).
 # [[plans]]
@@ -351,7 +411,7 @@ http_max_connections = 1024
 # rpm = 60
 # resource_quotas = { box = 1, postgres = 1 }
 # trial_days = 0
-"#;
+"##;
 
 #[cfg(test)]
 mod tests {
@@ -381,6 +441,21 @@ mod tests {
         )
         .expect("parses");
         assert!(matches!(Settings::default().apply(f), Err(ConfigError::Catalog(_))));
+    }
+
+    #[test]
+    fn dashboard_branding_is_checked() {
+        let f: FileConfig =
+            toml::from_str("[dashboard]\nproduct_name = \"Acme\"\naccent_color = \"#0a0\"").expect("parses");
+        let mut s = Settings::default();
+        s.apply(f).expect("valid");
+        assert_eq!(s.dashboard.product_name, "Acme");
+        assert_eq!(s.dashboard.accent_color, "#0a0");
+        for bad in ["accent_color = \"red; x\"", "logo_url = \"javascript:x\"", "product_name = \"\""] {
+            let f: FileConfig = toml::from_str(&format!("[dashboard]\n{bad}")).expect("parses");
+            assert!(Settings::default().apply(f).is_err(), "{bad} accepted");
+        }
+        assert!(toml::from_str::<FileConfig>("[dashboard]\ncolour = \"#fff\"").is_err());
     }
 
     #[test]

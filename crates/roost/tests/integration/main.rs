@@ -14,6 +14,7 @@ mod binary;
 mod cli;
 mod cli_credits;
 mod credits;
+mod dashboard;
 mod hardening;
 mod invitations;
 mod keys;
