@@ -71,7 +71,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
             checks.insert("migrations".into(), json!("unknown"));
         }
     }
-    if st.ledger.running() {
+    if st.ledger.running() && st.store.ledger_writer_running() {
         checks.insert("ledger".into(), json!("ok"));
     } else {
         checks.insert("ledger".into(), json!("stopped"));

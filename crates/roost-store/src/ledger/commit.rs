@@ -52,6 +52,11 @@ impl Phases {
 }
 
 impl Store {
+    /// Whether the ledger's writer of its own, where there is one, still runs (for `/readyz`).
+    pub fn ledger_writer_running(&self) -> bool {
+        self.writer.as_ref().is_none_or(|w| w.running())
+    }
+
     /// Commits a ledger batch if its check holds under the lock of its orgs: one durable commit
     /// for all of it, or nothing written.
     pub async fn ledger_commit(&self, batch: Batch) -> Result<Committed> {

@@ -37,6 +37,7 @@ struct Request {
 /// The handle of the writer thread; the thread ends when the last handle is dropped.
 pub(crate) struct Writer {
     requests: mpsc::Sender<Request>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Writer {
@@ -44,11 +45,16 @@ impl Writer {
     /// (after the migrations), with the same settings as the pool's (`setup`).
     pub(crate) fn start(path: String, setup: &'static str) -> Result<Self> {
         let (requests, rx) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("roost-ledger-writer".into())
             .spawn(move || run(&path, setup, &rx))
             .map_err(|e| StoreError::Setup(format!("cannot start the SQLite ledger writer: {e}")))?;
-        Ok(Self { requests })
+        Ok(Self { requests, thread })
+    }
+
+    /// Whether the writer thread still runs (it ends only if it panicked).
+    pub(crate) fn running(&self) -> bool {
+        !self.thread.is_finished()
     }
 
     /// Commits `batch` on the writer thread.
