@@ -22,6 +22,10 @@ pub enum IdKind {
     Audit,
     Webhook,
     Event,
+    /// A mail in the outbox.
+    Mail,
+    /// A signed-in session (its id, never its token).
+    Session,
 }
 
 impl IdKind {
@@ -41,6 +45,8 @@ impl IdKind {
             IdKind::Audit => "aud",
             IdKind::Webhook => "whk",
             IdKind::Event => "evt",
+            IdKind::Mail => "mail",
+            IdKind::Session => "ses",
         }
     }
 

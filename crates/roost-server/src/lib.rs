@@ -6,6 +6,7 @@ pub mod clock;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod mail;
 pub mod settings;
 pub mod views;
 
@@ -40,6 +41,8 @@ pub struct Inner {
     pub keys: Arc<KeyCache>,
     pub passwords: Passwords,
     pub ledger: roost_ledger::Ledger,
+    /// Wakes the mail sender after a transaction that queued mail commits.
+    pub mailer: Arc<mail::Mailer>,
 }
 
 impl Deref for AppState {
@@ -56,6 +59,7 @@ impl AppState {
         let store = Store::connect(&settings.database_url).await?;
         store.migrate().await?;
         let passwords = Passwords::new(settings.password_hash_memory_kib, settings.password_hash_iterations)?;
+        let mailer = mail::Mailer::new(&settings)?;
         let keys = Arc::new(KeyCache::default());
         if store.backend() == "postgres" {
             auth::spawn_key_listener(settings.database_url.clone(), keys.clone());
@@ -69,7 +73,7 @@ impl AppState {
         };
         let c = clock.clone();
         let ledger = roost_ledger::Ledger::start(store.clone(), ledger_cfg, Arc::new(move || c.now_ms()));
-        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords, ledger })))
+        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords, ledger, mailer })))
     }
 }
 
@@ -141,12 +145,14 @@ pub async fn serve_with_clock(
     let state = AppState::new(settings, clock).await?;
     let store = state.store.clone();
     let jobs = tokio::spawn(jobs::run(state.clone()));
+    let mail_sender = tokio::spawn(mail::sender::run(state.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "roost listening");
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
     jobs.abort();
+    mail_sender.abort();
     store.close().await;
     tracing::info!("roost stopped");
     Ok(())

@@ -34,6 +34,16 @@ pub struct Settings {
     pub ledger_batch_max: usize,
     /// How often the background job turns cycles and expires grants and holds that fell due.
     pub ledger_tick_ms: u64,
+    /// The product's name in mail subjects and bodies.
+    pub product_name: String,
+    /// Where people reach this server (links in mails point here), without a trailing `/`.
+    pub public_url: String,
+    /// `smtp://user:pass@host:587?tls=required`, `smtps://…`; `None` writes mail to the log.
+    pub smtp_url: Option<String>,
+    /// The `From:` of every mail, e.g. `roost <roost@example.com>`.
+    pub mail_from: String,
+    /// How often the mail sender looks for due mail (it also wakes when a request queues one).
+    pub mail_poll_ms: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -51,6 +61,11 @@ impl std::fmt::Debug for Settings {
             .field("ledger_shards", &self.ledger_shards)
             .field("ledger_batch_max", &self.ledger_batch_max)
             .field("ledger_tick_ms", &self.ledger_tick_ms)
+            .field("product_name", &self.product_name)
+            .field("public_url", &self.public_url)
+            .field("smtp_url", &self.smtp_url.as_deref().map(roost_store::redact))
+            .field("mail_from", &self.mail_from)
+            .field("mail_poll_ms", &self.mail_poll_ms)
             .finish()
     }
 }
@@ -70,6 +85,11 @@ impl Default for Settings {
             ledger_shards: 4,
             ledger_batch_max: 1024,
             ledger_tick_ms: 30_000,
+            product_name: "roost".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            smtp_url: None,
+            mail_from: "roost <roost@localhost>".into(),
+            mail_poll_ms: 5_000,
         }
     }
 }
@@ -89,6 +109,11 @@ pub struct FileConfig {
     pub ledger_shards: Option<usize>,
     pub ledger_batch_max: Option<usize>,
     pub ledger_tick_ms: Option<u64>,
+    pub product_name: Option<String>,
+    pub public_url: Option<String>,
+    pub smtp_url: Option<String>,
+    pub mail_from: Option<String>,
+    pub mail_poll_ms: Option<u64>,
     /// Replaces the built-in plan catalog when present.
     pub plans: Option<Vec<Plan>>,
 }
@@ -157,6 +182,11 @@ impl Settings {
         if let Some(v) = f.ledger_tick_ms {
             self.ledger_tick_ms = v;
         }
+        self.product_name = f.product_name.unwrap_or(std::mem::take(&mut self.product_name));
+        self.public_url = f.public_url.unwrap_or(std::mem::take(&mut self.public_url));
+        self.smtp_url = f.smtp_url.or(self.smtp_url.take());
+        self.mail_from = f.mail_from.unwrap_or(std::mem::take(&mut self.mail_from));
+        self.mail_poll_ms = f.mail_poll_ms.unwrap_or(self.mail_poll_ms);
         let plans = f.plans.unwrap_or_else(|| self.catalog.all().to_vec());
         self.catalog = Catalog::new(plans, &self.personal_plan)?;
         self.validate()
@@ -188,7 +218,40 @@ impl Settings {
         if self.ledger_tick_ms < 10 {
             return Err(ConfigError::Invalid("ledger_tick_ms must be at least 10".into()));
         }
+        self.validate_mail()?;
         Catalog::new(self.catalog.all().to_vec(), &self.personal_plan)?;
+        Ok(())
+    }
+
+    /// Checks the mail settings: a usable sender address, a base URL for links, an SMTP URL.
+    fn validate_mail(&self) -> Result<(), ConfigError> {
+        if self.product_name.trim().is_empty() || self.product_name.chars().any(char::is_control) {
+            return Err(ConfigError::Invalid("product_name must be a non-empty line of text".into()));
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://"))
+            || self.public_url.ends_with('/')
+        {
+            return Err(ConfigError::Invalid(
+                "public_url must be an http(s) URL without a trailing / (e.g. https://roost.example.com)".into(),
+            ));
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "mail_from `{}` is not a mail address (e.g. \"roost <roost@example.com>\")",
+                self.mail_from
+            )));
+        }
+        if let Some(u) = &self.smtp_url
+            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "smtp_url `{}` must start with smtp:// or smtps://",
+                roost_store::redact(u)
+            )));
+        }
+        if self.mail_poll_ms < 10 {
+            return Err(ConfigError::Invalid("mail_poll_ms must be at least 10".into()));
+        }
         Ok(())
     }
 }
@@ -221,6 +284,14 @@ wallet_kinds = ["credits"]
 ledger_shards = 4
 ledger_batch_max = 1024
 ledger_tick_ms = 30000
+
+# Mail. Links in mails point at public_url (the dashboard's routes under /app). Without smtp_url,
+# mails are written to the log instead of being sent (ROOST_SMTP_URL, ROOST_MAIL_FROM, ROOST_PUBLIC_URL).
+product_name = "roost"
+public_url = "http://127.0.0.1:8080"
+# smtp_url = "smtp://user:secret@smtp.example.com:587?tls=required"
+mail_from = "roost <roost@localhost>"
+mail_poll_ms = 5000
 
 # Replace the built-in plan catalog by listing plans (all fields shown; null = unlimited / none).
 # [[plans]]
@@ -272,5 +343,7 @@ mod tests {
     fn debug_hides_the_database_password() {
         let s = Settings { database_url: "postgres://u:hunter2@h/db".into(), ..Settings::default() };
         assert!(!format!("{s:?}").contains("hunter2"));
+        let s = Settings { smtp_url: Some("smtp://u:mailpass@h:25".into()), ..Settings::default() };
+        assert!(!format!("{s:?}").contains("mailpass"));
     }
 }

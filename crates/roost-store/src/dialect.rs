@@ -75,12 +75,14 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/sqlite/0001_foundation.sql") },
     Migration { version: 2, name: "ledger", sql: include_str!("../migrations/sqlite/0002_ledger.sql") },
     Migration { version: 3, name: "lean_ledger", sql: include_str!("../migrations/sqlite/0003_lean_ledger.sql") },
+    Migration { version: 4, name: "identity", sql: include_str!("../migrations/sqlite/0004_identity.sql") },
 ];
 
 static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/postgres/0001_foundation.sql") },
     Migration { version: 2, name: "ledger", sql: include_str!("../migrations/postgres/0002_ledger.sql") },
     Migration { version: 3, name: "lean_ledger", sql: include_str!("../migrations/postgres/0003_lean_ledger.sql") },
+    Migration { version: 4, name: "identity", sql: include_str!("../migrations/postgres/0004_identity.sql") },
 ];
 
 impl Dialect for Sqlite {

@@ -22,6 +22,11 @@ use roost_store::{
 use roost_test_kit::{Backend, FreshDatabase, pg_url};
 use serde_json::{Value, json};
 
+// A crate root finds modules beside it; this one lives in its own folder (not a test target of its own).
+#[path = "conformance/identity.rs"]
+mod identity;
+use identity::scenario_mail_outbox;
+
 const SKIPPED: &str = "SKIPPED: ROOST_TEST_PG is not set, the PostgreSQL suite did not run";
 
 /// A fixed start of time; every scenario counts from here.
@@ -38,7 +43,7 @@ async fn fresh_store(backend: Backend) -> Option<(FreshDatabase, Store)> {
     let db = FreshDatabase::create(backend).await?;
     let store = Store::connect(db.url()).await.unwrap_or_else(|e| panic!("connect {}: {e}", redact(db.url())));
     let applied = store.migrate().await.expect("migrate");
-    assert_eq!(applied, [1, 2, 3], "a fresh database applies every migration");
+    assert_eq!(applied, [1, 2, 3, 4], "a fresh database applies every migration");
     assert!(store.migrate().await.expect("migrate again").is_empty(), "migrations apply once");
     let name = match backend {
         Backend::Sqlite => "sqlite",
@@ -92,6 +97,7 @@ suite! {
     scenario_audit => audit_sqlite, audit_postgres;
     scenario_concurrency => concurrency_sqlite, concurrency_postgres;
     scenario_guards => guards_sqlite, guards_postgres;
+    scenario_mail_outbox => mail_outbox_sqlite, mail_outbox_postgres;
 }
 
 /// Says loudly whether the PostgreSQL half of the suite ran, so a green run without it is visible.

@@ -83,7 +83,7 @@ fn migrate_applies_once() {
     let run = || Command::new(ROOST).args(["migrate", "--database-url", &url]).output().unwrap();
     let first = run();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    assert_eq!(String::from_utf8_lossy(&first.stdout).trim(), "migrations applied: [1, 2, 3]");
+    assert_eq!(String::from_utf8_lossy(&first.stdout).trim(), "migrations applied: [1, 2, 3, 4]");
     let second = run();
     assert!(second.status.success());
     assert_eq!(String::from_utf8_lossy(&second.stdout).trim(), "migrations applied: none (up to date)");

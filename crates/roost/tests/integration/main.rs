@@ -15,6 +15,7 @@ mod cli;
 mod cli_credits;
 mod credits;
 mod hardening;
+mod identity;
 mod invitations;
 mod keys;
 mod ledger_load;

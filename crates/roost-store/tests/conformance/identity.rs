@@ -1,0 +1,70 @@
+//! Identity scenarios of the conformance suite: the mail outbox.
+
+use roost_domain::{Catalog, IdKind};
+use roost_store::{Limit, NewMail, Store};
+use serde_json::json;
+
+use super::{DAY, T0, assert_limit, ctx, invitation, new_org, signup};
+
+fn mail(to: &str) -> NewMail {
+    NewMail {
+        id: IdKind::Mail.generate(),
+        kind: "invitation".into(),
+        to: to.into(),
+        subject: "[roost] hello".into(),
+        text: "text with a link".into(),
+        html: "<p>html with a link</p>".into(),
+    }
+}
+
+/// Mail is queued with its cause or not at all; claimed once; retried when due; emptied when sent.
+pub(crate) async fn scenario_mail_outbox(s: &Store) {
+    let cat = Catalog::builtin();
+    let alice = signup(s, "alice", T0).await;
+
+    // A refused invitation queues no mail: the mail shares its transaction.
+    let pro = new_org(s, &alice.id, "pro", T0).await;
+    let refused = invitation(&pro.id, "bob@example.com", "member", json!([]), T0 + 7 * DAY);
+    let m = mail("bob@example.com");
+    assert_limit(s.create_invitation_with_mail(&refused, Some(&m), &cat, &ctx(&alice.id, T0)).await, Limit::MaxSeats);
+    assert!(s.mails_to("bob@example.com").await.unwrap().is_empty(), "no mail for a refused invitation");
+    assert!(s.claim_mail(T0 + DAY, T0 + DAY, 10).await.unwrap().is_empty());
+
+    // An accepted one queues it, due at once.
+    let team = new_org(s, &alice.id, "team", T0).await;
+    let inv = invitation(&team.id, "bob@example.com", "member", json!([]), T0 + 7 * DAY);
+    s.create_invitation_with_mail(&inv, Some(&m), &cat, &ctx(&alice.id, T0 + 10)).await.unwrap();
+    assert_eq!(s.mails_to("bob@example.com").await.unwrap(), std::slice::from_ref(&m.id));
+    assert!(s.claim_mail(T0 + 9, T0 + 9, 10).await.unwrap().is_empty(), "not due before it was queued");
+    let claimed = s.claim_mail(T0 + 10, T0 + 1_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let c = &claimed[0];
+    assert_eq!((c.id.as_str(), c.to.as_str(), c.attempts), (m.id.as_str(), "bob@example.com", 0));
+    assert_eq!(
+        (c.subject.as_str(), c.text.as_str(), c.html.as_str()),
+        ("[roost] hello", "text with a link", "<p>html with a link</p>")
+    );
+    // Claimed: hidden from other senders until the lease ends.
+    assert!(s.claim_mail(T0 + 999, T0 + 2_000, 10).await.unwrap().is_empty());
+
+    // A failed attempt is retried when due; giving up is final.
+    s.mail_failed(&m.id, "451 try later", Some(T0 + 5_000)).await.unwrap();
+    let st = s.mail_status(&m.id).await.unwrap().unwrap();
+    assert_eq!((st.status.as_str(), st.attempts, st.last_error.as_deref()), ("pending", 1, Some("451 try later")));
+    assert!(s.claim_mail(T0 + 4_999, T0 + 6_000, 10).await.unwrap().is_empty());
+    let again = s.claim_mail(T0 + 5_000, T0 + 6_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    s.mail_sent(&m.id, T0 + 5_001).await.unwrap();
+    let st = s.mail_status(&m.id).await.unwrap().unwrap();
+    assert_eq!((st.status.as_str(), st.attempts, st.last_error), ("sent", 2, None));
+    assert!(s.claim_mail(T0 + DAY, T0 + DAY, 10).await.unwrap().is_empty(), "a sent mail is never sent again");
+
+    let lost = mail("nobody@example.com");
+    s.enqueue_mail(&lost, T0).await.unwrap();
+    s.claim_mail(T0, T0 + 1, 10).await.unwrap();
+    s.mail_failed(&lost.id, "550 no such user", None).await.unwrap();
+    assert_eq!(s.mail_status(&lost.id).await.unwrap().unwrap().status, "failed");
+    assert!(s.claim_mail(T0 + DAY, T0 + DAY, 10).await.unwrap().is_empty(), "given up for good");
+    assert!(s.mail_status("mail_unknown").await.unwrap().is_none());
+}
