@@ -115,6 +115,7 @@ impl From<StoreError> for ApiError {
                     Rule::NotOwner => (StatusCode::FORBIDDEN, "forbidden"),
                     Rule::TrialUsed => (StatusCode::CONFLICT, "trial_used"),
                     Rule::NotAllowed => (StatusCode::FORBIDDEN, "forbidden"),
+                    Rule::TokenInvalid => (StatusCode::GONE, "token_invalid"),
                     // Someone outside the org, or a workspace of another org: like a missing thing.
                     Rule::NotOrgMember | Rule::CrossOrg => return Self::not_found(),
                 };

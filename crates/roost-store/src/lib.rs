@@ -2,6 +2,7 @@
 
 mod audit;
 mod dialect;
+mod identity;
 mod invitations;
 mod keys;
 mod ledger;
@@ -22,6 +23,7 @@ use sqlx::{AnyPool, Row, Transaction};
 
 pub use audit::AuditFilter;
 pub use dialect::{Dialect, Migration, Postgres, Sqlite};
+pub use identity::{NewUserToken, TokenPurpose};
 pub use invitations::{Accepted, NewInvitation};
 pub use keys::KeyAuth;
 pub use ledger::*;
@@ -54,6 +56,8 @@ pub enum Rule {
     TrialUsed,
     #[error("your role does not allow this (any more)")]
     NotAllowed,
+    #[error("the link is invalid, expired or already used")]
+    TokenInvalid,
 }
 
 /// Why a store operation failed.

@@ -23,6 +23,8 @@ pub struct User {
     pub password_hash: String,
     pub active_workspace_id: Option<String>,
     pub created_at: i64,
+    /// When the user proved they receive mail at `email` (a verification or reset link).
+    pub email_verified_at: Option<i64>,
 }
 
 impl User {
@@ -34,6 +36,7 @@ impl User {
             password_hash: r.try_get("password_hash")?,
             active_workspace_id: r.try_get("active_workspace_id")?,
             created_at: r.try_get("created_at")?,
+            email_verified_at: r.try_get("email_verified_at")?,
         })
     }
 }
@@ -41,7 +44,7 @@ impl User {
 /// Columns of [`User`], for SELECTs that join `users u`.
 macro_rules! user_cols {
     () => {
-        "u.id, u.email, u.name, u.password_hash, u.active_workspace_id, u.created_at"
+        "u.id, u.email, u.name, u.password_hash, u.active_workspace_id, u.created_at, u.email_verified_at"
     };
 }
 pub(crate) use user_cols;

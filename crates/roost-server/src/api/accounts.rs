@@ -146,7 +146,7 @@ async fn logout(State(st): State<AppState>, caller: Caller) -> ApiResult<StatusC
 
 /// Who the caller is: a user with their memberships, or an API key.
 #[utoipa::path(get, path = "/v1/me", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, body = Value, description = "`{user, active_workspace_id, memberships}` or, for an API key, `{key}`"),
+    responses((status = 200, body = Value, description = "`{user, email_verified, active_workspace_id, memberships}` or, for an API key, `{key}`"),
               (status = 401, description = "unauthenticated", body = Problem)))]
 async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let user = match &caller.who {
@@ -177,7 +177,12 @@ async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>
             json!({"org_id": m.org.id, "org_name": m.org.name, "org_kind": m.org.kind, "org_role": m.role, "plan": m.org.plan, "workspaces": ws})
         })
         .collect();
-    Ok(Json(json!({"user": UserView::from(user), "active_workspace_id": active.ws.id, "memberships": memberships})))
+    Ok(Json(json!({
+        "user": UserView::from(user),
+        "email_verified": user.email_verified_at.is_some(),
+        "active_workspace_id": active.ws.id,
+        "memberships": memberships
+    })))
 }
 
 /// Body of `PUT /v1/me/active-workspace`.

@@ -3,6 +3,7 @@
 mod accounts;
 mod audit;
 pub mod credits;
+mod identity;
 mod invitations;
 mod keys;
 mod orgs;
@@ -26,6 +27,7 @@ use crate::error::{ApiError, ApiResult};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(accounts::router())
+        .merge(identity::router())
         .merge(plans::router())
         .merge(orgs::router())
         .merge(workspaces::router())

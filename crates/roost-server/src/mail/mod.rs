@@ -89,3 +89,27 @@ pub fn invitation(settings: &Settings, to: &str, inviter: &str, org: &str, token
     };
     render(settings, "invitation", to, format!("{inviter} invited you to {org}"), parts)
 }
+
+/// The mail that proves `to` receives mail: a link with an `rsv_` token.
+pub fn email_verification(settings: &Settings, to: &str, name: &str, token: &str) -> Mail {
+    let url = link(settings, &format!("/app/verify-email?token={token}"));
+    let parts = Parts {
+        lead: format!("Hello {name}, please confirm that {to} is your address on {}.", settings.product_name),
+        action: "Confirm your email address",
+        url: &url,
+        note: "The link works once, for one hour. If you did not ask for it, ignore this mail.".into(),
+    };
+    render(settings, "email_verification", to, "Confirm your email address".into(), parts)
+}
+
+/// The mail that lets the owner of `to` set a new password: a link with an `rsr_` token.
+pub fn password_reset(settings: &Settings, to: &str, token: &str) -> Mail {
+    let url = link(settings, &format!("/app/reset-password?token={token}"));
+    let parts = Parts {
+        lead: format!("Someone asked to reset the password of {to} on {}.", settings.product_name),
+        action: "Choose a new password",
+        url: &url,
+        note: "The link works once, for one hour, and signs you out everywhere. If you did not ask for it, ignore this mail: your password stays as it is.".into(),
+    };
+    render(settings, "password_reset", to, "Reset your password".into(), parts)
+}

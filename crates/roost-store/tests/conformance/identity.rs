@@ -1,10 +1,10 @@
-//! Identity scenarios of the conformance suite: the mail outbox.
+//! Identity scenarios of the conformance suite: the mail outbox, verification and reset tokens.
 
 use roost_domain::{Catalog, IdKind};
-use roost_store::{Limit, NewMail, Store};
+use roost_store::{Limit, NewMail, NewUserToken, Rule, Store, TokenPurpose};
 use serde_json::json;
 
-use super::{DAY, T0, assert_limit, ctx, invitation, new_org, signup};
+use super::{DAY, T0, assert_limit, assert_rule, ctx, invitation, new_org, signup};
 
 fn mail(to: &str) -> NewMail {
     NewMail {
@@ -67,4 +67,55 @@ pub(crate) async fn scenario_mail_outbox(s: &Store) {
     assert_eq!(s.mail_status(&lost.id).await.unwrap().unwrap().status, "failed");
     assert!(s.claim_mail(T0 + DAY, T0 + DAY, 10).await.unwrap().is_empty(), "given up for good");
     assert!(s.mail_status("mail_unknown").await.unwrap().is_none());
+}
+
+fn user_token(hash: &str, purpose: TokenPurpose, user: Option<&str>, email: &str, expires_at: i64) -> NewUserToken {
+    NewUserToken {
+        token_hash: hash.into(),
+        purpose,
+        user_id: user.map(str::to_string),
+        email: email.into(),
+        expires_at,
+    }
+}
+
+/// Verification and reset tokens: single use, expiring, of one purpose, never for nobody; a reset
+/// sets the password, proves the address and ends every session.
+pub(crate) async fn scenario_user_tokens(s: &Store) {
+    let bob = signup(s, "bob", T0).await;
+    let hour = 3_600_000;
+    let verify = user_token("v1", TokenPurpose::VerifyEmail, Some(&bob.id), &bob.email, T0 + hour);
+    s.issue_user_token(&verify, &mail(&bob.email), T0).await.unwrap();
+    assert_eq!(s.mails_to(&bob.email).await.unwrap().len(), 1, "the token's mail is queued with it");
+    // The wrong purpose, an unknown token, and too late: all refused, nothing spent.
+    assert_rule(s.reset_password("v1", "h", T0 + 1).await, Rule::TokenInvalid);
+    assert_rule(s.confirm_email("nope", T0 + 1).await, Rule::TokenInvalid);
+    assert_rule(s.confirm_email("v1", T0 + hour).await, Rule::TokenInvalid);
+    assert!(s.user_by_id(&bob.id).await.unwrap().unwrap().email_verified_at.is_none());
+    assert_eq!(s.confirm_email("v1", T0 + hour - 1).await.unwrap(), bob.id);
+    assert_eq!(s.user_by_id(&bob.id).await.unwrap().unwrap().email_verified_at, Some(T0 + hour - 1));
+    assert_rule(s.confirm_email("v1", T0 + hour - 1).await, Rule::TokenInvalid);
+
+    // Two reset links; the first used spends both, changes the password, ends every session.
+    for h in ["r1", "r2"] {
+        let t = user_token(h, TokenPurpose::PasswordReset, Some(&bob.id), &bob.email, T0 + 2 * hour);
+        s.issue_user_token(&t, &mail(&bob.email), T0 + hour).await.unwrap();
+    }
+    s.create_session("second", &bob.id, T0, T0 + DAY).await.unwrap();
+    assert!(s.session_user(&bob.token, T0 + hour).await.unwrap().is_some());
+    assert_eq!(s.reset_password("r2", "new-hash", T0 + hour + 1).await.unwrap(), bob.id);
+    assert_eq!(s.user_by_id(&bob.id).await.unwrap().unwrap().password_hash, "new-hash");
+    for token in [bob.token.as_str(), "second"] {
+        assert!(s.session_user(token, T0 + hour + 2).await.unwrap().is_none(), "session {token} ended");
+    }
+    assert_rule(s.reset_password("r1", "other", T0 + hour + 2).await, Rule::TokenInvalid);
+    assert_rule(s.reset_password("r2", "other", T0 + hour + 2).await, Rule::TokenInvalid);
+
+    // A reset for an unknown address: recorded with its mail suppressed, never usable.
+    let decoy = user_token("d1", TokenPurpose::PasswordReset, None, "nobody@example.com", T0 + 2 * hour);
+    let m = mail("nobody@example.com");
+    s.issue_user_token(&decoy, &m, T0).await.unwrap();
+    assert_eq!(s.mail_status(&m.id).await.unwrap().unwrap().status, "suppressed");
+    assert!(s.claim_mail(T0 + DAY, T0 + DAY, 100).await.unwrap().iter().all(|c| c.id != m.id));
+    assert_rule(s.reset_password("d1", "h", T0 + 1).await, Rule::TokenInvalid);
 }

@@ -1,6 +1,7 @@
 //! Scenarios: identity — mail through a real SMTP server (aiosmtpd on a loopback port), read as
 //! it arrived and its links followed.
 
+mod email;
 mod mail;
 
 use roost_server::Settings;
