@@ -7,6 +7,7 @@ pub mod plans;
 pub mod roles;
 pub mod time;
 pub mod tokens;
+pub mod totp;
 pub mod validate;
 
 pub use ids::IdKind;

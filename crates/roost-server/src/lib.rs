@@ -8,6 +8,7 @@ pub mod extract;
 pub mod jobs;
 pub mod mail;
 pub mod settings;
+pub mod throttle;
 pub mod views;
 
 use std::future::Future;
@@ -43,6 +44,8 @@ pub struct Inner {
     pub ledger: roost_ledger::Ledger,
     /// Wakes the mail sender after a transaction that queued mail commits.
     pub mailer: Arc<mail::Mailer>,
+    /// Failed sign-ins per account and per IP.
+    pub throttle: throttle::Throttle,
 }
 
 impl Deref for AppState {
@@ -73,7 +76,16 @@ impl AppState {
         };
         let c = clock.clone();
         let ledger = roost_ledger::Ledger::start(store.clone(), ledger_cfg, Arc::new(move || c.now_ms()));
-        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords, ledger, mailer })))
+        Ok(Self(Arc::new(Inner {
+            store,
+            settings,
+            clock,
+            keys,
+            passwords,
+            ledger,
+            mailer,
+            throttle: Default::default(),
+        })))
     }
 }
 

@@ -19,6 +19,12 @@ pub struct Settings {
     pub personal_plan: String,
     /// How long a user token lives.
     pub session_ttl_days: u32,
+    /// A session unused for this long ends (0: never for idleness, only at `session_ttl_days`).
+    pub session_idle_minutes: u32,
+    /// Failed sign-ins per account in 15 minutes before further tries wait (429).
+    pub login_failures_per_account: u32,
+    /// Failed sign-ins per client IP in 15 minutes before further tries wait (429).
+    pub login_failures_per_ip: u32,
     /// How long an invitation can be accepted.
     pub invitation_ttl_days: u32,
     /// Argon2id memory cost in KiB (19456 is OWASP's minimum recommendation).
@@ -54,6 +60,9 @@ impl std::fmt::Debug for Settings {
             .field("plans", &self.catalog.all().iter().map(|p| p.id.as_str()).collect::<Vec<_>>())
             .field("personal_plan", &self.personal_plan)
             .field("session_ttl_days", &self.session_ttl_days)
+            .field("session_idle_minutes", &self.session_idle_minutes)
+            .field("login_failures_per_account", &self.login_failures_per_account)
+            .field("login_failures_per_ip", &self.login_failures_per_ip)
             .field("invitation_ttl_days", &self.invitation_ttl_days)
             .field("password_hash_memory_kib", &self.password_hash_memory_kib)
             .field("password_hash_iterations", &self.password_hash_iterations)
@@ -78,6 +87,9 @@ impl Default for Settings {
             catalog: Catalog::builtin(),
             personal_plan: "free".into(),
             session_ttl_days: 30,
+            session_idle_minutes: 0,
+            login_failures_per_account: 10,
+            login_failures_per_ip: 100,
             invitation_ttl_days: 7,
             password_hash_memory_kib: 19_456,
             password_hash_iterations: 2,
@@ -102,6 +114,9 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub personal_plan: Option<String>,
     pub session_ttl_days: Option<u32>,
+    pub session_idle_minutes: Option<u32>,
+    pub login_failures_per_account: Option<u32>,
+    pub login_failures_per_ip: Option<u32>,
     pub invitation_ttl_days: Option<u32>,
     pub password_hash_memory_kib: Option<u32>,
     pub password_hash_iterations: Option<u32>,
@@ -161,6 +176,9 @@ impl Settings {
         if let Some(v) = f.session_ttl_days {
             self.session_ttl_days = v;
         }
+        self.session_idle_minutes = f.session_idle_minutes.unwrap_or(self.session_idle_minutes);
+        self.login_failures_per_account = f.login_failures_per_account.unwrap_or(self.login_failures_per_account);
+        self.login_failures_per_ip = f.login_failures_per_ip.unwrap_or(self.login_failures_per_ip);
         if let Some(v) = f.invitation_ttl_days {
             self.invitation_ttl_days = v;
         }
@@ -190,6 +208,14 @@ impl Settings {
         let plans = f.plans.unwrap_or_else(|| self.catalog.all().to_vec());
         self.catalog = Catalog::new(plans, &self.personal_plan)?;
         self.validate()
+    }
+
+    /// The last use before which a session counts as idle at `now` (`i64::MIN` without a timeout).
+    pub fn session_idle_after(&self, now: i64) -> i64 {
+        match self.session_idle_minutes {
+            0 => i64::MIN,
+            m => now - i64::from(m) * 60_000,
+        }
     }
 
     /// Checks values that are in range for their type but not for roost.
@@ -249,6 +275,11 @@ impl Settings {
                 roost_store::redact(u)
             )));
         }
+        if self.login_failures_per_account == 0 || self.login_failures_per_ip == 0 {
+            return Err(ConfigError::Invalid(
+                "login_failures_per_account and login_failures_per_ip must be at least 1".into(),
+            ));
+        }
         if self.mail_poll_ms < 10 {
             return Err(ConfigError::Invalid("mail_poll_ms must be at least 10".into()));
         }
@@ -269,8 +300,15 @@ database_url = "sqlite://roost.db"
 # The plan every personal organization starts on.
 personal_plan = "free"
 
-# Lifetimes.
+# Lifetimes. A session also ends after session_idle_minutes without use (0, the default: only at
+# the end of its lifetime; 20160 is two weeks).
 session_ttl_days = 30
+session_idle_minutes = 0
+
+# Failed sign-ins (password or two-factor code) allowed per account and per client IP in 15
+# minutes; past them, sign-ins wait for the window to end (429 rate_limited with Retry-After).
+login_failures_per_account = 10
+login_failures_per_ip = 100
 invitation_ttl_days = 7
 
 # Argon2id cost for passwords.

@@ -12,6 +12,8 @@ mod models;
 mod orgs;
 mod plans;
 mod resources;
+mod sessions;
+mod two_factor;
 mod users;
 mod workspaces;
 
@@ -31,6 +33,8 @@ pub use mail::{MailStatus, NewMail, OutboxMail};
 pub use models::*;
 pub use orgs::NewOrg;
 pub use roost_domain::plans::Limit;
+pub use sessions::{Session, SessionMeta, SessionUser};
+pub use two_factor::TotpState;
 pub use users::{Membership, NewSignup};
 
 /// A rule that only the database, inside the change's own transaction, can decide.
@@ -58,6 +62,10 @@ pub enum Rule {
     NotAllowed,
     #[error("the link is invalid, expired or already used")]
     TokenInvalid,
+    #[error("two-factor is already on; turn it off first")]
+    TotpEnabled,
+    #[error("no two-factor enrolment to confirm; start one with POST /v1/me/totp")]
+    TotpNotStarted,
 }
 
 /// Why a store operation failed.

@@ -55,6 +55,8 @@ impl Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
+            // Named in the server's session list (`roost sessions list`).
+            .user_agent(concat!("roost-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Self { http, base: base.trim_end_matches('/').to_string(), token: None, workspace: None, headers: Vec::new() }

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::sessions::session_meta;
 use super::{acting_ws, ws_ctx};
 use crate::AppState;
 use crate::auth::{Caller, Who};
@@ -63,6 +64,7 @@ pub struct SignupResponse {
 async fn signup(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     ApiJson(b): ApiJson<SignupRequest>,
 ) -> ApiResult<(StatusCode, Json<SignupResponse>)> {
     let mut e = Errors::default();
@@ -85,8 +87,9 @@ async fn signup(
         token_hash: tokens::hash(&token),
         session_expires_at: now + i64::from(st.settings.session_ttl_days) * DAY_MS,
     };
+    let meta = session_meta(ip.clone(), &headers);
     let ctx = roost_store::Ctx { actor: roost_store::Actor::user(&s.user_id), ip, now };
-    st.store.signup(&s, &ctx).await?;
+    st.store.signup_with_session(&s, &meta, &ctx).await?;
     let user = UserView { id: s.user_id, email: s.email, name: s.name };
     Ok((
         StatusCode::CREATED,
@@ -114,6 +117,8 @@ pub struct LoginResponse {
     responses((status = 201, body = LoginResponse), (status = 401, description = "invalid_credentials", body = Problem)))]
 async fn login(
     State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     ApiJson(b): ApiJson<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
     let email = b.email.trim().to_lowercase();
@@ -129,9 +134,8 @@ async fn login(
     let user = user.filter(|_| ok).ok_or_else(bad)?;
     let token = tokens::generate(USER_TOKEN_PREFIX);
     let now = st.clock.now_ms();
-    st.store
-        .create_session(&tokens::hash(&token), &user.id, now, now + i64::from(st.settings.session_ttl_days) * DAY_MS)
-        .await?;
+    let expires = now + i64::from(st.settings.session_ttl_days) * DAY_MS;
+    st.store.open_session(&tokens::hash(&token), &user.id, now, expires, &session_meta(ip, &headers)).await?;
     Ok((StatusCode::CREATED, Json(LoginResponse { token, user: (&user).into() })))
 }
 

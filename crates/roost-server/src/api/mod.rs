@@ -9,6 +9,7 @@ mod keys;
 mod orgs;
 mod plans;
 mod resources;
+mod sessions;
 mod workspaces;
 
 use axum::http::HeaderMap;
@@ -28,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(accounts::router())
         .merge(identity::router())
+        .merge(sessions::router())
         .merge(plans::router())
         .merge(orgs::router())
         .merge(workspaces::router())

@@ -113,3 +113,23 @@ pub fn password_reset(settings: &Settings, to: &str, token: &str) -> Mail {
     };
     render(settings, "password_reset", to, "Reset your password".into(), parts)
 }
+
+/// The notice that two-factor was turned on or off for the account at `to`.
+pub fn two_factor_changed(settings: &Settings, to: &str, on: bool) -> Mail {
+    let url = link(settings, "/app/account");
+    let (what, subject) = if on {
+        (
+            "turned on: signing in now also asks for a code from your authenticator app",
+            "Two-factor authentication is on",
+        )
+    } else {
+        ("turned off: signing in asks for your password only", "Two-factor authentication is off")
+    };
+    let parts = Parts {
+        lead: format!("Two-factor authentication for {to} on {} was {what}.", settings.product_name),
+        action: "Review your account",
+        url: &url,
+        note: "If this was not you, reset your password at once and turn two-factor on again.".into(),
+    };
+    render(settings, "two_factor", to, subject.into(), parts)
+}

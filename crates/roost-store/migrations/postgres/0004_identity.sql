@@ -33,3 +33,27 @@ CREATE TABLE user_tokens (
     used_at BIGINT
 );
 CREATE INDEX user_tokens_user ON user_tokens (user_id);
+
+-- Sessions a person can see and end: an id (never the token), last use, where from.
+ALTER TABLE sessions ADD COLUMN id TEXT;
+ALTER TABLE sessions ADD COLUMN last_used_at BIGINT;
+ALTER TABLE sessions ADD COLUMN ip TEXT;
+ALTER TABLE sessions ADD COLUMN user_agent TEXT;
+-- Sessions from before: an id of the session kind made from the token's hash (hex digits are in the
+-- id alphabet), so they can be listed and ended too.
+UPDATE sessions SET id = 'ses_0' || substr(token_hash, 1, 25), last_used_at = created_at;
+CREATE UNIQUE INDEX sessions_id ON sessions (id);
+
+-- Two-factor (TOTP). A secret without totp_enabled_at is an enrolment awaiting its first code.
+-- totp_last_step is the last time step accepted: a code for it or an earlier one is refused (replay).
+ALTER TABLE users ADD COLUMN totp_secret TEXT;
+ALTER TABLE users ADD COLUMN totp_enabled_at BIGINT;
+ALTER TABLE users ADD COLUMN totp_last_step BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE recovery_codes (
+    user_id TEXT NOT NULL REFERENCES users(id),
+    code_hash TEXT NOT NULL,
+    used_at BIGINT,
+    PRIMARY KEY (user_id, code_hash)
+);
+-- Members without two-factor may not use this org's workspaces.
+ALTER TABLE orgs ADD COLUMN require_2fa BIGINT NOT NULL DEFAULT 0;

@@ -1,7 +1,8 @@
-//! Identity scenarios of the conformance suite: the mail outbox, verification and reset tokens.
+//! Identity scenarios of the conformance suite: the mail outbox, verification and reset tokens,
+//! sessions.
 
 use roost_domain::{Catalog, IdKind};
-use roost_store::{Limit, NewMail, NewUserToken, Rule, Store, TokenPurpose};
+use roost_store::{Limit, NewMail, NewUserToken, Rule, SessionMeta, Store, StoreError, TokenPurpose};
 use serde_json::json;
 
 use super::{DAY, T0, assert_limit, assert_rule, ctx, invitation, new_org, signup};
@@ -118,4 +119,70 @@ pub(crate) async fn scenario_user_tokens(s: &Store) {
     assert_eq!(s.mail_status(&m.id).await.unwrap().unwrap().status, "suppressed");
     assert!(s.claim_mail(T0 + DAY, T0 + DAY, 100).await.unwrap().iter().all(|c| c.id != m.id));
     assert_rule(s.reset_password("d1", "h", T0 + 1).await, Rule::TokenInvalid);
+}
+
+/// Sessions by id: described where opened, listed live only, touched forwards, ended one by one
+/// (only the owner's), and a password change keeps exactly one.
+pub(crate) async fn scenario_sessions(s: &Store) {
+    let bob = signup(s, "bob", T0).await;
+    let carol = signup(s, "carol", T0).await;
+    let meta = SessionMeta { ip: Some("10.0.0.1".into()), user_agent: Some("Phone".into()), ..SessionMeta::new() };
+    s.open_session("phone", &bob.id, T0 + 10, T0 + DAY, &meta).await.unwrap();
+    let mut dup = meta.clone();
+    dup.id = IdKind::Session.generate();
+    assert!(s.open_session("phone", &bob.id, T0 + 10, T0 + DAY, &dup).await.is_err(), "one row per token");
+
+    let found = s.session_by_token("phone", T0 + 20, i64::MIN).await.unwrap().unwrap();
+    assert_eq!(
+        (found.user.id.as_str(), found.session_id.as_str(), found.last_used_at),
+        (bob.id.as_str(), meta.id.as_str(), T0 + 10)
+    );
+    // Idle since T0 + 10: refused once the cut-off passes it.
+    assert!(s.session_by_token("phone", T0 + 20, T0 + 10).await.unwrap().is_none());
+    s.touch_session(&meta.id, T0 + 30).await.unwrap();
+    s.touch_session(&meta.id, T0 + 25).await.unwrap();
+    assert_eq!(
+        s.session_by_token("phone", T0 + 40, T0 + 10).await.unwrap().unwrap().last_used_at,
+        T0 + 30,
+        "never backwards"
+    );
+
+    let page = s.list_sessions(&bob.id, T0 + 40, i64::MIN, 50, None).await.unwrap();
+    assert_eq!(page.items.len(), 2);
+    let phone = page.items.iter().find(|x| x.id == meta.id).unwrap();
+    assert_eq!(
+        (phone.ip.as_deref(), phone.user_agent.as_deref(), phone.created_at),
+        (Some("10.0.0.1"), Some("Phone"), T0 + 10)
+    );
+    let first = s.list_sessions(&bob.id, T0 + 40, i64::MIN, 1, None).await.unwrap();
+    assert_eq!(first.items.len(), 1);
+    let rest = s.list_sessions(&bob.id, T0 + 40, i64::MIN, 1, first.next_cursor.as_deref()).await.unwrap();
+    assert_eq!((rest.items.len(), rest.next_cursor), (1, None));
+    assert_eq!(
+        s.list_sessions(&bob.id, T0 + 40, T0 + 20, 50, None).await.unwrap().items.len(),
+        1,
+        "idle ones are not live"
+    );
+    assert!(
+        s.list_sessions(&bob.id, T0 + DAY, i64::MIN, 50, None).await.unwrap().items.iter().all(|x| x.id != meta.id),
+        "expired"
+    );
+
+    // Only the owner ends a session.
+    assert!(matches!(s.end_session(&carol.id, &meta.id).await, Err(StoreError::NotFound)));
+    s.end_session(&bob.id, &meta.id).await.unwrap();
+    assert!(s.session_by_token("phone", T0 + 50, i64::MIN).await.unwrap().is_none());
+    assert!(matches!(s.end_session(&bob.id, &meta.id).await, Err(StoreError::NotFound)));
+
+    // A password change keeps the one session named.
+    let keep = s.session_by_token(&bob.token, T0 + 50, i64::MIN).await.unwrap().unwrap().session_id;
+    s.create_session("laptop", &bob.id, T0 + 60, T0 + DAY).await.unwrap();
+    s.create_session("tablet", &bob.id, T0 + 60, T0 + DAY).await.unwrap();
+    assert_eq!(s.change_password(&bob.id, "new-hash", &keep).await.unwrap(), 2);
+    assert_eq!(s.user_by_id(&bob.id).await.unwrap().unwrap().password_hash, "new-hash");
+    assert!(s.session_by_token(&bob.token, T0 + 70, i64::MIN).await.unwrap().is_some());
+    for t in ["laptop", "tablet"] {
+        assert!(s.session_user(t, T0 + 70).await.unwrap().is_none());
+    }
+    assert!(s.session_user(&carol.token, T0 + 70).await.unwrap().is_some(), "others' sessions untouched");
 }

@@ -3,6 +3,7 @@
 
 mod email;
 mod mail;
+mod sessions;
 
 use roost_server::Settings;
 use roost_test_kit::peers::SmtpServer;
