@@ -164,4 +164,9 @@ impl Client {
     pub async fn delete(&self, path: &str) -> Result<Response, ClientError> {
         self.send(Method::DELETE, path, None).await
     }
+
+    /// `DELETE path` with a JSON body (e.g. turning two-factor off takes a code).
+    pub async fn delete_json(&self, path: &str, body: &Value) -> Result<Response, ClientError> {
+        self.send(Method::DELETE, path, Some(body)).await
+    }
 }

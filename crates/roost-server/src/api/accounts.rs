@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::sessions::session_meta;
+use super::totp::{account_key, second_factor};
 use super::{acting_ws, ws_ctx};
 use crate::AppState;
 use crate::auth::{Caller, Who};
@@ -103,6 +104,10 @@ async fn signup(
 pub struct LoginRequest {
     email: String,
     password: String,
+    /// The current code of the authenticator app, when two-factor is on.
+    totp_code: Option<String>,
+    /// Instead of `totp_code`: one of the recovery codes (each works once).
+    recovery_code: Option<String>,
 }
 
 /// Login answer.
@@ -112,9 +117,11 @@ pub struct LoginResponse {
     user: UserView,
 }
 
-/// Logs in with email and password. Unknown email and wrong password get the same answer.
+/// Logs in with email and password (and a second factor when two-factor is on). Unknown email and
+/// wrong password get the same answer; failures are throttled per account and per IP.
 #[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = LoginRequest,
-    responses((status = 201, body = LoginResponse), (status = 401, description = "invalid_credentials", body = Problem)))]
+    responses((status = 201, body = LoginResponse), (status = 401, description = "invalid_credentials or totp_required", body = Problem),
+              (status = 429, description = "rate_limited (too many failures for the account or the IP)", body = Problem)))]
 async fn login(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -129,11 +136,33 @@ async fn login(
     {
         return Err(bad());
     }
+    let now = st.clock.now_ms();
+    let (acct_key, ip_key) = (account_key(&email), format!("ip:{}", ip.as_deref().unwrap_or("-")));
+    if let Some(s) = st.throttle.retry_after(&acct_key, st.settings.login_failures_per_account, now) {
+        return Err(ApiError::login_throttled("account", s));
+    }
+    if let Some(s) = st.throttle.retry_after(&ip_key, st.settings.login_failures_per_ip, now) {
+        return Err(ApiError::login_throttled("ip", s));
+    }
+    let failed = || {
+        st.throttle.fail(&acct_key, now);
+        st.throttle.fail(&ip_key, now);
+        bad()
+    };
     let user = st.store.user_by_email(&email).await?;
     let ok = st.passwords.verify(b.password, user.as_ref().map(|u| u.password_hash.clone())).await;
-    let user = user.filter(|_| ok).ok_or_else(bad)?;
+    let user = user.filter(|_| ok).ok_or_else(failed)?;
+    if user.totp_enabled_at.is_some() {
+        if b.totp_code.is_none() && b.recovery_code.is_none() {
+            let detail = "two-factor is on: send totp_code (or a recovery_code) with the password";
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "totp_required", detail));
+        }
+        if !second_factor(&st, &user, b.totp_code.as_deref(), b.recovery_code.as_deref()).await? {
+            return Err(failed());
+        }
+    }
+    st.throttle.clear(&acct_key);
     let token = tokens::generate(USER_TOKEN_PREFIX);
-    let now = st.clock.now_ms();
     let expires = now + i64::from(st.settings.session_ttl_days) * DAY_MS;
     st.store.open_session(&tokens::hash(&token), &user.id, now, expires, &session_meta(ip, &headers)).await?;
     Ok((StatusCode::CREATED, Json(LoginResponse { token, user: (&user).into() })))
@@ -163,7 +192,13 @@ async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>
     };
     let memberships = st.store.memberships(&user.id).await?;
     let workspaces = st.store.visible_workspaces(&user.id).await?;
-    let active = acting_ws(&st, &caller, &HeaderMap::new()).await?;
+    // A member held out of their active workspace (its org requires two-factor) still sees who
+    // they are: the active workspace is named, not entered.
+    let active_id = match acting_ws(&st, &caller, &HeaderMap::new()).await {
+        Ok(w) => Some(w.ws.id),
+        Err(e) if e.code == "two_factor_required" => user.active_workspace_id.clone(),
+        Err(e) => return Err(e),
+    };
     let memberships: Vec<Value> = memberships
         .iter()
         .map(|m| {
@@ -184,7 +219,7 @@ async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>
     Ok(Json(json!({
         "user": UserView::from(user),
         "email_verified": user.email_verified_at.is_some(),
-        "active_workspace_id": active.ws.id,
+        "active_workspace_id": active_id,
         "memberships": memberships
     })))
 }

@@ -186,3 +186,41 @@ pub(crate) async fn scenario_sessions(s: &Store) {
     }
     assert!(s.session_user(&carol.token, T0 + 70).await.unwrap().is_some(), "others' sessions untouched");
 }
+
+/// Two-factor: enrolment, a step accepted once, recovery codes spent once, turning off forgets the
+/// secret and the codes, and an org's requirement reads back with the org.
+pub(crate) async fn scenario_two_factor(s: &Store) {
+    let bob = signup(s, "bob", T0).await;
+    let notice = || mail(&bob.email);
+    let st = s.totp_state(&bob.id).await.unwrap();
+    assert_eq!((st.secret, st.enabled, st.last_step), (None, false, 0));
+    assert_rule(s.enable_totp(&bob.id, 5, &[], &notice(), T0).await, Rule::TotpNotStarted);
+    s.start_totp(&bob.id, "SECRETONE").await.unwrap();
+    s.start_totp(&bob.id, "SECRETTWO").await.unwrap();
+    let codes = vec!["h1".to_string(), "h2".to_string()];
+    assert!(s.enable_totp(&bob.id, 100, &codes, &notice(), T0).await.unwrap());
+    let st = s.totp_state(&bob.id).await.unwrap();
+    assert_eq!((st.secret.as_deref(), st.enabled, st.last_step), (Some("SECRETTWO"), true, 100));
+    assert!(s.user_by_id(&bob.id).await.unwrap().unwrap().totp_enabled_at.is_some());
+    assert_rule(s.start_totp(&bob.id, "SECRETTHREE").await, Rule::TotpEnabled);
+    assert_eq!(s.mails_to(&bob.email).await.unwrap().len(), 1, "the notice is queued with the change");
+
+    assert!(!s.use_totp_step(&bob.id, 100).await.unwrap(), "the confirming step is spent");
+    assert!(!s.use_totp_step(&bob.id, 99).await.unwrap());
+    assert!(s.use_totp_step(&bob.id, 101).await.unwrap());
+    assert!(!s.use_totp_step(&bob.id, 101).await.unwrap(), "once");
+    assert!(s.use_recovery_code(&bob.id, "h1", T0).await.unwrap());
+    assert!(!s.use_recovery_code(&bob.id, "h1", T0).await.unwrap(), "once");
+    assert!(!s.use_recovery_code(&bob.id, "nope", T0).await.unwrap());
+
+    s.disable_totp(&bob.id, &notice(), T0 + 1).await.unwrap();
+    let st = s.totp_state(&bob.id).await.unwrap();
+    assert_eq!((st.secret, st.enabled), (None, false));
+    assert!(!s.use_recovery_code(&bob.id, "h2", T0).await.unwrap(), "codes forgotten");
+    assert_eq!(s.mails_to(&bob.email).await.unwrap().len(), 2);
+
+    let team = new_org(s, &bob.id, "team", T0).await;
+    assert!(!s.org_by_id(&team.id).await.unwrap().unwrap().require_2fa);
+    s.set_require_2fa(&team.id, true, &ctx(&bob.id, T0 + 2)).await.unwrap();
+    assert!(s.org_by_id(&team.id).await.unwrap().unwrap().require_2fa);
+}

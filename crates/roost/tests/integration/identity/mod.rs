@@ -3,7 +3,9 @@
 
 mod email;
 mod mail;
+mod rfc6238;
 mod sessions;
+mod two_factor;
 
 use roost_server::Settings;
 use roost_test_kit::peers::SmtpServer;
