@@ -26,6 +26,8 @@ pub enum IdKind {
     Mail,
     /// A signed-in session (its id, never its token).
     Session,
+    /// A mail domain an org claims.
+    Domain,
 }
 
 impl IdKind {
@@ -47,6 +49,7 @@ impl IdKind {
             IdKind::Event => "evt",
             IdKind::Mail => "mail",
             IdKind::Session => "ses",
+            IdKind::Domain => "dom",
         }
     }
 

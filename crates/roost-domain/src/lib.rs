@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod credits;
+pub mod domains;
 pub mod ids;
 pub mod ledger;
 pub mod plans;

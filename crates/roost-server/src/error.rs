@@ -137,6 +137,7 @@ impl From<StoreError> for ApiError {
                     Rule::TokenInvalid => (StatusCode::GONE, "token_invalid"),
                     Rule::TotpEnabled => (StatusCode::CONFLICT, "totp_enabled"),
                     Rule::TotpNotStarted => (StatusCode::CONFLICT, "totp_not_started"),
+                    Rule::DomainTaken => (StatusCode::CONFLICT, "domain_taken"),
                     // Someone outside the org, or a workspace of another org: like a missing thing.
                     Rule::NotOrgMember | Rule::CrossOrg => return Self::not_found(),
                 };

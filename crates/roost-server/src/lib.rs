@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod dns;
 pub mod error;
 pub mod extract;
 pub mod jobs;

@@ -50,6 +50,8 @@ pub struct Settings {
     pub mail_from: String,
     /// How often the mail sender looks for due mail (it also wakes when a request queues one).
     pub mail_poll_ms: u64,
+    /// The DNS server (`ip:port`) that domain verification asks; `None`: the system's resolver.
+    pub dns_resolver: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -75,6 +77,7 @@ impl std::fmt::Debug for Settings {
             .field("smtp_url", &self.smtp_url.as_deref().map(roost_store::redact))
             .field("mail_from", &self.mail_from)
             .field("mail_poll_ms", &self.mail_poll_ms)
+            .field("dns_resolver", &self.dns_resolver)
             .finish()
     }
 }
@@ -102,6 +105,7 @@ impl Default for Settings {
             smtp_url: None,
             mail_from: "roost <roost@localhost>".into(),
             mail_poll_ms: 5_000,
+            dns_resolver: None,
         }
     }
 }
@@ -129,6 +133,7 @@ pub struct FileConfig {
     pub smtp_url: Option<String>,
     pub mail_from: Option<String>,
     pub mail_poll_ms: Option<u64>,
+    pub dns_resolver: Option<String>,
     /// Replaces the built-in plan catalog when present.
     pub plans: Option<Vec<Plan>>,
 }
@@ -205,6 +210,7 @@ impl Settings {
         self.smtp_url = f.smtp_url.or(self.smtp_url.take());
         self.mail_from = f.mail_from.unwrap_or(std::mem::take(&mut self.mail_from));
         self.mail_poll_ms = f.mail_poll_ms.unwrap_or(self.mail_poll_ms);
+        self.dns_resolver = f.dns_resolver.or(self.dns_resolver.take());
         let plans = f.plans.unwrap_or_else(|| self.catalog.all().to_vec());
         self.catalog = Catalog::new(plans, &self.personal_plan)?;
         self.validate()
@@ -280,6 +286,11 @@ impl Settings {
                 "login_failures_per_account and login_failures_per_ip must be at least 1".into(),
             ));
         }
+        if let Some(r) = &self.dns_resolver
+            && r.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(ConfigError::Invalid(format!("dns_resolver `{r}` must be ip:port (e.g. 127.0.0.1:53)")));
+        }
         if self.mail_poll_ms < 10 {
             return Err(ConfigError::Invalid("mail_poll_ms must be at least 10".into()));
         }
@@ -288,64 +299,7 @@ impl Settings {
 }
 
 /// A commented example `roost.toml`, printed by `roost config default`.
-pub const EXAMPLE_CONFIG: &str = r#"# roost.toml — every key is optional; ROOST_* environment variables and flags override these.
-
-# Address to listen on (ROOST_LISTEN, --listen).
-listen = "127.0.0.1:8080"
-
-# Database (ROOST_DATABASE_URL, --database-url): a SQLite file, created if missing, or PostgreSQL.
-database_url = "sqlite://roost.db"
-# database_url = "postgres://roost:secret@127.0.0.1:5432/roost"
-
-# The plan every personal organization starts on.
-personal_plan = "free"
-
-# Lifetimes. A session also ends after session_idle_minutes without use (0, the default: only at
-# the end of its lifetime; 20160 is two weeks).
-session_ttl_days = 30
-session_idle_minutes = 0
-
-# Failed sign-ins (password or two-factor code) allowed per account and per client IP in 15
-# minutes; past them, sign-ins wait for the window to end (429 rate_limited with Retry-After).
-login_failures_per_account = 10
-login_failures_per_ip = 100
-invitation_ttl_days = 7
-
-# Argon2id cost for passwords.
-password_hash_memory_kib = 19456
-password_hash_iterations = 2
-
-# The credit ledger. Wallet kinds every org has (the first is the default; `credits` receives the
-# plan's monthly allocation), parallel writers on PostgreSQL, the most commands per transaction, and
-# how often (ms) the background job turns cycles and expires grants and holds.
-wallet_kinds = ["credits"]
-ledger_shards = 4
-ledger_batch_max = 1024
-ledger_tick_ms = 30000
-
-# Mail. Links in mails point at public_url (the dashboard's routes under /app). Without smtp_url,
-# mails are written to the log instead of being sent (ROOST_SMTP_URL, ROOST_MAIL_FROM, ROOST_PUBLIC_URL).
-product_name = "roost"
-public_url = "http://127.0.0.1:8080"
-# smtp_url = "smtp://user:secret@smtp.example.com:587?tls=required"
-mail_from = "roost <roost@localhost>"
-mail_poll_ms = 5000
-
-# Replace the built-in plan catalog by listing plans (all fields shown; null = unlimited / none).
-# [[plans]]
-# id = "free"
-# name = "Free"
-# paid = false
-# seats_included = 1
-# max_seats = 1
-# extra_seat_price = 0
-# max_workspaces = 1
-# monthly_credits = 100
-# rollover_cap = 0
-# rpm = 60
-# resource_quotas = { box = 1, postgres = 1 }
-# trial_days = 0
-"#;
+pub const EXAMPLE_CONFIG: &str = include_str!("roost.example.toml");
 
 #[cfg(test)]
 mod tests {

@@ -205,7 +205,7 @@ impl Store {
     }
 }
 
-async fn seat_check(tx: &mut sqlx::AnyConnection, org_id: &str, catalog: &Catalog) -> Result<()> {
+pub(crate) async fn seat_check(tx: &mut sqlx::AnyConnection, org_id: &str, catalog: &Catalog) -> Result<()> {
     let plan = plan_in_tx(tx, org_id, catalog).await?;
     let members = count(tx, "SELECT COUNT(*) FROM org_members WHERE org_id = $1", org_id).await?;
     check_seat(plan, members)

@@ -2,6 +2,7 @@
 
 mod audit;
 mod dialect;
+mod domains;
 mod identity;
 mod invitations;
 mod keys;
@@ -25,6 +26,7 @@ use sqlx::{AnyPool, Row, Transaction};
 
 pub use audit::AuditFilter;
 pub use dialect::{Dialect, Migration, Postgres, Sqlite};
+pub use domains::OrgDomain;
 pub use identity::{NewUserToken, TokenPurpose};
 pub use invitations::{Accepted, NewInvitation};
 pub use keys::KeyAuth;
@@ -66,6 +68,8 @@ pub enum Rule {
     TotpEnabled,
     #[error("no two-factor enrolment to confirm; start one with POST /v1/me/totp")]
     TotpNotStarted,
+    #[error("this domain is already claimed (by this organization, or verified by another)")]
+    DomainTaken,
 }
 
 /// Why a store operation failed.

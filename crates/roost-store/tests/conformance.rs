@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 // A crate root finds modules beside it; this one lives in its own folder (not a test target of its own).
 #[path = "conformance/identity.rs"]
 mod identity;
-use identity::{scenario_mail_outbox, scenario_sessions, scenario_two_factor, scenario_user_tokens};
+use identity::{scenario_domains, scenario_mail_outbox, scenario_sessions, scenario_two_factor, scenario_user_tokens};
 
 const SKIPPED: &str = "SKIPPED: ROOST_TEST_PG is not set, the PostgreSQL suite did not run";
 
@@ -101,6 +101,7 @@ suite! {
     scenario_user_tokens => user_tokens_sqlite, user_tokens_postgres;
     scenario_sessions => sessions_sqlite, sessions_postgres;
     scenario_two_factor => two_factor_sqlite, two_factor_postgres;
+    scenario_domains => domains_sqlite, domains_postgres;
 }
 
 /// Says loudly whether the PostgreSQL half of the suite ran, so a green run without it is visible.

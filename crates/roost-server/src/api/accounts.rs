@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::domains::match_domains;
 use super::sessions::session_meta;
 use super::totp::{account_key, second_factor};
 use super::{acting_ws, ws_ctx};
@@ -164,7 +165,11 @@ async fn login(
     st.throttle.clear(&acct_key);
     let token = tokens::generate(USER_TOKEN_PREFIX);
     let expires = now + i64::from(st.settings.session_ttl_days) * DAY_MS;
-    st.store.open_session(&tokens::hash(&token), &user.id, now, expires, &session_meta(ip, &headers)).await?;
+    st.store.open_session(&tokens::hash(&token), &user.id, now, expires, &session_meta(ip.clone(), &headers)).await?;
+    // Joining orgs through a verified domain is a side effect: it never fails the sign-in.
+    if let Err(e) = match_domains(&st, &user, ip).await {
+        tracing::warn!(user = %user.id, code = e.code, detail = %e.detail, "joining orgs by verified domain");
+    }
     Ok((StatusCode::CREATED, Json(LoginResponse { token, user: (&user).into() })))
 }
 

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ClientIp};
 use crate::mail;
 
 /// How long a verification or reset link works.
@@ -87,10 +87,15 @@ fn mailed_token_hash(token: &str, prefix: &str) -> ApiResult<String> {
     responses((status = 200, body = Confirmed), (status = 410, description = "token_invalid", body = Problem)))]
 async fn confirm_verification(
     State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(b): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<Confirmed>> {
     let hash = mailed_token_hash(&b.token, VERIFY_EMAIL_PREFIX)?;
     let user_id = st.store.confirm_email(&hash, st.clock.now_ms()).await?;
+    // A newly verified address may take its owner into orgs with a verified domain.
+    if let Some(user) = st.store.user_by_id(&user_id).await? {
+        super::domains::match_domains(&st, &user, ip).await?;
+    }
     Ok(Json(Confirmed { user_id, email_verified: true }))
 }
 

@@ -3,6 +3,7 @@
 mod accounts;
 mod audit;
 pub mod credits;
+mod domains;
 mod identity;
 mod invitations;
 mod keys;
@@ -32,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(identity::router())
         .merge(sessions::router())
         .merge(totp::router())
+        .merge(domains::router())
         .merge(plans::router())
         .merge(orgs::router())
         .merge(workspaces::router())

@@ -57,3 +57,22 @@ CREATE TABLE recovery_codes (
 );
 -- Members without two-factor may not use this org's workspaces.
 ALTER TABLE orgs ADD COLUMN require_2fa BIGINT NOT NULL DEFAULT 0;
+
+-- Verified domains: an org proves it controls a mail domain (a DNS TXT record), and people whose
+-- verified address is there join it (auto_join) or see it suggested (suggest).
+CREATE TABLE org_domains (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    domain TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    role TEXT NOT NULL,
+    -- Published in DNS, so not a secret: the value of the TXT record that proves control.
+    token TEXT NOT NULL,
+    verified_at BIGINT,
+    created_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX org_domains_org_domain ON org_domains (org_id, domain);
+-- A domain is verified for one org at a time.
+CREATE UNIQUE INDEX org_domains_verified ON org_domains (domain) WHERE verified_at IS NOT NULL;
+-- When the user's verified address was first matched against verified domains (auto-join runs once).
+ALTER TABLE users ADD COLUMN domains_matched_at BIGINT;

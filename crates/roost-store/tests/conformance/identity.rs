@@ -1,8 +1,8 @@
 //! Identity scenarios of the conformance suite: the mail outbox, verification and reset tokens,
-//! sessions.
+//! sessions, two-factor, verified domains.
 
 use roost_domain::{Catalog, IdKind};
-use roost_store::{Limit, NewMail, NewUserToken, Rule, SessionMeta, Store, StoreError, TokenPurpose};
+use roost_store::{Limit, NewMail, NewUserToken, OrgDomain, Rule, SessionMeta, Store, StoreError, TokenPurpose};
 use serde_json::json;
 
 use super::{DAY, T0, assert_limit, assert_rule, ctx, invitation, new_org, signup};
@@ -223,4 +223,77 @@ pub(crate) async fn scenario_two_factor(s: &Store) {
     assert!(!s.org_by_id(&team.id).await.unwrap().unwrap().require_2fa);
     s.set_require_2fa(&team.id, true, &ctx(&bob.id, T0 + 2)).await.unwrap();
     assert!(s.org_by_id(&team.id).await.unwrap().unwrap().require_2fa);
+}
+
+fn claim_of(org: &str, domain: &str, mode: &str) -> OrgDomain {
+    OrgDomain {
+        id: IdKind::Domain.generate(),
+        org_id: org.into(),
+        domain: domain.into(),
+        mode: mode.into(),
+        role: "member".into(),
+        token: "tok".into(),
+        verified_at: None,
+        created_at: T0,
+    }
+}
+
+/// Domain claims: one per org and domain, verified for one org at a time; matching people by
+/// domain (members and unverified claims left out); joining checks seats; the match runs once.
+pub(crate) async fn scenario_domains(s: &Store) {
+    let cat = Catalog::builtin();
+    let alice = signup(s, "alice", T0).await;
+    let bob = signup(s, "bob", T0).await;
+    let acme = new_org(s, &alice.id, "team", T0).await;
+    let other = new_org(s, &bob.id, "team", T0).await;
+    let d = claim_of(&acme.id, "acme.example", "auto_join");
+    s.add_domain(&d, &ctx(&alice.id, T0)).await.unwrap();
+    assert_rule(
+        s.add_domain(&claim_of(&acme.id, "acme.example", "suggest"), &ctx(&alice.id, T0)).await,
+        Rule::DomainTaken,
+    );
+    let theirs = claim_of(&other.id, "acme.example", "suggest");
+    s.add_domain(&theirs, &ctx(&bob.id, T0)).await.unwrap();
+    assert!(s.orgs_for_domain("acme.example", &bob.id).await.unwrap().is_empty(), "unverified claims match no one");
+
+    s.mark_domain_verified(&acme.id, &d.id, &ctx(&alice.id, T0 + 1)).await.unwrap();
+    s.mark_domain_verified(&acme.id, &d.id, &ctx(&alice.id, T0 + 2)).await.unwrap();
+    assert_eq!(s.domain(&acme.id, &d.id).await.unwrap().unwrap().verified_at, Some(T0 + 1), "verified once");
+    assert_rule(s.mark_domain_verified(&other.id, &theirs.id, &ctx(&bob.id, T0 + 3)).await, Rule::DomainTaken);
+    assert!(s.domain(&other.id, &d.id).await.unwrap().is_none(), "another org's claim is not found");
+
+    let found = s.orgs_for_domain("acme.example", &bob.id).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].0.id.as_str(), found[0].1.id.as_str(), found[0].1.mode.as_str()),
+        (acme.id.as_str(), d.id.as_str(), "auto_join")
+    );
+    assert!(
+        s.orgs_for_domain("acme.example", &alice.id).await.unwrap().is_empty(),
+        "members are not offered their own org"
+    );
+
+    assert!(s.claim_domain_match(&bob.id, T0).await.unwrap());
+    assert!(!s.claim_domain_match(&bob.id, T0 + 1).await.unwrap(), "once");
+    s.join_by_domain(&acme.id, &bob.id, "member", json!({"method": "domain"}), &cat, &ctx(&bob.id, T0 + 4))
+        .await
+        .unwrap();
+    assert_rule(
+        s.join_by_domain(&acme.id, &bob.id, "member", json!({"method": "domain"}), &cat, &ctx(&bob.id, T0 + 5)).await,
+        Rule::NotAllowed,
+    );
+    // A full org refuses (pro has one seat, its owner's).
+    let pro = new_org(s, &alice.id, "pro", T0).await;
+    let carol = signup(s, "carol", T0).await;
+    assert_limit(
+        s.join_by_domain(&pro.id, &carol.id, "member", json!({}), &cat, &ctx(&carol.id, T0 + 6)).await,
+        Limit::MaxSeats,
+    );
+
+    let page = s.list_domains(&acme.id, 50, None).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    s.remove_domain(&acme.id, &d.id, &ctx(&alice.id, T0 + 7)).await.unwrap();
+    assert!(matches!(s.remove_domain(&acme.id, &d.id, &ctx(&alice.id, T0 + 8)).await, Err(StoreError::NotFound)));
+    // Free again: the other org may verify it now.
+    s.mark_domain_verified(&other.id, &theirs.id, &ctx(&bob.id, T0 + 9)).await.unwrap();
 }

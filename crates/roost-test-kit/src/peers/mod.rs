@@ -1,8 +1,11 @@
 //! Real peers the server talks to, started by tests on loopback ports: an SMTP server (PyPI
-//! `aiosmtpd`, installed on demand into a cache under the target dir).
+//! `aiosmtpd`, installed on demand into a cache under the target dir) and a DNS server (Debian's
+//! `dnsmasq`, which `.ci/run` installs; without it the DNS tests say SKIPPED).
 
+mod dns;
 mod smtp;
 
+pub use dns::DnsServer;
 pub use smtp::{SmtpServer, first_link, query_param};
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Scenarios: identity — mail through a real SMTP server (aiosmtpd on a loopback port), read as
 //! it arrived and its links followed.
 
+mod domains;
 mod email;
 mod mail;
 mod rfc6238;
@@ -68,3 +69,18 @@ macro_rules! with_smtp {
     };
 }
 pub(crate) use with_smtp;
+
+/// Says plainly, in every run, whether the DNS tests could run (they need Debian's dnsmasq).
+#[test]
+fn dns_peer_skipped_notice() {
+    if ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"].iter().any(|p| std::path::Path::new(p).exists()) {
+        println!("DNS tests: running against dnsmasq");
+    } else {
+        println!(
+            "SKIPPED: dnsmasq is not installed, so the verified-domain tests did not run (apt-get install dnsmasq-base)"
+        );
+        eprintln!(
+            "SKIPPED: dnsmasq is not installed, so the verified-domain tests did not run (apt-get install dnsmasq-base)"
+        );
+    }
+}
