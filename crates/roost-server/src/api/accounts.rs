@@ -184,7 +184,7 @@ async fn logout(State(st): State<AppState>, caller: Caller) -> ApiResult<StatusC
 
 /// Who the caller is: a user with their memberships, or an API key.
 #[utoipa::path(get, path = "/v1/me", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, body = Value, description = "`{user, email_verified, active_workspace_id, memberships}` or, for an API key, `{key}`"),
+    responses((status = 200, body = Value, description = "`{user, email_verified, totp_enabled, active_workspace_id, memberships}` or, for an API key, `{key}`"),
               (status = 401, description = "unauthenticated", body = Problem)))]
 async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let user = match &caller.who {
@@ -224,6 +224,7 @@ async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>
     Ok(Json(json!({
         "user": UserView::from(user),
         "email_verified": user.email_verified_at.is_some(),
+        "totp_enabled": user.totp_enabled_at.is_some(),
         "active_workspace_id": active_id,
         "memberships": memberships
     })))

@@ -58,6 +58,7 @@ async fn enrol_sign_in_and_turn_off(smtp: SmtpServer, s: TestServer) {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), 10, "distinct recovery codes");
+    assert_eq!(bob.get("/v1/me").await.unwrap().body["totp_enabled"], true);
     let on = smtp.wait_for(&email, 1).await;
     assert!(on[0]["subject"].as_str().unwrap().contains("Two-factor authentication is on"), "{on:?}");
     expect_problem(&bob.post("/v1/me/totp", &json!({})).await.unwrap(), 409, "totp_enabled");
@@ -102,6 +103,7 @@ async fn enrol_sign_in_and_turn_off(smtp: SmtpServer, s: TestServer) {
     let both = smtp.wait_for(&email, 2).await;
     assert!(both[1]["subject"].as_str().unwrap().contains("Two-factor authentication is off"), "{both:?}");
     expect_status(&sign_in(&s, &email, json!({})).await, 201);
+    assert_eq!(bob.get("/v1/me").await.unwrap().body["totp_enabled"], false);
     expect_problem(
         &bob.delete_json("/v1/me/totp", &json!({"code": recovery[2]})).await.unwrap(),
         409,
