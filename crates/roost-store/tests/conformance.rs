@@ -104,6 +104,16 @@ suite! {
     scenario_domains => domains_sqlite, domains_postgres;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_keeps_sessions_sqlite() {
+    identity::upgrade_keeps_sessions(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_keeps_sessions_postgres() {
+    identity::upgrade_keeps_sessions(Backend::Postgres).await;
+}
+
 /// Says loudly whether the PostgreSQL half of the suite ran, so a green run without it is visible.
 #[test]
 fn postgres_suite_skipped_notice() {

@@ -297,3 +297,48 @@ pub(crate) async fn scenario_domains(s: &Store) {
     // Free again: the other org may verify it now.
     s.mark_domain_verified(&other.id, &theirs.id, &ctx(&bob.id, T0 + 9)).await.unwrap();
 }
+
+/// Upgrading a database that has sessions: migration 4 gives each a session id (of the `ses_`
+/// kind, so it can be listed and ended) and a last use, and the session keeps working.
+pub(crate) async fn upgrade_keeps_sessions(backend: roost_test_kit::Backend) {
+    let Some(db) = roost_test_kit::FreshDatabase::create(backend).await else {
+        eprintln!("{}", super::SKIPPED);
+        return;
+    };
+    let store = Store::connect(db.url()).await.unwrap();
+    let dialect: &dyn roost_store::Dialect = match backend {
+        roost_test_kit::Backend::Sqlite => &roost_store::Sqlite,
+        roost_test_kit::Backend::Postgres => &roost_store::Postgres,
+    };
+    // The database as it stood before migration 4, with a user signed in.
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS roost_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    for m in dialect.migrations().iter().filter(|m| m.version < 4) {
+        sqlx::raw_sql(m.sql).execute(store.pool()).await.unwrap();
+        sqlx::query("INSERT INTO roost_migrations (version, name, applied_at) VALUES ($1, $2, 0)")
+            .bind(m.version)
+            .bind(m.name)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    sqlx::raw_sql(
+        "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ('usr_old', 'old@example.com', 'Old', 'h', 1); \
+         INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ('0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef', 'usr_old', 5, 9000000000000)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(store.migrate().await.unwrap(), [4]);
+    let found = store.session_by_token(token, T0, i64::MIN).await.unwrap().expect("the session survives");
+    assert!(IdKind::Session.is_valid(&found.session_id), "{}", found.session_id);
+    assert_eq!((found.user.id.as_str(), found.last_used_at), ("usr_old", 5));
+    store.end_session("usr_old", &found.session_id).await.unwrap();
+    assert!(store.session_user(token, T0).await.unwrap().is_none());
+    store.close().await;
+}
