@@ -22,6 +22,12 @@ pub enum IdKind {
     Audit,
     Webhook,
     Event,
+    /// A mail in the outbox.
+    Mail,
+    /// A signed-in session (its id, never its token).
+    Session,
+    /// A mail domain an org claims.
+    Domain,
 }
 
 impl IdKind {
@@ -41,6 +47,9 @@ impl IdKind {
             IdKind::Audit => "aud",
             IdKind::Webhook => "whk",
             IdKind::Event => "evt",
+            IdKind::Mail => "mail",
+            IdKind::Session => "ses",
+            IdKind::Domain => "dom",
         }
     }
 

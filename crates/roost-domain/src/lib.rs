@@ -1,12 +1,14 @@
 #![doc = include_str!("../README.md")]
 
 pub mod credits;
+pub mod domains;
 pub mod ids;
 pub mod ledger;
 pub mod plans;
 pub mod roles;
 pub mod time;
 pub mod tokens;
+pub mod totp;
 pub mod validate;
 
 pub use ids::IdKind;

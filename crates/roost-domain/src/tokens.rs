@@ -1,5 +1,6 @@
-//! Secrets handed to clients: user tokens (`rsu_`), API keys (`rsk_`) and invitation tokens
-//! (`rsi_`). Each carries 160 bits from the OS generator; only its SHA-256 is ever stored.
+//! Secrets handed to clients: user tokens (`rsu_`), API keys (`rsk_`), invitation tokens (`rsi_`),
+//! email verification (`rsv_`) and password reset (`rsr_`) tokens. Each carries 160 bits from the
+//! OS generator; only its SHA-256 is ever stored.
 
 use sha2::{Digest, Sha256};
 
@@ -9,6 +10,10 @@ pub const USER_TOKEN_PREFIX: &str = "rsu_";
 pub const API_KEY_PREFIX: &str = "rsk_";
 /// Prefix of invitation claim tokens.
 pub const INVITATION_PREFIX: &str = "rsi_";
+/// Prefix of email verification tokens (sent by mail, single use).
+pub const VERIFY_EMAIL_PREFIX: &str = "rsv_";
+/// Prefix of password reset tokens (sent by mail, single use).
+pub const PASSWORD_RESET_PREFIX: &str = "rsr_";
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 

@@ -39,7 +39,12 @@ pub struct Caller {
     pub ip: Option<String>,
     /// The hash of the bearer token, so a session can end itself.
     pub token_hash: String,
+    /// The session's id, for a user token.
+    pub session_id: Option<String>,
 }
+
+/// A session's last use is written at most this often (one write a minute, not one per request).
+pub const SESSION_TOUCH_MS: i64 = 60_000;
 
 impl Caller {
     /// The actor recorded on audit events and charges.
@@ -89,14 +94,27 @@ impl FromRequestParts<AppState> for Caller {
         }
         let hash = tokens::hash(token);
         let now = st.clock.now_ms();
+        let mut session_id = None;
         let who = if token.starts_with(USER_TOKEN_PREFIX) {
-            Who::User(st.store.session_user(&hash, now).await?.ok_or_else(ApiError::unauthenticated)?)
+            let found = st.store.session_by_token(&hash, now, st.settings.session_idle_after(now)).await?;
+            let s = found.ok_or_else(ApiError::unauthenticated)?;
+            if now - s.last_used_at >= SESSION_TOUCH_MS {
+                // Off the request's path: the answer never waits for this write.
+                let (store, id) = (st.store.clone(), s.session_id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = store.touch_session(&id, now).await {
+                        tracing::debug!(error = %e, "recording a session's last use");
+                    }
+                });
+            }
+            session_id = Some(s.session_id);
+            Who::User(s.user)
         } else if token.starts_with(API_KEY_PREFIX) {
             Who::Key(st.keys.find(&st.store, &hash, now).await?.ok_or_else(ApiError::unauthenticated)?)
         } else {
             return Err(ApiError::unauthenticated());
         };
-        Ok(Caller { who, ip, token_hash: hash })
+        Ok(Caller { who, ip, token_hash: hash, session_id })
     }
 }
 

@@ -93,6 +93,25 @@ impl ApiError {
             .with("limit", limit.name())
     }
 
+    /// 429 `rate_limited`: too many failed sign-ins for `source` (`account` or `ip`).
+    pub fn login_throttled(source: &'static str, seconds: u32) -> Self {
+        let mut e =
+            Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many failed sign-ins; wait and try again")
+                .with("limit_source", source)
+                .with("reset_seconds", seconds);
+        e.retry_after = Some(seconds);
+        e
+    }
+
+    /// 403 `two_factor_required`: the org requires two-factor and the caller has not turned it on.
+    pub fn two_factor_required() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "two_factor_required",
+            "this organization requires two-factor authentication: turn it on with POST /v1/me/totp",
+        )
+    }
+
     /// 500 `internal`: the cause goes to the log, never to the client.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
@@ -115,6 +134,10 @@ impl From<StoreError> for ApiError {
                     Rule::NotOwner => (StatusCode::FORBIDDEN, "forbidden"),
                     Rule::TrialUsed => (StatusCode::CONFLICT, "trial_used"),
                     Rule::NotAllowed => (StatusCode::FORBIDDEN, "forbidden"),
+                    Rule::TokenInvalid => (StatusCode::GONE, "token_invalid"),
+                    Rule::TotpEnabled => (StatusCode::CONFLICT, "totp_enabled"),
+                    Rule::TotpNotStarted => (StatusCode::CONFLICT, "totp_not_started"),
+                    Rule::DomainTaken => (StatusCode::CONFLICT, "domain_taken"),
                     // Someone outside the org, or a workspace of another org: like a missing thing.
                     Rule::NotOrgMember | Rule::CrossOrg => return Self::not_found(),
                 };

@@ -4,11 +4,14 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod clock;
+pub mod dns;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod mail;
 pub mod ops;
 pub mod settings;
+pub mod throttle;
 pub mod views;
 
 use std::future::Future;
@@ -44,6 +47,10 @@ pub struct Inner {
     pub telemetry: ops::telemetry::Telemetry,
     /// Fails requests fast while the database is down.
     pub breaker: ops::observe::Breaker,
+    /// Wakes the mail sender after a transaction that queued mail commits.
+    pub mailer: Arc<mail::Mailer>,
+    /// Failed sign-ins per account and per IP.
+    pub throttle: throttle::Throttle,
 }
 
 impl Deref for AppState {
@@ -61,6 +68,7 @@ impl AppState {
         store.migrate().await?;
         check_plans_in_use(&store, &settings).await?;
         let passwords = Passwords::new(settings.password_hash_memory_kib, settings.password_hash_iterations)?;
+        let mailer = mail::Mailer::new(&settings)?;
         let keys = Arc::new(KeyCache::default());
         if store.backend() == "postgres" {
             auth::spawn_key_listener(settings.database_url.clone(), keys.clone());
@@ -75,7 +83,18 @@ impl AppState {
         let c = clock.clone();
         let ledger = roost_ledger::Ledger::start(store.clone(), ledger_cfg, Arc::new(move || c.now_ms()));
         let (telemetry, breaker) = (ops::telemetry::Telemetry::new(), ops::observe::Breaker::default());
-        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords, ledger, telemetry, breaker })))
+        Ok(Self(Arc::new(Inner {
+            store,
+            settings,
+            clock,
+            keys,
+            passwords,
+            ledger,
+            telemetry,
+            breaker,
+            mailer,
+            throttle: Default::default(),
+        })))
     }
 }
 
@@ -169,6 +188,7 @@ pub async fn serve_state(
 ) -> anyhow::Result<()> {
     let store = state.store.clone();
     let jobs = tokio::spawn(jobs::run(state.clone()));
+    let mail_sender = tokio::spawn(mail::sender::run(state.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "roost listening");
     let s = &state.settings;
@@ -179,6 +199,7 @@ pub async fn serve_state(
     };
     ops::http::serve(listener, app(state), limits, shutdown).await?;
     jobs.abort();
+    mail_sender.abort();
     store.close().await;
     tracing::info!("roost stopped");
     Ok(())

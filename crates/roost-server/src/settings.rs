@@ -19,6 +19,12 @@ pub struct Settings {
     pub personal_plan: String,
     /// How long a user token lives.
     pub session_ttl_days: u32,
+    /// A session unused for this long ends (0: never for idleness, only at `session_ttl_days`).
+    pub session_idle_minutes: u32,
+    /// Failed sign-ins per account in 15 minutes before further tries wait (429).
+    pub login_failures_per_account: u32,
+    /// Failed sign-ins per client IP in 15 minutes before further tries wait (429).
+    pub login_failures_per_ip: u32,
     /// How long an invitation can be accepted.
     pub invitation_ttl_days: u32,
     /// Argon2id memory cost in KiB (19456 is OWASP's minimum recommendation).
@@ -53,6 +59,18 @@ pub struct Settings {
     pub http_max_connections: usize,
     /// The dashboard at `/app`: branding and cookies (`[dashboard]` in `roost.toml`).
     pub dashboard: DashboardSettings,
+    /// The product's name in mail subjects and bodies.
+    pub product_name: String,
+    /// Where people reach this server (links in mails point here), without a trailing `/`.
+    pub public_url: String,
+    /// `smtp://user:pass@host:587?tls=required`, `smtps://…`; `None` writes mail to the log.
+    pub smtp_url: Option<String>,
+    /// The `From:` of every mail, e.g. `roost <roost@example.com>`.
+    pub mail_from: String,
+    /// How often the mail sender looks for due mail (it also wakes when a request queues one).
+    pub mail_poll_ms: u64,
+    /// The DNS server (`ip:port`) that domain verification asks; `None`: the system's resolver.
+    pub dns_resolver: Option<String>,
 }
 
 /// The dashboard's branding and cookie policy.
@@ -106,6 +124,9 @@ impl std::fmt::Debug for Settings {
             .field("plans", &self.catalog.all().iter().map(|p| p.id.as_str()).collect::<Vec<_>>())
             .field("personal_plan", &self.personal_plan)
             .field("session_ttl_days", &self.session_ttl_days)
+            .field("session_idle_minutes", &self.session_idle_minutes)
+            .field("login_failures_per_account", &self.login_failures_per_account)
+            .field("login_failures_per_ip", &self.login_failures_per_ip)
             .field("invitation_ttl_days", &self.invitation_ttl_days)
             .field("password_hash_memory_kib", &self.password_hash_memory_kib)
             .field("password_hash_iterations", &self.password_hash_iterations)
@@ -122,6 +143,12 @@ impl std::fmt::Debug for Settings {
             .field("http_idle_timeout_ms", &self.http_idle_timeout_ms)
             .field("http_max_connections", &self.http_max_connections)
             .field("dashboard", &self.dashboard)
+            .field("product_name", &self.product_name)
+            .field("public_url", &self.public_url)
+            .field("smtp_url", &self.smtp_url.as_deref().map(roost_store::redact))
+            .field("mail_from", &self.mail_from)
+            .field("mail_poll_ms", &self.mail_poll_ms)
+            .field("dns_resolver", &self.dns_resolver)
             .finish()
     }
 }
@@ -134,6 +161,9 @@ impl Default for Settings {
             catalog: Catalog::builtin(),
             personal_plan: "free".into(),
             session_ttl_days: 30,
+            session_idle_minutes: 0,
+            login_failures_per_account: 10,
+            login_failures_per_ip: 100,
             invitation_ttl_days: 7,
             password_hash_memory_kib: 19_456,
             password_hash_iterations: 2,
@@ -150,6 +180,12 @@ impl Default for Settings {
             http_idle_timeout_ms: 60_000,
             http_max_connections: 1024,
             dashboard: DashboardSettings::default(),
+            product_name: "roost".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            smtp_url: None,
+            mail_from: "roost <roost@localhost>".into(),
+            mail_poll_ms: 5_000,
+            dns_resolver: None,
         }
     }
 }
@@ -162,6 +198,9 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub personal_plan: Option<String>,
     pub session_ttl_days: Option<u32>,
+    pub session_idle_minutes: Option<u32>,
+    pub login_failures_per_account: Option<u32>,
+    pub login_failures_per_ip: Option<u32>,
     pub invitation_ttl_days: Option<u32>,
     pub password_hash_memory_kib: Option<u32>,
     pub password_hash_iterations: Option<u32>,
@@ -177,6 +216,12 @@ pub struct FileConfig {
     pub http_header_timeout_ms: Option<u64>,
     pub http_idle_timeout_ms: Option<u64>,
     pub http_max_connections: Option<usize>,
+    pub product_name: Option<String>,
+    pub public_url: Option<String>,
+    pub smtp_url: Option<String>,
+    pub mail_from: Option<String>,
+    pub mail_poll_ms: Option<u64>,
+    pub dns_resolver: Option<String>,
     /// Replaces the built-in plan catalog when present.
     pub plans: Option<Vec<Plan>>,
     /// The dashboard's branding and cookies.
@@ -226,6 +271,9 @@ impl Settings {
         if let Some(v) = f.session_ttl_days {
             self.session_ttl_days = v;
         }
+        self.session_idle_minutes = f.session_idle_minutes.unwrap_or(self.session_idle_minutes);
+        self.login_failures_per_account = f.login_failures_per_account.unwrap_or(self.login_failures_per_account);
+        self.login_failures_per_ip = f.login_failures_per_ip.unwrap_or(self.login_failures_per_ip);
         if let Some(v) = f.invitation_ttl_days {
             self.invitation_ttl_days = v;
         }
@@ -278,9 +326,23 @@ impl Settings {
         if let Some(v) = f.dashboard {
             self.dashboard = v;
         }
+        self.product_name = f.product_name.unwrap_or(std::mem::take(&mut self.product_name));
+        self.public_url = f.public_url.unwrap_or(std::mem::take(&mut self.public_url));
+        self.smtp_url = f.smtp_url.or(self.smtp_url.take());
+        self.mail_from = f.mail_from.unwrap_or(std::mem::take(&mut self.mail_from));
+        self.mail_poll_ms = f.mail_poll_ms.unwrap_or(self.mail_poll_ms);
+        self.dns_resolver = f.dns_resolver.or(self.dns_resolver.take());
         let plans = f.plans.unwrap_or_else(|| self.catalog.all().to_vec());
         self.catalog = Catalog::new(plans, &self.personal_plan)?;
         self.validate()
+    }
+
+    /// The last use before which a session counts as idle at `now` (`i64::MIN` without a timeout).
+    pub fn session_idle_after(&self, now: i64) -> i64 {
+        match self.session_idle_minutes {
+            0 => i64::MIN,
+            m => now - i64::from(m) * 60_000,
+        }
     }
 
     /// Checks values that are in range for their type but not for roost.
@@ -326,6 +388,7 @@ impl Settings {
             ));
         }
         self.dashboard.validate()?;
+        self.validate_mail()?;
         Catalog::new(self.catalog.all().to_vec(), &self.personal_plan)?;
         Ok(())
     }
@@ -337,81 +400,52 @@ impl Settings {
             acquire_timeout: std::time::Duration::from_millis(self.db_acquire_timeout_ms),
         }
     }
+
+    /// Checks the mail settings: a usable sender address, a base URL for links, an SMTP URL.
+    fn validate_mail(&self) -> Result<(), ConfigError> {
+        if self.product_name.trim().is_empty() || self.product_name.chars().any(char::is_control) {
+            return Err(ConfigError::Invalid("product_name must be a non-empty line of text".into()));
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://"))
+            || self.public_url.ends_with('/')
+        {
+            return Err(ConfigError::Invalid(
+                "public_url must be an http(s) URL without a trailing / (e.g. https://roost.example.com)".into(),
+            ));
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "mail_from `{}` is not a mail address (e.g. \"roost <roost@example.com>\")",
+                self.mail_from
+            )));
+        }
+        if let Some(u) = &self.smtp_url
+            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "smtp_url `{}` must start with smtp:// or smtps://",
+                roost_store::redact(u)
+            )));
+        }
+        if self.login_failures_per_account == 0 || self.login_failures_per_ip == 0 {
+            return Err(ConfigError::Invalid(
+                "login_failures_per_account and login_failures_per_ip must be at least 1".into(),
+            ));
+        }
+        if let Some(r) = &self.dns_resolver
+            && r.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(ConfigError::Invalid(format!("dns_resolver `{r}` must be ip:port (e.g. 127.0.0.1:53)")));
+        }
+        if self.mail_poll_ms < 10 {
+            return Err(ConfigError::Invalid("mail_poll_ms must be at least 10".into()));
+        }
+        Ok(())
+    }
 }
 
 /// A commented example `roost.toml`, printed by `roost config default`.
-pub const EXAMPLE_CONFIG: &str = r##"# roost.toml — every key is optional; ROOST_* environment variables and flags override these.
-
-# Address to listen on (ROOST_LISTEN, --listen).
-listen = "127.0.0.1:8080"
-
-# Database (ROOST_DATABASE_URL, --database-url): a SQLite file, created if missing, or PostgreSQL.
-database_url = "sqlite://roost.db"
-# database_url = "postgres://roost:secret@127.0.0.1:5432/roost"
-
-# The plan every personal organization starts on.
-personal_plan = "free"
-
-# Lifetimes.
-session_ttl_days = 30
-invitation_ttl_days = 7
-
-# Argon2id cost for passwords.
-password_hash_memory_kib = 19456
-password_hash_iterations = 2
-
-# The credit ledger. Wallet kinds every org has (the first is the default; `credits` receives the
-# plan's monthly allocation), parallel writers on PostgreSQL, the most commands per transaction, and
-# how often (ms) the background job turns cycles and expires grants and holds.
-wallet_kinds = ["credits"]
-ledger_shards = 4
-ledger_batch_max = 1024
-ledger_tick_ms = 30000
-
-# Database connections of this process (default: SQLite 8, PostgreSQL 16; every roost process and
-# replica opens its own), and how long (ms) a request waits for one before it is answered 503.
-# db_max_connections = 16
-db_acquire_timeout_ms = 1500
-
-# GET /metrics in Prometheus text format.
-metrics = true
-
-# Log lines on stderr: "auto" (JSON when stderr is not a terminal), "text" or "json" (ROOST_LOG_FORMAT).
-log_format = "auto"
-
-# Proxies whose X-Forwarded-For names the client (for the audit log's `ip`), as CIDRs.
-trusted_proxies = []
-# trusted_proxies = ["127.0.0.1/32", "10.0.0.0/8"]
-
-# HTTP connections: ms to send a request's headers (also the longest wait for the next request on
-# a kept-alive connection), ms without a byte either way before a connection is closed, and the
-# most connections open at once (more wait to be accepted).
-http_header_timeout_ms = 10000
-http_idle_timeout_ms = 60000
-http_max_connections = 1024
-# The dashboard at /app: the name and colour people see, an optional logo, and whether the session
-# cookie is marked Secure (unset: when the request came over TLS or X-Forwarded-Proto says https).
-[dashboard]
-product_name = "roost"
-accent_color = "#2f5bd3"
-# logo_url = "https://example.com/logo.svg"
-# secure_cookies = true
-
-# Replace the built-in plan catalog by listing plans (all fields shown; null = unlimited / none).
-# [[plans]]
-# id = "free"
-# name = "Free"
-# paid = false
-# seats_included = 1
-# max_seats = 1
-# extra_seat_price = 0
-# max_workspaces = 1
-# monthly_credits = 100
-# rollover_cap = 0
-# rpm = 60
-# resource_quotas = { box = 1, postgres = 1 }
-# trial_days = 0
-"##;
+pub const EXAMPLE_CONFIG: &str = include_str!("roost.example.toml");
 
 #[cfg(test)]
 mod tests {
@@ -462,5 +496,7 @@ mod tests {
     fn debug_hides_the_database_password() {
         let s = Settings { database_url: "postgres://u:hunter2@h/db".into(), ..Settings::default() };
         assert!(!format!("{s:?}").contains("hunter2"));
+        let s = Settings { smtp_url: Some("smtp://u:mailpass@h:25".into()), ..Settings::default() };
+        assert!(!format!("{s:?}").contains("mailpass"));
     }
 }

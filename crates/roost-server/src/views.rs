@@ -50,6 +50,8 @@ pub struct OrgView {
     /// End of the trial, if the org is on one.
     pub trial_ends_at: Option<String>,
     pub created_at: String,
+    /// Members without two-factor may not use the org's workspaces.
+    pub require_2fa: bool,
 }
 
 impl OrgView {
@@ -64,6 +66,7 @@ impl OrgView {
             role: role.map(str::to_string),
             trial_ends_at: o.trial_ends_at.map(to_rfc3339),
             created_at: to_rfc3339(o.created_at),
+            require_2fa: o.require_2fa,
         }
     }
 }

@@ -78,6 +78,7 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/sqlite/0001_foundation.sql") },
     Migration { version: 2, name: "ledger", sql: include_str!("../migrations/sqlite/0002_ledger.sql") },
     Migration { version: 3, name: "lean_ledger", sql: include_str!("../migrations/sqlite/0003_lean_ledger.sql") },
+    Migration { version: 4, name: "identity", sql: include_str!("../migrations/sqlite/0004_identity.sql") },
     Migration { version: 7, name: "events", sql: include_str!("../migrations/sqlite/0007_events.sql") },
 ];
 
@@ -85,6 +86,7 @@ static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/postgres/0001_foundation.sql") },
     Migration { version: 2, name: "ledger", sql: include_str!("../migrations/postgres/0002_ledger.sql") },
     Migration { version: 3, name: "lean_ledger", sql: include_str!("../migrations/postgres/0003_lean_ledger.sql") },
+    Migration { version: 4, name: "identity", sql: include_str!("../migrations/postgres/0004_identity.sql") },
     Migration { version: 7, name: "events", sql: include_str!("../migrations/postgres/0007_events.sql") },
 ];
 

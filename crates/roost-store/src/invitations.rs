@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::audit::{Entry, record};
 use crate::members::member_role;
 use crate::plans::{check_seat, plan_in_tx};
-use crate::{Ctx, Invitation, Page, Result, Rule, Store, StoreError, count, finish_page, page};
+use crate::{Ctx, Invitation, NewMail, Page, Result, Rule, Store, StoreError, count, finish_page, page};
 use roost_domain::Catalog;
 
 /// A new invitation, as the caller decided it.
@@ -33,6 +33,18 @@ pub struct Accepted {
 impl Store {
     /// Records an invitation unless the org's seats are already full.
     pub async fn create_invitation(&self, inv: &NewInvitation, catalog: &Catalog, ctx: &Ctx) -> Result<()> {
+        self.create_invitation_with_mail(inv, None, catalog, ctx).await
+    }
+
+    /// [`Store::create_invitation`], queueing the invitation's mail in the same transaction: the
+    /// mail goes out only if the invitation exists.
+    pub async fn create_invitation_with_mail(
+        &self,
+        inv: &NewInvitation,
+        mail: Option<&NewMail>,
+        catalog: &Catalog,
+        ctx: &Ctx,
+    ) -> Result<()> {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, &inv.org_id).await?;
         seat_check(&mut tx, &inv.org_id, catalog).await?;
@@ -60,6 +72,9 @@ impl Store {
             detail,
         };
         record(&mut tx, ctx, e).await?;
+        if let Some(m) = mail {
+            crate::mail::enqueue(&mut tx, m, false, ctx.now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -190,7 +205,7 @@ impl Store {
     }
 }
 
-async fn seat_check(tx: &mut sqlx::AnyConnection, org_id: &str, catalog: &Catalog) -> Result<()> {
+pub(crate) async fn seat_check(tx: &mut sqlx::AnyConnection, org_id: &str, catalog: &Catalog) -> Result<()> {
     let plan = plan_in_tx(tx, org_id, catalog).await?;
     let members = count(tx, "SELECT COUNT(*) FROM org_members WHERE org_id = $1", org_id).await?;
     check_seat(plan, members)

@@ -3,15 +3,20 @@
 mod audit;
 mod connect;
 mod dialect;
+mod domains;
 mod events;
+mod identity;
 mod invitations;
 mod keys;
 mod ledger;
+mod mail;
 mod members;
 mod models;
 mod orgs;
 mod plans;
 mod resources;
+mod sessions;
+mod two_factor;
 mod users;
 mod workspaces;
 
@@ -22,12 +27,17 @@ use sqlx::{AnyPool, Row, Transaction};
 pub use audit::AuditFilter;
 pub use connect::{PoolSettings, is_transient};
 pub use dialect::{Dialect, Migration, Postgres, Sqlite};
+pub use domains::OrgDomain;
+pub use identity::{NewUserToken, TokenPurpose};
 pub use invitations::{Accepted, NewInvitation};
 pub use keys::KeyAuth;
 pub use ledger::*;
+pub use mail::{MailStatus, NewMail, OutboxMail};
 pub use models::*;
 pub use orgs::NewOrg;
 pub use roost_domain::plans::Limit;
+pub use sessions::{Session, SessionMeta, SessionUser};
+pub use two_factor::TotpState;
 pub use users::{Membership, NewSignup};
 
 /// A rule that only the database, inside the change's own transaction, can decide.
@@ -53,6 +63,14 @@ pub enum Rule {
     TrialUsed,
     #[error("your role does not allow this (any more)")]
     NotAllowed,
+    #[error("the link is invalid, expired or already used")]
+    TokenInvalid,
+    #[error("two-factor is already on; turn it off first")]
+    TotpEnabled,
+    #[error("no two-factor enrolment to confirm; start one with POST /v1/me/totp")]
+    TotpNotStarted,
+    #[error("this domain is already claimed (by this organization, or verified by another)")]
+    DomainTaken,
 }
 
 /// Why a store operation failed.

@@ -23,6 +23,10 @@ pub struct User {
     pub password_hash: String,
     pub active_workspace_id: Option<String>,
     pub created_at: i64,
+    /// When the user proved they receive mail at `email` (a verification or reset link).
+    pub email_verified_at: Option<i64>,
+    /// When two-factor (TOTP) was turned on; `None` while it is off.
+    pub totp_enabled_at: Option<i64>,
 }
 
 impl User {
@@ -34,6 +38,8 @@ impl User {
             password_hash: r.try_get("password_hash")?,
             active_workspace_id: r.try_get("active_workspace_id")?,
             created_at: r.try_get("created_at")?,
+            email_verified_at: r.try_get("email_verified_at")?,
+            totp_enabled_at: r.try_get("totp_enabled_at")?,
         })
     }
 }
@@ -41,7 +47,7 @@ impl User {
 /// Columns of [`User`], for SELECTs that join `users u`.
 macro_rules! user_cols {
     () => {
-        "u.id, u.email, u.name, u.password_hash, u.active_workspace_id, u.created_at"
+        "u.id, u.email, u.name, u.password_hash, u.active_workspace_id, u.created_at, u.email_verified_at, u.totp_enabled_at"
     };
 }
 pub(crate) use user_cols;
@@ -59,6 +65,8 @@ pub struct Org {
     pub trial_ends_at: Option<i64>,
     pub plan_started_at: i64,
     pub created_at: i64,
+    /// Members without two-factor may not use the org's workspaces.
+    pub require_2fa: bool,
 }
 
 impl Org {
@@ -78,6 +86,7 @@ impl Org {
             trial_ends_at: r.try_get("trial_ends_at")?,
             plan_started_at: r.try_get("plan_started_at")?,
             created_at: r.try_get("created_at")?,
+            require_2fa: flag(r, "require_2fa")?,
         })
     }
 }
@@ -85,7 +94,7 @@ impl Org {
 /// Columns of [`Org`], for SELECTs that join `orgs o`.
 macro_rules! org_cols {
     () => {
-        "o.id, o.name, o.kind, o.plan, o.owner_id, o.trial_used, o.trial_ends_at, o.plan_started_at, o.created_at"
+        "o.id, o.name, o.kind, o.plan, o.owner_id, o.trial_used, o.trial_ends_at, o.plan_started_at, o.created_at, o.require_2fa"
     };
 }
 pub(crate) use org_cols;

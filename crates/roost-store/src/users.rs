@@ -5,6 +5,7 @@ use sqlx::Row;
 
 use crate::audit::{Entry, record};
 use crate::models::{org_cols, user_cols, ws_cols};
+use crate::sessions::{SessionMeta, insert_session};
 use crate::{Ctx, Org, Result, Rule, Store, StoreError, User, Workspace};
 
 /// Everything signup creates, decided by the caller (ids, hashes, names, plan).
@@ -37,6 +38,11 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 impl Store {
     /// Creates a user with their personal org, its one workspace (made active) and a session.
     pub async fn signup(&self, s: &NewSignup, ctx: &Ctx) -> Result<()> {
+        self.signup_with_session(s, &SessionMeta::new(), ctx).await
+    }
+
+    /// [`Store::signup`], describing the session it opens.
+    pub async fn signup_with_session(&self, s: &NewSignup, meta: &SessionMeta, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
         let now = ctx.now;
         let inserted = sqlx::query(
@@ -71,13 +77,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_workspace(&mut tx, &s.org_id, &s.workspace_id, &s.workspace_name, true, true, &s.user_id, now).await?;
-        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(&s.token_hash)
-            .bind(&s.user_id)
-            .bind(now)
-            .bind(s.session_expires_at)
-            .execute(&mut *tx)
-            .await?;
+        insert_session(&mut tx, &s.token_hash, &s.user_id, now, s.session_expires_at, meta).await?;
         let org = Entry {
             org_id: &s.org_id,
             action: "org.created",
@@ -110,14 +110,7 @@ impl Store {
 
     /// Opens a session for a user.
     pub async fn create_session(&self, token_hash: &str, user_id: &str, now: i64, expires_at: i64) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(token_hash)
-            .bind(user_id)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.open_session(token_hash, user_id, now, expires_at, &SessionMeta::new()).await
     }
 
     /// Ends a session; the token stops working at once.

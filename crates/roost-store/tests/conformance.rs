@@ -22,6 +22,11 @@ use roost_store::{
 use roost_test_kit::{Backend, FreshDatabase, pg_url};
 use serde_json::{Value, json};
 
+// A crate root finds modules beside it; this one lives in its own folder (not a test target of its own).
+#[path = "conformance/identity.rs"]
+mod identity;
+use identity::{scenario_domains, scenario_mail_outbox, scenario_sessions, scenario_two_factor, scenario_user_tokens};
+
 const SKIPPED: &str = "SKIPPED: ROOST_TEST_PG is not set, the PostgreSQL suite did not run";
 
 /// A fixed start of time; every scenario counts from here.
@@ -99,6 +104,21 @@ suite! {
     scenario_audit => audit_sqlite, audit_postgres;
     scenario_concurrency => concurrency_sqlite, concurrency_postgres;
     scenario_guards => guards_sqlite, guards_postgres;
+    scenario_mail_outbox => mail_outbox_sqlite, mail_outbox_postgres;
+    scenario_user_tokens => user_tokens_sqlite, user_tokens_postgres;
+    scenario_sessions => sessions_sqlite, sessions_postgres;
+    scenario_two_factor => two_factor_sqlite, two_factor_postgres;
+    scenario_domains => domains_sqlite, domains_postgres;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_keeps_sessions_sqlite() {
+    identity::upgrade_keeps_sessions(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_keeps_sessions_postgres() {
+    identity::upgrade_keeps_sessions(Backend::Postgres).await;
 }
 
 /// Says loudly whether the PostgreSQL half of the suite ran, so a green run without it is visible.

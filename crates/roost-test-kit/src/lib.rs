@@ -2,6 +2,7 @@
 
 pub mod db;
 pub mod ledger;
+pub mod peers;
 pub mod process;
 pub mod server;
 pub mod splits;

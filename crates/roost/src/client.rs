@@ -55,6 +55,8 @@ impl Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
+            // Named in the server's session list (`roost sessions list`).
+            .user_agent(concat!("roost-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Self { http, base: base.trim_end_matches('/').to_string(), token: None, workspace: None, headers: Vec::new() }
@@ -161,5 +163,10 @@ impl Client {
     /// `DELETE path`.
     pub async fn delete(&self, path: &str) -> Result<Response, ClientError> {
         self.send(Method::DELETE, path, None).await
+    }
+
+    /// `DELETE path` with a JSON body (e.g. turning two-factor off takes a code).
+    pub async fn delete_json(&self, path: &str, body: &Value) -> Result<Response, ClientError> {
+        self.send(Method::DELETE, path, Some(body)).await
     }
 }

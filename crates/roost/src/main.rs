@@ -50,6 +50,15 @@ struct ServerArgs {
     /// Log format on stderr: auto (JSON when not a terminal), text or json.
     #[arg(long, env = "ROOST_LOG_FORMAT")]
     log_format: Option<String>,
+    /// SMTP server for outgoing mail: smtp://user:pass@host:587?tls=required [default: mail goes to the log].
+    #[arg(long, env = "ROOST_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// The From: of outgoing mail [default: roost <roost@localhost>].
+    #[arg(long, env = "ROOST_MAIL_FROM")]
+    mail_from: Option<String>,
+    /// The URL people reach this server at; links in mails point here [default: http://127.0.0.1:8080].
+    #[arg(long, env = "ROOST_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 impl ServerArgs {
@@ -67,6 +76,15 @@ impl ServerArgs {
         }
         if let Some(f) = &self.log_format {
             s.log_format.clone_from(f);
+        }
+        if let Some(u) = &self.smtp_url {
+            s.smtp_url = Some(u.clone());
+        }
+        if let Some(f) = &self.mail_from {
+            s.mail_from.clone_from(f);
+        }
+        if let Some(u) = &self.public_url {
+            s.public_url.clone_from(u);
         }
         s.validate()?;
         Ok(s)

@@ -14,6 +14,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::domains::match_domains;
+use super::sessions::session_meta;
+use super::totp::{account_key, second_factor};
 use super::{acting_ws, ws_ctx};
 use crate::AppState;
 use crate::auth::{Caller, Who};
@@ -63,6 +66,7 @@ pub struct SignupResponse {
 async fn signup(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     ApiJson(b): ApiJson<SignupRequest>,
 ) -> ApiResult<(StatusCode, Json<SignupResponse>)> {
     let mut e = Errors::default();
@@ -85,8 +89,9 @@ async fn signup(
         token_hash: tokens::hash(&token),
         session_expires_at: now + i64::from(st.settings.session_ttl_days) * DAY_MS,
     };
+    let meta = session_meta(ip.clone(), &headers);
     let ctx = roost_store::Ctx { actor: roost_store::Actor::user(&s.user_id), ip, now };
-    st.store.signup(&s, &ctx).await?;
+    st.store.signup_with_session(&s, &meta, &ctx).await?;
     let user = UserView { id: s.user_id, email: s.email, name: s.name };
     Ok((
         StatusCode::CREATED,
@@ -100,6 +105,10 @@ async fn signup(
 pub struct LoginRequest {
     email: String,
     password: String,
+    /// The current code of the authenticator app, when two-factor is on.
+    totp_code: Option<String>,
+    /// Instead of `totp_code`: one of the recovery codes (each works once).
+    recovery_code: Option<String>,
 }
 
 /// Login answer.
@@ -109,11 +118,15 @@ pub struct LoginResponse {
     user: UserView,
 }
 
-/// Logs in with email and password. Unknown email and wrong password get the same answer.
+/// Logs in with email and password (and a second factor when two-factor is on). Unknown email and
+/// wrong password get the same answer; failures are throttled per account and per IP.
 #[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = LoginRequest,
-    responses((status = 201, body = LoginResponse), (status = 401, description = "invalid_credentials", body = Problem)))]
+    responses((status = 201, body = LoginResponse), (status = 401, description = "invalid_credentials or totp_required", body = Problem),
+              (status = 429, description = "rate_limited (too many failures for the account or the IP)", body = Problem)))]
 async fn login(
     State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     ApiJson(b): ApiJson<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
     let email = b.email.trim().to_lowercase();
@@ -124,14 +137,39 @@ async fn login(
     {
         return Err(bad());
     }
+    let now = st.clock.now_ms();
+    let (acct_key, ip_key) = (account_key(&email), format!("ip:{}", ip.as_deref().unwrap_or("-")));
+    if let Some(s) = st.throttle.retry_after(&acct_key, st.settings.login_failures_per_account, now) {
+        return Err(ApiError::login_throttled("account", s));
+    }
+    if let Some(s) = st.throttle.retry_after(&ip_key, st.settings.login_failures_per_ip, now) {
+        return Err(ApiError::login_throttled("ip", s));
+    }
+    let failed = || {
+        st.throttle.fail(&acct_key, now);
+        st.throttle.fail(&ip_key, now);
+        bad()
+    };
     let user = st.store.user_by_email(&email).await?;
     let ok = st.passwords.verify(b.password, user.as_ref().map(|u| u.password_hash.clone())).await;
-    let user = user.filter(|_| ok).ok_or_else(bad)?;
+    let user = user.filter(|_| ok).ok_or_else(failed)?;
+    if user.totp_enabled_at.is_some() {
+        if b.totp_code.is_none() && b.recovery_code.is_none() {
+            let detail = "two-factor is on: send totp_code (or a recovery_code) with the password";
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "totp_required", detail));
+        }
+        if !second_factor(&st, &user, b.totp_code.as_deref(), b.recovery_code.as_deref()).await? {
+            return Err(failed());
+        }
+    }
+    st.throttle.clear(&acct_key);
     let token = tokens::generate(USER_TOKEN_PREFIX);
-    let now = st.clock.now_ms();
-    st.store
-        .create_session(&tokens::hash(&token), &user.id, now, now + i64::from(st.settings.session_ttl_days) * DAY_MS)
-        .await?;
+    let expires = now + i64::from(st.settings.session_ttl_days) * DAY_MS;
+    st.store.open_session(&tokens::hash(&token), &user.id, now, expires, &session_meta(ip.clone(), &headers)).await?;
+    // Joining orgs through a verified domain is a side effect: it never fails the sign-in.
+    if let Err(e) = match_domains(&st, &user, ip).await {
+        tracing::warn!(user = %user.id, code = e.code, detail = %e.detail, "joining orgs by verified domain");
+    }
     Ok((StatusCode::CREATED, Json(LoginResponse { token, user: (&user).into() })))
 }
 
@@ -146,7 +184,7 @@ async fn logout(State(st): State<AppState>, caller: Caller) -> ApiResult<StatusC
 
 /// Who the caller is: a user with their memberships, or an API key.
 #[utoipa::path(get, path = "/v1/me", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, body = Value, description = "`{user, active_workspace_id, memberships}` or, for an API key, `{key}`"),
+    responses((status = 200, body = Value, description = "`{user, email_verified, totp_enabled, active_workspace_id, memberships}` or, for an API key, `{key}`"),
               (status = 401, description = "unauthenticated", body = Problem)))]
 async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let user = match &caller.who {
@@ -159,7 +197,13 @@ async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>
     };
     let memberships = st.store.memberships(&user.id).await?;
     let workspaces = st.store.visible_workspaces(&user.id).await?;
-    let active = acting_ws(&st, &caller, &HeaderMap::new()).await?;
+    // A member held out of their active workspace (its org requires two-factor) still sees who
+    // they are: the active workspace is named, not entered.
+    let active_id = match acting_ws(&st, &caller, &HeaderMap::new()).await {
+        Ok(w) => Some(w.ws.id),
+        Err(e) if e.code == "two_factor_required" => user.active_workspace_id.clone(),
+        Err(e) => return Err(e),
+    };
     let memberships: Vec<Value> = memberships
         .iter()
         .map(|m| {
@@ -177,7 +221,13 @@ async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>
             json!({"org_id": m.org.id, "org_name": m.org.name, "org_kind": m.org.kind, "org_role": m.role, "plan": m.org.plan, "workspaces": ws})
         })
         .collect();
-    Ok(Json(json!({"user": UserView::from(user), "active_workspace_id": active.ws.id, "memberships": memberships})))
+    Ok(Json(json!({
+        "user": UserView::from(user),
+        "email_verified": user.email_verified_at.is_some(),
+        "totp_enabled": user.totp_enabled_at.is_some(),
+        "active_workspace_id": active_id,
+        "memberships": memberships
+    })))
 }
 
 /// Body of `PUT /v1/me/active-workspace`.

@@ -101,7 +101,13 @@ async fn create_invitation(
         token_hash: tokens::hash(&token),
         expires_at: now + i64::from(st.settings.invitation_ttl_days) * DAY_MS,
     };
-    st.store.create_invitation(&inv, &st.settings.catalog, &caller.ctx(now)).await?;
+    let inviter = caller.user()?.name.clone();
+    let expires = roost_domain::time::to_rfc3339(inv.expires_at);
+    let mail = crate::mail::invitation(&st.settings, &inv.email, &inviter, &o.org.name, &token, &expires);
+    st.store
+        .create_invitation_with_mail(&inv, Some(&mail.into_outbox()), &st.settings.catalog, &caller.ctx(now))
+        .await?;
+    st.mailer.wake();
     let view = InvitationView {
         id: inv.id,
         org_id: inv.org_id,

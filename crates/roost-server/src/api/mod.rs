@@ -3,12 +3,16 @@
 mod accounts;
 mod audit;
 pub mod credits;
+mod domains;
 mod events;
+mod identity;
 mod invitations;
 mod keys;
 mod orgs;
 mod plans;
 mod resources;
+mod sessions;
+mod totp;
 mod workspaces;
 
 use axum::http::HeaderMap;
@@ -27,6 +31,10 @@ use crate::error::{ApiError, ApiResult};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(accounts::router())
+        .merge(identity::router())
+        .merge(sessions::router())
+        .merge(totp::router())
+        .merge(domains::router())
         .merge(plans::router())
         .merge(orgs::router())
         .merge(workspaces::router())
@@ -144,6 +152,10 @@ pub(crate) async fn ws_ctx(st: &AppState, caller: &Caller, ws_id: &str) -> ApiRe
             let ws_role = a.ws_role.as_deref().and_then(WsRole::parse);
             if ws_role.is_none() && !org_role.is_some_and(|r| r.allows(Permission::SeeAllWorkspaces)) {
                 return Err(ApiError::not_found());
+            }
+            // After the visibility check: an outsider still learns nothing about the org.
+            if a.org.require_2fa && u.totp_enabled_at.is_none() {
+                return Err(ApiError::two_factor_required());
             }
             Ok(WsCtx { ws: a.workspace, org: a.org, org_role, ws_role })
         }

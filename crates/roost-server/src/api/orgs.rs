@@ -167,12 +167,16 @@ async fn get_org(State(st): State<AppState>, caller: Caller, Path(org): Path<Str
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrg {
-    name: String,
+    name: Option<String>,
+    /// Members without two-factor may not use the org's workspaces (owner only; the owner must
+    /// have two-factor on to turn it on).
+    require_2fa: Option<bool>,
 }
 
-/// Renames an org (owner or admin).
+/// Renames an org (owner or admin), or requires two-factor of its members (owner).
 #[utoipa::path(patch, path = "/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])), request_body = UpdateOrg,
-    responses((status = 200, body = OrgView), (status = 403, description = "forbidden", body = Problem)))]
+    responses((status = 200, body = OrgView), (status = 403, description = "forbidden or two_factor_required", body = Problem),
+              (status = 422, description = "invalid_request", body = Problem)))]
 async fn update_org(
     State(st): State<AppState>,
     caller: Caller,
@@ -182,11 +186,30 @@ async fn update_org(
     let o = org_ctx(&st, &caller, &org).await?;
     o.require(Permission::UpdateOrg)?;
     let mut e = Errors::default();
-    let name = e.name("name", &b.name);
+    let name = b.name.as_deref().map(|n| e.name("name", n));
+    if name.is_none() && b.require_2fa.is_none() {
+        e.add("name", "give name or require_2fa");
+    }
     e.finish().map_err(ApiError::invalid)?;
-    st.store.rename_org(&o.org.id, &name, &caller.ctx(st.clock.now_ms())).await?;
+    if let Some(on) = b.require_2fa {
+        if o.role != OrgRole::Owner {
+            return Err(ApiError::forbidden("only the owner requires two-factor"));
+        }
+        // The owner keeps their own way in.
+        if on && caller.user()?.totp_enabled_at.is_none() {
+            return Err(ApiError::two_factor_required());
+        }
+    }
+    let ctx = caller.ctx(st.clock.now_ms());
     let mut org = o.org;
-    org.name = name;
+    if let Some(name) = name {
+        st.store.rename_org(&org.id, &name, &ctx).await?;
+        org.name = name;
+    }
+    if let Some(on) = b.require_2fa.filter(|&on| on != org.require_2fa) {
+        st.store.set_require_2fa(&org.id, on, &ctx).await?;
+        org.require_2fa = on;
+    }
     Ok(Json(OrgView::new(&org, Some(o.role.as_str()))))
 }
 

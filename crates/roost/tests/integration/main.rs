@@ -16,6 +16,7 @@ mod cli_credits;
 mod credits;
 mod dashboard;
 mod hardening;
+mod identity;
 mod invitations;
 mod keys;
 mod ledger_load;
