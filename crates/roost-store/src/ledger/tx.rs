@@ -237,38 +237,22 @@ impl LedgerTx {
         self.select_in(&head, "", &[], org_ids, budget_from).await
     }
 
-    /// Budget counters of one org for one period.
+    /// `(scope, subject, used)` of one org's budget counters for one period.
     pub async fn usage_counters(&mut self, org_id: &str, period_start: i64) -> Result<Vec<(BudgetScope, String, i64)>> {
-        let rows = sqlx::query("SELECT scope, subject, used FROM budget_usage WHERE org_id = $1 AND period_start = $2")
-            .bind(org_id)
-            .bind(period_start)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let scope: String = r.try_get("scope")?;
-            let scope = BudgetScope::parse(&scope)
-                .ok_or_else(|| sqlx::Error::Decode(format!("budget_usage.scope: unknown value {scope:?}").into()))?;
-            out.push((scope, r.try_get("subject")?, r.try_get("used")?));
-        }
-        Ok(out)
+        let rows = self.period_rows("SELECT scope, subject, used FROM budget_usage", org_id, period_start).await?;
+        rows.iter().map(|r| Ok((scope_of(r)?, r.try_get("subject")?, r.try_get("used")?))).collect()
     }
 
-    /// The budgets (scope, subject) of one org that sent `budget.exceeded` in the period.
+    /// The budgets `(scope, subject)` of one org that sent `budget.exceeded` in the period.
     pub async fn exceeded(&mut self, org_id: &str, period_start: i64) -> Result<Vec<(BudgetScope, String)>> {
-        let rows = sqlx::query("SELECT scope, subject FROM budget_exceeded WHERE org_id = $1 AND period_start = $2")
-            .bind(org_id)
-            .bind(period_start)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let scope: String = r.try_get("scope")?;
-            let scope = BudgetScope::parse(&scope)
-                .ok_or_else(|| sqlx::Error::Decode(format!("budget_exceeded.scope: unknown value {scope:?}").into()))?;
-            out.push((scope, r.try_get("subject")?));
-        }
-        Ok(out)
+        let rows = self.period_rows("SELECT scope, subject FROM budget_exceeded", org_id, period_start).await?;
+        rows.iter().map(|r| Ok((scope_of(r)?, r.try_get("subject")?))).collect()
+    }
+
+    /// The rows of `select` (a per-period budget table) for one org and period.
+    async fn period_rows(&mut self, select: &'static str, org_id: &str, period_start: i64) -> Result<Vec<AnyRow>> {
+        let sql = format!("{select} WHERE org_id = $1 AND period_start = $2");
+        Ok(sqlx::query(AssertSqlSafe(sql)).bind(org_id).bind(period_start).fetch_all(&mut *self.tx).await?)
     }
 
     /// Holds by id, of the orgs `org_ids` (the caller checks the org): read through the primary
@@ -362,4 +346,10 @@ impl LedgerTx {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// A row's budget `scope`, which must be one of the vocabulary's names.
+fn scope_of(r: &AnyRow) -> Result<BudgetScope, sqlx::Error> {
+    let scope: String = r.try_get("scope")?;
+    BudgetScope::parse(&scope).ok_or_else(|| sqlx::Error::Decode(format!("scope: unknown value {scope:?}").into()))
 }
