@@ -224,6 +224,7 @@ pub fn notice_for(done: Option<&str>) -> Option<String> {
         "joined" => "Invitation accepted: welcome!",
         "renamed" => "Saved.",
         "plan" => "Plan changed.",
+        "password" => "Password changed. Your other sessions have ended.",
         _ => return None,
     };
     Some(s.to_string())

@@ -65,3 +65,49 @@ async fn keys_resources_and_budgets(s: TestServer) {
     thief.set_cookie("roost_session", &new);
     assert_eq!(thief.get(&path).await.status, 303, "an API key is not a session");
 }
+
+both_backends!(password_change);
+
+/// The account page changes the password through `PUT /v1/me/password`: a wrong current password
+/// is refused next to its field and changes nothing; a right one ends the person's other sessions,
+/// keeps this one, and the new password signs in where the old one no longer does.
+async fn password_change(s: TestServer) {
+    let (ann, email) = Web::sign_up(&s, "Ann").await;
+    let other = login(&s, &email, "correct horse battery").await.expect("a second session");
+    assert_eq!(other.get("/v1/me").await.unwrap().status, 200);
+
+    let page = ann.get("/app/account").await;
+    assert!(page.has(r#"action="/app/account/password""#), "{}", page.html);
+    let r = ann
+        .post(
+            &page,
+            "/app/account/password",
+            &[("current_password", "wrong password!"), ("password", "a new long one")],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.html);
+    assert!(r.has(r#"<p class="field-error">"#), "{}", r.html);
+    assert_eq!(other.get("/v1/me").await.unwrap().status, 200, "nothing changed");
+
+    let r = ann
+        .post(
+            &page,
+            "/app/account/password",
+            &[("current_password", "correct horse battery"), ("password", "a new long one")],
+        )
+        .await;
+    assert_eq!((r.status, r.location.as_deref()), (303, Some("/app/account?done=password")), "{}", r.html);
+    assert!(ann.open("/app/account?done=password").await.has("Password changed."));
+    assert_eq!(other.get("/v1/me").await.unwrap().status, 401, "the other session ended");
+    assert!(login(&s, &email, "correct horse battery").await.is_none(), "the old password no longer signs in");
+    assert!(login(&s, &email, "a new long one").await.is_some());
+    // Without the page's token: refused, as every form is.
+    let r = ann.post_raw("/app/account/password", &[("current_password", "a new long one"), ("password", "x")]).await;
+    assert_eq!(r.status, 403, "{}", r.html);
+}
+
+/// A client signed in through `POST /v1/sessions`, or `None` when the credentials are refused.
+async fn login(s: &TestServer, email: &str, password: &str) -> Option<roost::Client> {
+    let r = s.client.post("/v1/sessions", &json!({"email": email, "password": password})).await.unwrap();
+    (r.status == 201).then(|| s.client.with_token(r.str("token")))
+}
