@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod ops;
 pub mod settings;
 pub mod views;
+pub mod webhooks;
 
 use std::future::Future;
 use std::ops::Deref;
@@ -44,6 +45,8 @@ pub struct Inner {
     pub telemetry: ops::telemetry::Telemetry,
     /// Fails requests fast while the database is down.
     pub breaker: ops::observe::Breaker,
+    /// The HTTP client webhook deliveries go out through.
+    pub webhook_http: reqwest::Client,
 }
 
 impl Deref for AppState {
@@ -75,7 +78,8 @@ impl AppState {
         let c = clock.clone();
         let ledger = roost_ledger::Ledger::start(store.clone(), ledger_cfg, Arc::new(move || c.now_ms()));
         let (telemetry, breaker) = (ops::telemetry::Telemetry::new(), ops::observe::Breaker::default());
-        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords, ledger, telemetry, breaker })))
+        let webhook_http = webhooks::send::client(&settings);
+        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords, ledger, telemetry, breaker, webhook_http })))
     }
 }
 
@@ -169,6 +173,7 @@ pub async fn serve_state(
 ) -> anyhow::Result<()> {
     let store = state.store.clone();
     let jobs = tokio::spawn(jobs::run(state.clone()));
+    let deliveries = tokio::spawn(webhooks::run(state.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "roost listening");
     let s = &state.settings;
@@ -179,6 +184,7 @@ pub async fn serve_state(
     };
     ops::http::serve(listener, app(state), limits, shutdown).await?;
     jobs.abort();
+    deliveries.abort();
     store.close().await;
     tracing::info!("roost stopped");
     Ok(())

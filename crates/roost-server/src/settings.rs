@@ -53,6 +53,18 @@ pub struct Settings {
     pub http_max_connections: usize,
     /// The dashboard at `/app`: branding and cookies (`[dashboard]` in `roost.toml`).
     pub dashboard: DashboardSettings,
+    /// Whether webhook URLs may point at private, loopback and link-local addresses.
+    pub webhooks_allow_private: bool,
+    /// The waits (ms) before each retry of a failed delivery; after the last, the endpoint is disabled.
+    pub webhooks_retry_schedule_ms: Vec<u64>,
+    /// How often the delivery worker looks for endpoints with events to deliver.
+    pub webhooks_poll_ms: u64,
+    /// How long a replica holds an endpoint's lease (renewed with each event delivered).
+    pub webhooks_lease_ms: u64,
+    /// How old an event must be before it is delivered (covers transactions still committing).
+    pub webhooks_settle_ms: u64,
+    /// The longest a delivery may take, connecting included; slower is a failure.
+    pub webhooks_timeout_ms: u64,
 }
 
 /// The dashboard's branding and cookie policy.
@@ -122,6 +134,12 @@ impl std::fmt::Debug for Settings {
             .field("http_idle_timeout_ms", &self.http_idle_timeout_ms)
             .field("http_max_connections", &self.http_max_connections)
             .field("dashboard", &self.dashboard)
+            .field("webhooks_allow_private", &self.webhooks_allow_private)
+            .field("webhooks_retry_schedule_ms", &self.webhooks_retry_schedule_ms)
+            .field("webhooks_poll_ms", &self.webhooks_poll_ms)
+            .field("webhooks_lease_ms", &self.webhooks_lease_ms)
+            .field("webhooks_settle_ms", &self.webhooks_settle_ms)
+            .field("webhooks_timeout_ms", &self.webhooks_timeout_ms)
             .finish()
     }
 }
@@ -150,6 +168,13 @@ impl Default for Settings {
             http_idle_timeout_ms: 60_000,
             http_max_connections: 1024,
             dashboard: DashboardSettings::default(),
+            webhooks_allow_private: false,
+            // About 5 s, 30 s, 2 min, 10 min, 1 h, 6 h, 24 h (API.md).
+            webhooks_retry_schedule_ms: vec![5_000, 30_000, 120_000, 600_000, 3_600_000, 21_600_000, 86_400_000],
+            webhooks_poll_ms: 1_000,
+            webhooks_lease_ms: 60_000,
+            webhooks_settle_ms: 2_000,
+            webhooks_timeout_ms: 10_000,
         }
     }
 }
@@ -181,6 +206,12 @@ pub struct FileConfig {
     pub plans: Option<Vec<Plan>>,
     /// The dashboard's branding and cookies.
     pub dashboard: Option<DashboardSettings>,
+    pub webhooks_allow_private: Option<bool>,
+    pub webhooks_retry_schedule_ms: Option<Vec<u64>>,
+    pub webhooks_poll_ms: Option<u64>,
+    pub webhooks_lease_ms: Option<u64>,
+    pub webhooks_settle_ms: Option<u64>,
+    pub webhooks_timeout_ms: Option<u64>,
 }
 
 /// Why the configuration was refused.
@@ -214,6 +245,7 @@ impl Settings {
 
     /// Overlays a parsed file on these settings.
     pub fn apply(&mut self, f: FileConfig) -> Result<(), ConfigError> {
+        self.apply_webhooks(&f);
         if let Some(v) = f.listen {
             self.listen = v;
         }
@@ -326,7 +358,43 @@ impl Settings {
             ));
         }
         self.dashboard.validate()?;
+        self.validate_webhooks()?;
         Catalog::new(self.catalog.all().to_vec(), &self.personal_plan)?;
+        Ok(())
+    }
+
+    fn apply_webhooks(&mut self, f: &FileConfig) {
+        if let Some(v) = f.webhooks_allow_private {
+            self.webhooks_allow_private = v;
+        }
+        if let Some(v) = &f.webhooks_retry_schedule_ms {
+            self.webhooks_retry_schedule_ms.clone_from(v);
+        }
+        for (from, to) in [
+            (f.webhooks_poll_ms, &mut self.webhooks_poll_ms),
+            (f.webhooks_lease_ms, &mut self.webhooks_lease_ms),
+            (f.webhooks_settle_ms, &mut self.webhooks_settle_ms),
+            (f.webhooks_timeout_ms, &mut self.webhooks_timeout_ms),
+        ] {
+            if let Some(v) = from {
+                *to = v;
+            }
+        }
+    }
+
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        if self.webhooks_poll_ms < 10 || !(100..=60_000).contains(&self.webhooks_timeout_ms) {
+            return Err(ConfigError::Invalid(
+                "webhooks_poll_ms must be at least 10 and webhooks_timeout_ms 100–60000".into(),
+            ));
+        }
+        // A lease shorter than one delivery could let a second replica deliver the same event.
+        if self.webhooks_lease_ms < self.webhooks_timeout_ms + 1_000 {
+            return Err(ConfigError::Invalid("webhooks_lease_ms must be at least webhooks_timeout_ms + 1000".into()));
+        }
+        if self.webhooks_retry_schedule_ms.len() > 50 {
+            return Err(ConfigError::Invalid("webhooks_retry_schedule_ms may list at most 50 waits".into()));
+        }
         Ok(())
     }
 
@@ -389,6 +457,18 @@ trusted_proxies = []
 http_header_timeout_ms = 10000
 http_idle_timeout_ms = 60000
 http_max_connections = 1024
+# Webhooks: whether endpoint URLs may point at private, loopback or link-local addresses (leave false
+# in production: it keeps endpoints from reaching your internal network), the waits (ms) before each
+# retry of a failed delivery (after the last the endpoint is disabled), how often (ms) the worker
+# looks for work, how long (ms) a replica holds an endpoint's lease, how old (ms) an event must be
+# before it is sent (covers transactions still committing), and the time (ms) a delivery may take.
+webhooks_allow_private = false
+webhooks_retry_schedule_ms = [5000, 30000, 120000, 600000, 3600000, 21600000, 86400000]
+webhooks_poll_ms = 1000
+webhooks_lease_ms = 60000
+webhooks_settle_ms = 2000
+webhooks_timeout_ms = 10000
+
 # The dashboard at /app: the name and colour people see, an optional logo, and whether the session
 # cookie is marked Secure (unset: when the request came over TLS or X-Forwarded-Proto says https).
 [dashboard]

@@ -13,6 +13,8 @@ mod orgs;
 mod plans;
 mod resources;
 mod users;
+mod webhook_delivery;
+mod webhooks;
 mod workspaces;
 
 use sqlx::AnyConnection;
@@ -29,6 +31,8 @@ pub use models::*;
 pub use orgs::NewOrg;
 pub use roost_domain::plans::Limit;
 pub use users::{Membership, NewSignup};
+pub use webhook_delivery::{AfterAttempt, Attempt};
+pub use webhooks::{Delivery, Webhook, WebhookPatch};
 
 /// A rule that only the database, inside the change's own transaction, can decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

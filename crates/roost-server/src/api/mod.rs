@@ -9,6 +9,7 @@ mod keys;
 mod orgs;
 mod plans;
 mod resources;
+mod webhooks;
 mod workspaces;
 
 use axum::http::HeaderMap;
@@ -36,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(events::router())
         .merge(credits::router())
+        .merge(webhooks::router())
 }
 
 /// Adds the document's title and the bearer security scheme.
