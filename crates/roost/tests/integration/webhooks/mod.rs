@@ -3,6 +3,7 @@
 //! schedule, disabling after the last retry, secret rotation, the test event, redirects not
 //! followed, SSRF refusals, the monthly quota, events from outside the ledger, a server killed
 //! mid-delivery, and two `roost serve` processes on one PostgreSQL.
+mod cli;
 mod errors;
 mod flows;
 mod processes;
