@@ -171,9 +171,10 @@ impl Store {
             // The event is written under the org's lock, like every other writer's.
             self.lock_org(&mut tx, org_id).await?;
         }
+        // An endpoint deleted while this attempt was in flight gets no log row (it has no log).
         sqlx::query(
             "INSERT INTO webhook_deliveries (webhook_id, id, event_id, attempt, at, status_code, error, duration_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = $1)",
         )
         .bind(webhook_id)
         .bind(IdKind::Event.generate())
@@ -198,15 +199,19 @@ impl Store {
                 .bind(lease_until)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query(
-                    "INSERT INTO webhook_usage (org_id, month_start, delivered) VALUES ($1, $2, 1) \
-                     ON CONFLICT (org_id, month_start) DO UPDATE SET delivered = webhook_usage.delivered + 1",
-                )
-                .bind(org_id)
-                .bind(month_start)
-                .execute(&mut *tx)
-                .await?;
-                moved.rows_affected() == 1
+                // Counted once per event: only by the holder whose delivery moved the cursor.
+                let held = moved.rows_affected() == 1;
+                if held {
+                    sqlx::query(
+                        "INSERT INTO webhook_usage (org_id, month_start, delivered) VALUES ($1, $2, 1) \
+                         ON CONFLICT (org_id, month_start) DO UPDATE SET delivered = webhook_usage.delivered + 1",
+                    )
+                    .bind(org_id)
+                    .bind(month_start)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                held
             }
             Some(AfterAttempt::Retry { next_at }) => {
                 let moved =

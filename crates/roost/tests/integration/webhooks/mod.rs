@@ -6,6 +6,7 @@
 mod cli;
 mod errors;
 mod flows;
+mod lease;
 mod processes;
 mod receiver;
 
