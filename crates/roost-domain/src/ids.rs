@@ -58,6 +58,16 @@ impl IdKind {
         format!("{}_{}", self.prefix(), encode(Uuid::now_v7().as_u128()))
     }
 
+    /// The smallest id of this kind that a process could make `ms_ago` milliseconds before now
+    /// (by the clock UUIDv7 reads): every id made earlier sorts below it. The webhook worker reads
+    /// only events below such a bound, so that an event whose transaction is still committing
+    /// is not passed over by a cursor that moved on to a later id.
+    pub fn floor_ms_ago(self, ms_ago: u64) -> String {
+        let (secs, nanos) = Uuid::now_v7().get_timestamp().map_or((0, 0), |t| t.to_unix());
+        let ms = (u128::from(secs) * 1000 + u128::from(nanos / 1_000_000)).saturating_sub(u128::from(ms_ago));
+        format!("{}_{}", self.prefix(), encode(ms << 80))
+    }
+
     /// Whether `s` is well-formed as an id of this kind. Handlers check path ids with this first,
     /// so a malformed id is simply "not found" and never reaches the database.
     pub fn is_valid(self, s: &str) -> bool {
@@ -94,6 +104,16 @@ mod tests {
         assert!(!IdKind::Org.is_valid("org_8zzzzzzzzzzzzzzzzzzzzzzzzz"));
         assert!(!IdKind::Org.is_valid("org_0000000000000000000000000u"));
         assert!(!IdKind::Org.is_valid("org_00000000000000000000000000' OR 1=1"));
+    }
+
+    #[test]
+    fn a_floor_sorts_between_older_and_newer_ids() {
+        let old = IdKind::Event.generate();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let floor = IdKind::Event.floor_ms_ago(10);
+        assert!(old < floor, "{old} < {floor}");
+        assert!(floor < IdKind::Event.generate());
+        assert!(IdKind::Event.floor_ms_ago(0) > old);
     }
 
     #[test]

@@ -188,6 +188,22 @@ impl From<Refusal> for ApiError {
     }
 }
 
+impl From<crate::webhooks::target::TargetError> for ApiError {
+    /// A webhook URL that is not `http(s)://` is `invalid_request`; one that leads to a private
+    /// address is 422 `webhook_url_private`, one whose host does not resolve 422
+    /// `webhook_url_unresolvable`; both name the `url` field in `errors` too.
+    fn from(e: crate::webhooks::target::TargetError) -> Self {
+        use crate::webhooks::target::TargetError;
+        let code = match e {
+            TargetError::Invalid(m) => return Self::invalid_field("url", m),
+            TargetError::Private(_) => "webhook_url_private",
+            TargetError::Unresolvable(_) => "webhook_url_unresolvable",
+        };
+        let errors = json!([FieldError { field: "url".into(), message: e.to_string() }]);
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string()).with("errors", errors)
+    }
+}
+
 impl ApiError {
     /// The problem document (RFC 9457) this error renders as.
     pub fn body(&self) -> Value {

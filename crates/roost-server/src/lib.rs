@@ -13,6 +13,7 @@ pub mod ops;
 pub mod settings;
 pub mod throttle;
 pub mod views;
+pub mod webhooks;
 
 use std::future::Future;
 use std::ops::Deref;
@@ -51,6 +52,8 @@ pub struct Inner {
     pub mailer: Arc<mail::Mailer>,
     /// Failed sign-ins per account and per IP.
     pub throttle: throttle::Throttle,
+    /// The HTTP client webhook deliveries go out through.
+    pub webhook_http: reqwest::Client,
 }
 
 impl Deref for AppState {
@@ -83,6 +86,7 @@ impl AppState {
         let c = clock.clone();
         let ledger = roost_ledger::Ledger::start(store.clone(), ledger_cfg, Arc::new(move || c.now_ms()));
         let (telemetry, breaker) = (ops::telemetry::Telemetry::new(), ops::observe::Breaker::default());
+        let webhook_http = webhooks::send::client(&settings);
         Ok(Self(Arc::new(Inner {
             store,
             settings,
@@ -94,6 +98,7 @@ impl AppState {
             breaker,
             mailer,
             throttle: Default::default(),
+            webhook_http,
         })))
     }
 }
@@ -189,6 +194,7 @@ pub async fn serve_state(
     let store = state.store.clone();
     let jobs = tokio::spawn(jobs::run(state.clone()));
     let mail_sender = tokio::spawn(mail::sender::run(state.clone()));
+    let deliveries = tokio::spawn(webhooks::run(state.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "roost listening");
     let s = &state.settings;
@@ -200,6 +206,7 @@ pub async fn serve_state(
     ops::http::serve(listener, app(state), limits, shutdown).await?;
     jobs.abort();
     mail_sender.abort();
+    deliveries.abort();
     store.close().await;
     tracing::info!("roost stopped");
     Ok(())

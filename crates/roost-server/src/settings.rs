@@ -71,6 +71,18 @@ pub struct Settings {
     pub mail_poll_ms: u64,
     /// The DNS server (`ip:port`) that domain verification asks; `None`: the system's resolver.
     pub dns_resolver: Option<String>,
+    /// Whether webhook URLs may point at private, loopback and link-local addresses.
+    pub webhooks_allow_private: bool,
+    /// The waits (ms) before each retry of a failed delivery; after the last, the endpoint is disabled.
+    pub webhooks_retry_schedule_ms: Vec<u64>,
+    /// How often the delivery worker looks for endpoints with events to deliver.
+    pub webhooks_poll_ms: u64,
+    /// How long a replica holds an endpoint's lease (renewed with each event delivered).
+    pub webhooks_lease_ms: u64,
+    /// How old an event must be before it is delivered (covers transactions still committing).
+    pub webhooks_settle_ms: u64,
+    /// The longest a delivery may take, connecting included; slower is a failure.
+    pub webhooks_timeout_ms: u64,
 }
 
 /// The dashboard's branding and cookie policy.
@@ -149,6 +161,12 @@ impl std::fmt::Debug for Settings {
             .field("mail_from", &self.mail_from)
             .field("mail_poll_ms", &self.mail_poll_ms)
             .field("dns_resolver", &self.dns_resolver)
+            .field("webhooks_allow_private", &self.webhooks_allow_private)
+            .field("webhooks_retry_schedule_ms", &self.webhooks_retry_schedule_ms)
+            .field("webhooks_poll_ms", &self.webhooks_poll_ms)
+            .field("webhooks_lease_ms", &self.webhooks_lease_ms)
+            .field("webhooks_settle_ms", &self.webhooks_settle_ms)
+            .field("webhooks_timeout_ms", &self.webhooks_timeout_ms)
             .finish()
     }
 }
@@ -186,6 +204,13 @@ impl Default for Settings {
             mail_from: "roost <roost@localhost>".into(),
             mail_poll_ms: 5_000,
             dns_resolver: None,
+            webhooks_allow_private: false,
+            // About 5 s, 30 s, 2 min, 10 min, 1 h, 6 h, 24 h (API.md).
+            webhooks_retry_schedule_ms: vec![5_000, 30_000, 120_000, 600_000, 3_600_000, 21_600_000, 86_400_000],
+            webhooks_poll_ms: 1_000,
+            webhooks_lease_ms: 60_000,
+            webhooks_settle_ms: 2_000,
+            webhooks_timeout_ms: 10_000,
         }
     }
 }
@@ -226,6 +251,12 @@ pub struct FileConfig {
     pub plans: Option<Vec<Plan>>,
     /// The dashboard's branding and cookies.
     pub dashboard: Option<DashboardSettings>,
+    pub webhooks_allow_private: Option<bool>,
+    pub webhooks_retry_schedule_ms: Option<Vec<u64>>,
+    pub webhooks_poll_ms: Option<u64>,
+    pub webhooks_lease_ms: Option<u64>,
+    pub webhooks_settle_ms: Option<u64>,
+    pub webhooks_timeout_ms: Option<u64>,
 }
 
 /// Why the configuration was refused.
@@ -259,6 +290,7 @@ impl Settings {
 
     /// Overlays a parsed file on these settings.
     pub fn apply(&mut self, f: FileConfig) -> Result<(), ConfigError> {
+        self.apply_webhooks(&f);
         if let Some(v) = f.listen {
             self.listen = v;
         }
@@ -389,7 +421,43 @@ impl Settings {
         }
         self.dashboard.validate()?;
         self.validate_mail()?;
+        self.validate_webhooks()?;
         Catalog::new(self.catalog.all().to_vec(), &self.personal_plan)?;
+        Ok(())
+    }
+
+    fn apply_webhooks(&mut self, f: &FileConfig) {
+        if let Some(v) = f.webhooks_allow_private {
+            self.webhooks_allow_private = v;
+        }
+        if let Some(v) = &f.webhooks_retry_schedule_ms {
+            self.webhooks_retry_schedule_ms.clone_from(v);
+        }
+        for (from, to) in [
+            (f.webhooks_poll_ms, &mut self.webhooks_poll_ms),
+            (f.webhooks_lease_ms, &mut self.webhooks_lease_ms),
+            (f.webhooks_settle_ms, &mut self.webhooks_settle_ms),
+            (f.webhooks_timeout_ms, &mut self.webhooks_timeout_ms),
+        ] {
+            if let Some(v) = from {
+                *to = v;
+            }
+        }
+    }
+
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        if self.webhooks_poll_ms < 10 || !(100..=60_000).contains(&self.webhooks_timeout_ms) {
+            return Err(ConfigError::Invalid(
+                "webhooks_poll_ms must be at least 10 and webhooks_timeout_ms 100–60000".into(),
+            ));
+        }
+        // A lease shorter than one delivery could let a second replica deliver the same event.
+        if self.webhooks_lease_ms < self.webhooks_timeout_ms + 1_000 {
+            return Err(ConfigError::Invalid("webhooks_lease_ms must be at least webhooks_timeout_ms + 1000".into()));
+        }
+        if self.webhooks_retry_schedule_ms.len() > 50 {
+            return Err(ConfigError::Invalid("webhooks_retry_schedule_ms may list at most 50 waits".into()));
+        }
         Ok(())
     }
 

@@ -80,6 +80,7 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "lean_ledger", sql: include_str!("../migrations/sqlite/0003_lean_ledger.sql") },
     Migration { version: 4, name: "identity", sql: include_str!("../migrations/sqlite/0004_identity.sql") },
     Migration { version: 7, name: "events", sql: include_str!("../migrations/sqlite/0007_events.sql") },
+    Migration { version: 8, name: "webhooks", sql: include_str!("../migrations/sqlite/0008_webhooks.sql") },
 ];
 
 static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -88,6 +89,7 @@ static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "lean_ledger", sql: include_str!("../migrations/postgres/0003_lean_ledger.sql") },
     Migration { version: 4, name: "identity", sql: include_str!("../migrations/postgres/0004_identity.sql") },
     Migration { version: 7, name: "events", sql: include_str!("../migrations/postgres/0007_events.sql") },
+    Migration { version: 8, name: "webhooks", sql: include_str!("../migrations/postgres/0008_webhooks.sql") },
 ];
 
 impl Dialect for Sqlite {

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 
 use crate::{EventRow, Page, Result, Store, finish_page, page};
 
-fn event_from(r: &AnyRow) -> Result<EventRow, sqlx::Error> {
+pub(crate) fn event_from(r: &AnyRow) -> Result<EventRow, sqlx::Error> {
     let kind: String = r.try_get("type")?;
     Ok(EventRow {
         org_id: r.try_get("org_id")?,
@@ -45,4 +45,28 @@ impl Store {
         let items = rows.iter().map(event_from).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |e| e.id.clone()))
     }
+}
+
+/// Writes one event inside the caller's transaction: for changes outside the ledger (members,
+/// keys, plans, webhooks), so the event commits or rolls back with its cause.
+pub(crate) async fn insert_event(
+    tx: &mut sqlx::AnyConnection,
+    org_id: &str,
+    kind: EventType,
+    workspace_id: Option<&str>,
+    data: serde_json::Value,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (org_id, id, type, workspace_id, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(org_id)
+    .bind(roost_domain::IdKind::Event.generate())
+    .bind(kind.as_str())
+    .bind(workspace_id)
+    .bind(data.to_string())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

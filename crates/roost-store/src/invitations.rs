@@ -1,5 +1,7 @@
 //! Invitations: claim tokens that let one email address join an org.
 
+use crate::events::insert_event;
+use roost_domain::ledger::EventType;
 use serde_json::json;
 
 use crate::audit::{Entry, record};
@@ -200,6 +202,8 @@ impl Store {
             detail,
         };
         record(&mut tx, ctx, e).await?;
+        let data = json!({"user_id": user_id, "role": inv.role, "workspace_ids": workspace_ids});
+        insert_event(&mut tx, &inv.org_id, EventType::MemberJoined, None, data, ctx.now).await?;
         tx.commit().await?;
         Ok(Accepted { org_id: inv.org_id, workspace_ids, revoked_keys: revoked })
     }

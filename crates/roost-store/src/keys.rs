@@ -1,6 +1,8 @@
 //! Workspace API keys. Only SHA-256 hashes of secrets are stored, in `api_key_secrets`; a key
 //! has one current secret and, during a rotation's grace period, the previous one too.
 
+use crate::events::insert_event;
+use roost_domain::ledger::EventType;
 use serde_json::json;
 use sqlx::AnyConnection;
 use sqlx::Row;
@@ -63,6 +65,8 @@ impl Store {
             detail,
         };
         record(&mut tx, ctx, e).await?;
+        let data = json!({"key_id": k.id, "name": k.name, "prefix": k.prefix, "created_by": k.created_by});
+        insert_event(&mut tx, &k.org_id, EventType::KeyCreated, Some(&k.workspace_id), data, ctx.now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -203,6 +207,7 @@ impl Store {
                 detail: json!({}),
             };
             record(tx, ctx, e).await?;
+            insert_event(tx, org_id, EventType::KeyRevoked, Some(&workspace), json!({"key_id": id}), ctx.now).await?;
             revoked.push(id.clone());
         }
         Ok(revoked)

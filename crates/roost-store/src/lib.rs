@@ -18,6 +18,8 @@ mod resources;
 mod sessions;
 mod two_factor;
 mod users;
+mod webhook_delivery;
+mod webhooks;
 mod workspaces;
 
 use sqlx::AnyConnection;
@@ -39,6 +41,8 @@ pub use roost_domain::plans::Limit;
 pub use sessions::{Session, SessionMeta, SessionUser};
 pub use two_factor::TotpState;
 pub use users::{Membership, NewSignup};
+pub use webhook_delivery::{AfterAttempt, Attempt};
+pub use webhooks::{Delivery, Webhook, WebhookPatch};
 
 /// A rule that only the database, inside the change's own transaction, can decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

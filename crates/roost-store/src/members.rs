@@ -1,5 +1,7 @@
 //! An org's members: their roles, their removal and the org's ownership.
 
+use crate::events::insert_event;
+use roost_domain::ledger::EventType;
 use serde_json::json;
 use sqlx::AnyConnection;
 
@@ -98,6 +100,8 @@ impl Store {
         let detail = json!({"role": role, "keys_revoked": revoked, "left": leaving});
         let e = Entry { org_id, action: "member.removed", workspace_id: None, target: Some(("user", user_id)), detail };
         record(&mut tx, ctx, e).await?;
+        let data = json!({"user_id": user_id, "role": role, "left": leaving});
+        insert_event(&mut tx, org_id, EventType::MemberRemoved, None, data, ctx.now).await?;
         tx.commit().await?;
         Ok(revoked)
     }

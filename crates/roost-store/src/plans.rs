@@ -1,5 +1,7 @@
 //! An org's plan: changing it, and what the org uses against the plan's limits (seats included).
 
+use crate::events::insert_event;
+use roost_domain::ledger::EventType;
 use serde_json::json;
 use sqlx::AnyConnection;
 use sqlx::Row;
@@ -53,6 +55,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let detail = json!({"from": old, "to": plan.id, "trial_ends_at": trial_ends_at});
+        insert_event(&mut tx, org_id, EventType::PlanChanged, None, detail.clone(), ctx.now).await?;
         record(
             &mut tx,
             ctx,

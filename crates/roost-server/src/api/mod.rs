@@ -13,6 +13,7 @@ mod plans;
 mod resources;
 mod sessions;
 mod totp;
+mod webhooks;
 mod workspaces;
 
 use axum::http::HeaderMap;
@@ -44,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(events::router())
         .merge(credits::router())
+        .merge(webhooks::router())
 }
 
 /// Adds the document's title and the bearer security scheme.

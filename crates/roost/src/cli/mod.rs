@@ -15,6 +15,7 @@ mod keys;
 mod orgs;
 mod output;
 mod usage;
+mod webhooks;
 mod ws;
 
 use std::io::Write;
@@ -29,6 +30,7 @@ pub use error::CliError;
 pub use keys::KeysCommand;
 pub use orgs::{InvitationsCommand, OrgsCommand};
 pub use usage::UsageArgs;
+pub use webhooks::{EventsArgs, WebhooksCommand};
 pub use ws::WsCommand;
 
 use ctx::Ctx;
@@ -66,6 +68,11 @@ pub enum ClientCommand {
     /// Per-cycle spend caps of workspaces and members.
     #[command(subcommand)]
     Budget(BudgetCommand),
+    /// Webhook endpoints: create, list, deliveries, test, rotate, delete.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+    /// An organization's events (low balance, top-ups, members, keys…), newest first.
+    Events(EventsArgs),
 }
 
 /// Options every client command takes.
@@ -110,5 +117,7 @@ async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliEr
         ClientCommand::Credits(c) => credits::run(&ctx, c).await,
         ClientCommand::Usage(a) => usage::usage(&ctx, a).await,
         ClientCommand::Budget(c) => budget::budget(&ctx, c).await,
+        ClientCommand::Webhooks(c) => webhooks::run(&ctx, c).await,
+        ClientCommand::Events(a) => webhooks::events(&ctx, a).await,
     }
 }

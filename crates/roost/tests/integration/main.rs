@@ -29,6 +29,7 @@ mod security;
 mod snapshots;
 #[allow(dead_code)]
 mod support;
+mod webhooks;
 mod workspaces;
 
 /// The `roost` binary Cargo built for these tests, for tests that run it as a process.
