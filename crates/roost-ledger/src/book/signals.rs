@@ -9,7 +9,7 @@ use roost_domain::{IdKind, credits, time};
 use roost_store::{AutoReload, EventRow};
 use serde_json::{Value, json};
 
-use super::{Book, G, NewGrant, Out};
+use super::{Book, G, MAX_GRANTED, NewGrant, Out};
 use crate::{Command, Op};
 
 /// Auto-reload settings as set through the API (the month's tally is the book's).
@@ -46,24 +46,30 @@ impl Book {
         (0..self.wallets.len()).map(|w| self.available(w, now)).collect()
     }
 
-    /// After a command that succeeded: a wallet whose available credits crossed its low-balance
-    /// threshold downward sends `credits.low_balance`; one that crossed its auto-reload threshold
-    /// through a charge or hold is reloaded once (or, past the month's maximum, says why not).
+    /// After a command that succeeded: a charge or hold that leaves a wallet's available credits
+    /// below its auto-reload threshold reloads it once (or says why not) while the reload is armed
+    /// — it is disarmed by the reload and armed again once available is back at or above the
+    /// threshold, so many charges crossing together reload once, and a wallet that fell below it
+    /// some other way (an expiry, an adjustment) reloads at its next charge. Then a wallet whose
+    /// available credits crossed its low-balance threshold downward, the reload counted, sends
+    /// `credits.low_balance`.
     pub(super) fn after_success(&mut self, out: &mut Out, cmd: &Command, before: &[i64], now: i64) {
         let drew = matches!(cmd.op, Op::Charge { .. } | Op::Hold { .. });
         for (w, &was) in before.iter().enumerate() {
-            let is = self.available(w, now);
-            if is >= was {
-                continue;
+            let mut is = self.available(w, now);
+            let r = &self.wallets[w].reload;
+            if drew && is < was && r.enabled && r.armed && is < r.threshold {
+                self.reload(out, w, is, now);
+                is = self.available(w, now);
             }
             let wal = &self.wallets[w];
             if let Some(t) = wal.low_balance.filter(|t| was >= *t && is < *t) {
                 let data = json!({"wallet_id": wal.id, "kind": wal.kind, "available": is, "threshold": t});
                 self.event(out, EventType::LowBalance, None, data, now);
             }
-            let r = &wal.reload;
-            if drew && r.enabled && was >= r.threshold && is < r.threshold {
-                self.reload(out, w, is, now);
+            if !self.wallets[w].reload.armed && is >= self.wallets[w].reload.threshold {
+                self.wallets[w].reload.armed = true;
+                self.touch_wallet(out, w);
             }
         }
     }
@@ -76,11 +82,20 @@ impl Book {
             wal.reload.month = month;
             wal.reload.month_total = 0;
         }
+        wal.reload.armed = false;
         let r = wal.reload.clone();
         let wallet_id = wal.id.clone();
+        let over_cap = wal.granted.checked_add(r.amount).is_none_or(|g| g > MAX_GRANTED);
         self.touch_wallet(out, w);
-        if r.month_total.saturating_add(r.amount) > r.monthly_max {
-            let data = json!({"wallet_id": wallet_id, "reason": "monthly_max", "amount": r.amount,
+        let refused = if r.month_total.saturating_add(r.amount) > r.monthly_max {
+            Some("monthly_max")
+        } else if over_cap {
+            Some("grant_cap")
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            let data = json!({"wallet_id": wallet_id, "reason": reason, "amount": r.amount,
                 "monthly_max": r.monthly_max, "reloaded_this_month": r.month_total, "available": available});
             self.event(out, EventType::AutoReloadFailed, None, data, now);
             return;
@@ -151,7 +166,9 @@ impl Book {
         Ok(w)
     }
 
-    /// Sets a wallet's auto-reload; audited. This month's tally stays.
+    /// Sets a wallet's auto-reload, armed; audited. This month's tally stays. A wallet already below
+    /// the new threshold reloads at once (else nothing would lift it: a wallet with nothing left
+    /// refuses every charge, and only a charge that succeeds can trigger a reload).
     pub(super) fn set_auto_reload(
         &mut self,
         out: &mut Out,
@@ -167,6 +184,7 @@ impl Book {
             threshold: s.threshold,
             amount: s.amount,
             monthly_max: s.monthly_max,
+            armed: true,
             ..r.clone()
         };
         self.touch_wallet(out, w);
@@ -174,6 +192,10 @@ impl Book {
         let detail =
             json!({"enabled": s.enabled, "threshold": s.threshold, "amount": s.amount, "monthly_max": s.monthly_max});
         self.audit(out, a, "wallet.auto_reload_set", None, target, detail, now);
+        let available = self.available(w, now);
+        if s.enabled && available < s.threshold {
+            self.reload(out, w, available, now);
+        }
         Ok(w)
     }
 }

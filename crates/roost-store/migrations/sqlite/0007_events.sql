@@ -26,6 +26,9 @@ ALTER TABLE wallets ADD COLUMN reload_amount BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE wallets ADD COLUMN reload_monthly_max BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE wallets ADD COLUMN reload_month BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE wallets ADD COLUMN reload_month_total BIGINT NOT NULL DEFAULT 0;
+-- 1 while a reload may fire: cleared by a reload (or its failure), set again once available credits
+-- are at or above the threshold, or when auto-reload is set.
+ALTER TABLE wallets ADD COLUMN reload_armed BIGINT NOT NULL DEFAULT 1;
 
 -- budget.exceeded is sent once per budget per cycle: the budgets (and keys' spend limits) that sent
 -- it this period. Loaded with the period's counters.

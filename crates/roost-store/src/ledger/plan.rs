@@ -97,6 +97,7 @@ pub(super) fn plan<'a>(w: &'a LedgerWrites, bumped: &HashMap<String, (i64, Optio
         "reload_monthly_max",
         "reload_month",
         "reload_month_total",
+        "reload_armed",
     ];
     let rows = w.wallets.iter().map(|x| {
         vec![
@@ -120,6 +121,7 @@ pub(super) fn plan<'a>(w: &'a LedgerWrites, bumped: &HashMap<String, (i64, Optio
             V::I(x.reload.monthly_max),
             V::I(x.reload.month),
             V::I(x.reload.month_total),
+            V::I(i64::from(x.reload.armed)),
         ]
     });
     parts.push(Part::new("wallets", WALLET_COLS, replace(2, &set), rows.collect()));

@@ -187,7 +187,39 @@ async fn budget_threshold_and_exceeded(s: TestServer) {
     s.assert_ledger().await;
 }
 
+/// Found by review: a wallet already below the threshold when auto-reload is turned on reloads at
+/// once (it used to refuse every charge for ever); a reload that lifts the wallet above the
+/// low-balance threshold in the same command sends no low-balance alert.
+async fn reload_when_already_low(s: TestServer) {
+    let (owner, _, org, _) = business(&s, "Empty").await;
+    created(charge(&owner, 5_000, "llm").await);
+    expect_problem(&charge(&owner, 1, "llm").await, 402, "insufficient_credits");
+    let r =
+        set_reload(&owner, &org, json!({"enabled": true, "threshold": 50, "amount": 500, "monthly_max": 5_000})).await;
+    expect_status(&r, 200);
+    assert_eq!(r.body["reloaded_this_month"], 500, "{}", r.body);
+    assert_eq!(bha(&owner, &org).await.2, 500);
+    assert_eq!(events(&owner, &org, "wallet.auto_reloaded").await.len(), 1);
+    // Charges go through again; the next crossing of 50 reloads again.
+    created(charge(&owner, 460, "llm").await);
+    assert_eq!(bha(&owner, &org).await.2, 540, "40 left, below 50: one more reload of 500");
+    assert_eq!(events(&owner, &org, "wallet.auto_reloaded").await.len(), 2);
+
+    // A low-balance threshold the same reload lifts the wallet back over: no alert.
+    expect_status(&set_alert(&owner, &org, json!(400)).await, 200);
+    expect_status(
+        &set_reload(&owner, &org, json!({"enabled": true, "threshold": 400, "amount": 1_000, "monthly_max": 5_000}))
+            .await,
+        200,
+    );
+    created(charge(&owner, 200, "llm").await);
+    assert_eq!(bha(&owner, &org).await.2, 1_340);
+    assert!(events(&owner, &org, "credits.low_balance").await.is_empty(), "the reload kept it above 400");
+    s.assert_ledger().await;
+}
+
 both_backends_with!(
+    reload_when_already_low => super::long_sessions,
     low_balance_once_per_crossing => super::long_sessions,
     sixty_four_charges_cross_once => super::long_sessions,
     depleted_once_until_funded => super::long_sessions,
