@@ -92,7 +92,16 @@ impl FromRequestParts<AppState> for Caller {
         let who = if token.starts_with(USER_TOKEN_PREFIX) {
             Who::User(st.store.session_user(&hash, now).await?.ok_or_else(ApiError::unauthenticated)?)
         } else if token.starts_with(API_KEY_PREFIX) {
-            Who::Key(st.keys.find(&st.store, &hash, now).await?.ok_or_else(ApiError::unauthenticated)?)
+            let key = st.keys.find(&st.store, &hash, now).await?.ok_or_else(ApiError::unauthenticated)?;
+            if let Some(d) = st.limiter.check(st, &key).await? {
+                if let Some(slot) = parts.extensions.get::<crate::limits::Slot>() {
+                    slot.set(d);
+                }
+                if !d.cell.allows() {
+                    return Err(crate::limits::refused(&d));
+                }
+            }
+            Who::Key(key)
         } else {
             return Err(ApiError::unauthenticated());
         };

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod limits;
 pub mod ops;
 pub mod settings;
 pub mod views;
@@ -44,6 +45,8 @@ pub struct Inner {
     pub telemetry: ops::telemetry::Telemetry,
     /// Fails requests fast while the database is down.
     pub breaker: ops::observe::Breaker,
+    /// The rate limits of API-key traffic.
+    pub limiter: limits::Limiter,
 }
 
 impl Deref for AppState {
@@ -75,7 +78,8 @@ impl AppState {
         let c = clock.clone();
         let ledger = roost_ledger::Ledger::start(store.clone(), ledger_cfg, Arc::new(move || c.now_ms()));
         let (telemetry, breaker) = (ops::telemetry::Telemetry::new(), ops::observe::Breaker::default());
-        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords, ledger, telemetry, breaker })))
+        let limiter = limits::Limiter::new(settings.redis_url.as_deref(), &settings.redis_key_prefix)?;
+        Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords, ledger, telemetry, breaker, limiter })))
     }
 }
 
@@ -115,6 +119,7 @@ pub fn app(state: AppState) -> axum::Router {
         // body reader to the same size.
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::map_response(problem_for_plain_errors))
+        .layer(axum::middleware::from_fn(limits::headers))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::observe::around))
         .with_state(state)

@@ -53,6 +53,10 @@ pub struct Settings {
     pub http_max_connections: usize,
     /// The dashboard at `/app`: branding and cookies (`[dashboard]` in `roost.toml`).
     pub dashboard: DashboardSettings,
+    /// Redis shared by every replica for rate limits (`None`: each process limits alone).
+    pub redis_url: Option<String>,
+    /// The prefix of every Redis key roost writes.
+    pub redis_key_prefix: String,
 }
 
 /// The dashboard's branding and cookie policy.
@@ -122,6 +126,8 @@ impl std::fmt::Debug for Settings {
             .field("http_idle_timeout_ms", &self.http_idle_timeout_ms)
             .field("http_max_connections", &self.http_max_connections)
             .field("dashboard", &self.dashboard)
+            .field("redis_url", &self.redis_url.as_deref().map(roost_store::redact))
+            .field("redis_key_prefix", &self.redis_key_prefix)
             .finish()
     }
 }
@@ -150,6 +156,8 @@ impl Default for Settings {
             http_idle_timeout_ms: 60_000,
             http_max_connections: 1024,
             dashboard: DashboardSettings::default(),
+            redis_url: None,
+            redis_key_prefix: "roost:".into(),
         }
     }
 }
@@ -173,6 +181,8 @@ pub struct FileConfig {
     pub db_acquire_timeout_ms: Option<u64>,
     pub metrics: Option<bool>,
     pub log_format: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_key_prefix: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub http_header_timeout_ms: Option<u64>,
     pub http_idle_timeout_ms: Option<u64>,
@@ -277,6 +287,12 @@ impl Settings {
         }
         if let Some(v) = f.dashboard {
             self.dashboard = v;
+        }
+        if f.redis_url.is_some() {
+            self.redis_url = f.redis_url;
+        }
+        if let Some(v) = f.redis_key_prefix {
+            self.redis_key_prefix = v;
         }
         let plans = f.plans.unwrap_or_else(|| self.catalog.all().to_vec());
         self.catalog = Catalog::new(plans, &self.personal_plan)?;
@@ -389,6 +405,12 @@ trusted_proxies = []
 http_header_timeout_ms = 10000
 http_idle_timeout_ms = 60000
 http_max_connections = 1024
+
+# Rate limits (the plan's rpm, a key's rpm) shared by every replica through Redis (ROOST_REDIS_URL,
+# --redis-url); without it each process limits alone. Unreachable Redis lets requests through.
+# redis_url = "redis://127.0.0.1:6379"
+redis_key_prefix = "roost:"
+
 # The dashboard at /app: the name and colour people see, an optional logo, and whether the session
 # cookie is marked Secure (unset: when the request came over TLS or X-Forwarded-Proto says https).
 [dashboard]

@@ -79,6 +79,7 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "ledger", sql: include_str!("../migrations/sqlite/0002_ledger.sql") },
     Migration { version: 3, name: "lean_ledger", sql: include_str!("../migrations/sqlite/0003_lean_ledger.sql") },
     Migration { version: 7, name: "events", sql: include_str!("../migrations/sqlite/0007_events.sql") },
+    Migration { version: 9, name: "key_rpm", sql: include_str!("../migrations/sqlite/0009_key_rpm.sql") },
 ];
 
 static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -86,6 +87,7 @@ static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "ledger", sql: include_str!("../migrations/postgres/0002_ledger.sql") },
     Migration { version: 3, name: "lean_ledger", sql: include_str!("../migrations/postgres/0003_lean_ledger.sql") },
     Migration { version: 7, name: "events", sql: include_str!("../migrations/postgres/0007_events.sql") },
+    Migration { version: 9, name: "key_rpm", sql: include_str!("../migrations/postgres/0009_key_rpm.sql") },
 ];
 
 impl Dialect for Sqlite {

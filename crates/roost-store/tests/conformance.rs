@@ -221,6 +221,7 @@ fn new_key(org: &str, ws: &str, by: &str, now: i64) -> ApiKey {
         expires_at: None,
         spend_limit: None,
         revoked_at: None,
+        rpm: None,
     }
 }
 

@@ -40,11 +40,16 @@ impl Roost {
 
     /// [`Roost::start`] with `ROOST_LOG` set to `level` (the log goes to [`Roost::log`]).
     pub async fn start_logging(bin: impl AsRef<Path>, database_url: &str, level: &str) -> Self {
+        Self::start_configured(bin, database_url, level, "").await
+    }
+
+    /// [`Roost::start_logging`] with more `roost.toml` lines (e.g. `redis_url = "…"`).
+    pub async fn start_configured(bin: impl AsRef<Path>, database_url: &str, level: &str, extra: &str) -> Self {
         let dir = std::env::temp_dir().join("roost-ledger-load");
         std::fs::create_dir_all(&dir).expect("temp dir");
         let id = roost_domain::IdKind::Event.generate();
         let config = dir.join(format!("{id}.toml"));
-        std::fs::write(&config, "password_hash_memory_kib = 64\npassword_hash_iterations = 1\ndb_max_connections = 5\ndb_acquire_timeout_ms = 10000\n").expect("config");
+        std::fs::write(&config, format!("password_hash_memory_kib = 64\npassword_hash_iterations = 1\ndb_max_connections = 5\ndb_acquire_timeout_ms = 10000\n{extra}\n")).expect("config");
         let log = dir.join(format!("{id}.log"));
         let mut child = Command::new(bin.as_ref())
             .arg("serve")

@@ -50,6 +50,9 @@ struct ServerArgs {
     /// Log format on stderr: auto (JSON when not a terminal), text or json.
     #[arg(long, env = "ROOST_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Redis for rate limits shared by every replica, e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "ROOST_REDIS_URL")]
+    redis_url: Option<String>,
 }
 
 impl ServerArgs {
@@ -67,6 +70,9 @@ impl ServerArgs {
         }
         if let Some(f) = &self.log_format {
             s.log_format.clone_from(f);
+        }
+        if let Some(r) = &self.redis_url {
+            s.redis_url = Some(r.clone());
         }
         s.validate()?;
         Ok(s)

@@ -6,6 +6,7 @@ pub mod credits;
 mod events;
 mod invitations;
 mod keys;
+mod limits;
 mod orgs;
 mod plans;
 mod resources;
@@ -32,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(workspaces::router())
         .merge(invitations::router())
         .merge(keys::router())
+        .merge(limits::router())
         .merge(resources::router())
         .merge(audit::router())
         .merge(events::router())

@@ -19,6 +19,7 @@ mod hardening;
 mod invitations;
 mod keys;
 mod ledger_load;
+mod limits;
 mod ops;
 mod orgs;
 mod replicas;
