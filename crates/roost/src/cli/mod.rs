@@ -12,6 +12,7 @@ mod credits;
 mod ctx;
 mod error;
 mod keys;
+mod limits;
 mod orgs;
 mod output;
 mod usage;
@@ -27,6 +28,7 @@ pub use budget::BudgetCommand;
 pub use credits::CreditsCommand;
 pub use error::CliError;
 pub use keys::KeysCommand;
+pub use limits::LimitsArgs;
 pub use orgs::{InvitationsCommand, OrgsCommand};
 pub use usage::UsageArgs;
 pub use ws::WsCommand;
@@ -66,6 +68,8 @@ pub enum ClientCommand {
     /// Per-cycle spend caps of workspaces and members.
     #[command(subcommand)]
     Budget(BudgetCommand),
+    /// Every limit that applies to you in a workspace: budgets, spend limits, the balance.
+    Limits(LimitsArgs),
 }
 
 /// Options every client command takes.
@@ -110,5 +114,6 @@ async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliEr
         ClientCommand::Credits(c) => credits::run(&ctx, c).await,
         ClientCommand::Usage(a) => usage::usage(&ctx, a).await,
         ClientCommand::Budget(c) => budget::budget(&ctx, c).await,
+        ClientCommand::Limits(a) => limits::run(&ctx, a).await,
     }
 }
