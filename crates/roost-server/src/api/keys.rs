@@ -205,8 +205,10 @@ fn check_rpm(st: &AppState, e: &mut Errors, plan: &str, rpm: Option<i64>) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKey {
-    /// The key's own requests per minute (at most the org plan's), or `null` for none.
-    rpm: Option<i64>,
+    /// The key's own requests per minute (at most the org plan's), or `null` for none. Required.
+    #[serde(default, deserialize_with = "super::credits::present")]
+    #[schema(value_type = Option<i64>)]
+    rpm: Option<Option<i64>>,
 }
 
 /// Sets a key's own rate limit. It applies on every replica at once (their cached copy of the key
@@ -223,10 +225,13 @@ async fn update_key(
     let mut key = manageable_key(&st, &caller, &id).await?;
     let (_, org) = st.store.workspace_by_id(&key.workspace_id).await?.ok_or_else(ApiError::not_found)?;
     let mut e = Errors::default();
-    check_rpm(&st, &mut e, &org.plan, b.rpm);
+    let Some(rpm) = b.rpm else {
+        return Err(ApiError::invalid_field("rpm", "is required (null removes the key's own limit)"));
+    };
+    check_rpm(&st, &mut e, &org.plan, rpm);
     e.finish().map_err(ApiError::invalid)?;
-    let (k, ctx, rpm) = (key.clone(), caller.ctx(st.clock.now_ms()), b.rpm);
+    let (k, ctx) = (key.clone(), caller.ctx(st.clock.now_ms()));
     revoking(&st, move |st| async move { st.store.set_key_rpm(&k, rpm, &ctx).await.map(|()| vec![k.id]) }).await?;
-    key.rpm = b.rpm;
+    key.rpm = rpm;
     Ok(Json(KeyView::from(key)))
 }

@@ -23,8 +23,10 @@ async fn key_rpm_is_bounded_by_the_org(s: TestServer) {
         expect_invalid(&r, "rpm");
     }
     let (id, _) = key_with_rpm(&alice, &ws, Some(60)).await;
-    let r = alice.patch(&format!("/v1/keys/{id}"), &json!({"rpm": 61})).await.unwrap();
-    expect_invalid(&r, "rpm");
+    for body in [json!({"rpm": 61}), json!({}), json!({"rpm": "many"})] {
+        let r = alice.patch(&format!("/v1/keys/{id}"), &body).await.unwrap();
+        expect_invalid(&r, "rpm");
+    }
     let r = alice.patch(&format!("/v1/keys/{id}"), &json!({"rpm": 7})).await.unwrap();
     expect_status(&r, 200);
     assert_eq!((r.body["id"].as_str(), &r.body["rpm"]), (Some(id.as_str()), &json!(7)));
