@@ -1,6 +1,7 @@
 //! Scenarios: rate limits on API-key traffic (the org plan's `rpm`, a key's own `rpm`), in one
 //! process and shared through a real Redis (127.0.0.1:6379) by several `roost serve` processes.
 
+mod headroom;
 mod listing;
 mod rate;
 mod replicas;
