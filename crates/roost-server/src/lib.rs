@@ -78,7 +78,8 @@ impl AppState {
         let c = clock.clone();
         let ledger = roost_ledger::Ledger::start(store.clone(), ledger_cfg, Arc::new(move || c.now_ms()));
         let (telemetry, breaker) = (ops::telemetry::Telemetry::new(), ops::observe::Breaker::default());
-        let limiter = limits::Limiter::new(settings.redis_url.as_deref(), &settings.redis_key_prefix)?;
+        let limiter =
+            limits::Limiter::new(settings.rate_limits, settings.redis_url.as_deref(), &settings.redis_key_prefix)?;
         Ok(Self(Arc::new(Inner { store, settings, clock, keys, passwords, ledger, telemetry, breaker, limiter })))
     }
 }

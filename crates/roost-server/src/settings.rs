@@ -53,6 +53,8 @@ pub struct Settings {
     pub http_max_connections: usize,
     /// The dashboard at `/app`: branding and cookies (`[dashboard]` in `roost.toml`).
     pub dashboard: DashboardSettings,
+    /// Whether API-key traffic is rate-limited (the plans' and keys' `rpm`).
+    pub rate_limits: bool,
     /// Redis shared by every replica for rate limits (`None`: each process limits alone).
     pub redis_url: Option<String>,
     /// The prefix of every Redis key roost writes.
@@ -126,6 +128,7 @@ impl std::fmt::Debug for Settings {
             .field("http_idle_timeout_ms", &self.http_idle_timeout_ms)
             .field("http_max_connections", &self.http_max_connections)
             .field("dashboard", &self.dashboard)
+            .field("rate_limits", &self.rate_limits)
             .field("redis_url", &self.redis_url.as_deref().map(roost_store::redact))
             .field("redis_key_prefix", &self.redis_key_prefix)
             .finish()
@@ -156,6 +159,7 @@ impl Default for Settings {
             http_idle_timeout_ms: 60_000,
             http_max_connections: 1024,
             dashboard: DashboardSettings::default(),
+            rate_limits: true,
             redis_url: None,
             redis_key_prefix: "roost:".into(),
         }
@@ -181,6 +185,7 @@ pub struct FileConfig {
     pub db_acquire_timeout_ms: Option<u64>,
     pub metrics: Option<bool>,
     pub log_format: Option<String>,
+    pub rate_limits: Option<bool>,
     pub redis_url: Option<String>,
     pub redis_key_prefix: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
@@ -287,6 +292,9 @@ impl Settings {
         }
         if let Some(v) = f.dashboard {
             self.dashboard = v;
+        }
+        if let Some(v) = f.rate_limits {
+            self.rate_limits = v;
         }
         if f.redis_url.is_some() {
             self.redis_url = f.redis_url;
@@ -406,8 +414,10 @@ http_header_timeout_ms = 10000
 http_idle_timeout_ms = 60000
 http_max_connections = 1024
 
-# Rate limits (the plan's rpm, a key's rpm) shared by every replica through Redis (ROOST_REDIS_URL,
-# --redis-url); without it each process limits alone. Unreachable Redis lets requests through.
+# Rate limits (the plan's rpm, a key's rpm) on API-key traffic, shared by every replica through
+# Redis (ROOST_REDIS_URL, --redis-url); without it each process limits alone. Unreachable Redis
+# lets requests through.
+rate_limits = true
 # redis_url = "redis://127.0.0.1:6379"
 redis_key_prefix = "roost:"
 

@@ -146,3 +146,24 @@ async fn redis_down_fails_open_and_counts() {
     })
     .await;
 }
+
+/// `rate_limits = false`: nothing is limited and no headers are sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_can_be_turned_off() {
+    for backend in [roost_test_kit::Backend::Sqlite, roost_test_kit::Backend::Postgres] {
+        let Some(s) = TestServer::start_with(backend, |st| st.rate_limits = false).await else {
+            eprintln!("{}", roost_test_kit::SKIPPED);
+            continue;
+        };
+        let http = reqwest::Client::new();
+        let (alice, ws) = personal_ws(&s).await;
+        let (_, secret) = key_with_rpm(&alice, &ws, Some(1)).await;
+        for _ in 0..3 {
+            let r = get(&http, &s.base, "/v1/me", &secret).await;
+            assert_eq!((r.status, r.limit, r.remaining), (200, None, None), "{r:?}");
+        }
+        let listed = s.client.with_token(&secret).get("/v1/limits").await.unwrap();
+        assert_eq!(listed.status, 200, "{}", listed.body);
+        assert!(listed.body["items"].as_array().unwrap().iter().all(|l| l["kind"] != "rpm"), "{}", listed.body);
+    }
+}
