@@ -206,6 +206,7 @@ async fn one_org(
             expires_at: None,
             spend_limit: None,
             revoked_at: None,
+            rpm: None,
         };
         // A secret's hash is only looked up by authentication, which the benchmark does not do.
         store.create_key(&k, &format!("bench-{}-{}", k.id, IdKind::Key.generate()), &ctx).await?;

@@ -15,8 +15,12 @@ pub type Answer = Result<Outcome, Refusal>;
 pub enum Outcome {
     /// A charge was journaled.
     Charged { charge: EntryRow },
-    /// Credits were reserved.
-    Held { hold: HoldRow },
+    /// Credits were reserved; `headroom` is what the hold left (JSON, see the charge's entry).
+    Held {
+        hold: HoldRow,
+        #[serde(default)]
+        headroom: Option<String>,
+    },
     /// A hold was settled: `charge` took part of it, `released` went back.
     Settled { charge: EntryRow, hold: HoldRow, released: i64 },
     /// A hold was given back whole.

@@ -110,7 +110,16 @@ impl FromRequestParts<AppState> for Caller {
             session_id = Some(s.session_id);
             Who::User(s.user)
         } else if token.starts_with(API_KEY_PREFIX) {
-            Who::Key(st.keys.find(&st.store, &hash, now).await?.ok_or_else(ApiError::unauthenticated)?)
+            let key = st.keys.find(&st.store, &hash, now).await?.ok_or_else(ApiError::unauthenticated)?;
+            if let Some(d) = st.limiter.check(st, &key).await? {
+                if let Some(slot) = parts.extensions.get::<crate::limits::Slot>() {
+                    slot.set(d);
+                }
+                if !d.cell.allows() {
+                    return Err(crate::limits::refused(&d));
+                }
+            }
+            Who::Key(key)
         } else {
             return Err(ApiError::unauthenticated());
         };

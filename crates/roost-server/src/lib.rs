@@ -8,6 +8,7 @@ pub mod dns;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod limits;
 pub mod mail;
 pub mod ops;
 pub mod settings;
@@ -54,6 +55,8 @@ pub struct Inner {
     pub throttle: throttle::Throttle,
     /// The HTTP client webhook deliveries go out through.
     pub webhook_http: reqwest::Client,
+    /// The rate limits of API-key traffic.
+    pub limiter: limits::Limiter,
 }
 
 impl Deref for AppState {
@@ -87,6 +90,8 @@ impl AppState {
         let ledger = roost_ledger::Ledger::start(store.clone(), ledger_cfg, Arc::new(move || c.now_ms()));
         let (telemetry, breaker) = (ops::telemetry::Telemetry::new(), ops::observe::Breaker::default());
         let webhook_http = webhooks::send::client(&settings);
+        let limiter =
+            limits::Limiter::new(settings.rate_limits, settings.redis_url.as_deref(), &settings.redis_key_prefix)?;
         Ok(Self(Arc::new(Inner {
             store,
             settings,
@@ -99,6 +104,7 @@ impl AppState {
             mailer,
             throttle: Default::default(),
             webhook_http,
+            limiter,
         })))
     }
 }
@@ -139,6 +145,7 @@ pub fn app(state: AppState) -> axum::Router {
         // body reader to the same size.
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::map_response(problem_for_plain_errors))
+        .layer(axum::middleware::from_fn(limits::headers))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::observe::around))
         .with_state(state)

@@ -83,6 +83,12 @@ pub struct Settings {
     pub webhooks_settle_ms: u64,
     /// The longest a delivery may take, connecting included; slower is a failure.
     pub webhooks_timeout_ms: u64,
+    /// Whether API-key traffic is rate-limited (the plans' and keys' `rpm`).
+    pub rate_limits: bool,
+    /// Redis shared by every replica for rate limits (`None`: each process limits alone).
+    pub redis_url: Option<String>,
+    /// The prefix of every Redis key roost writes.
+    pub redis_key_prefix: String,
 }
 
 /// The dashboard's branding and cookie policy.
@@ -167,6 +173,9 @@ impl std::fmt::Debug for Settings {
             .field("webhooks_lease_ms", &self.webhooks_lease_ms)
             .field("webhooks_settle_ms", &self.webhooks_settle_ms)
             .field("webhooks_timeout_ms", &self.webhooks_timeout_ms)
+            .field("rate_limits", &self.rate_limits)
+            .field("redis_url", &self.redis_url.as_deref().map(roost_store::redact))
+            .field("redis_key_prefix", &self.redis_key_prefix)
             .finish()
     }
 }
@@ -211,6 +220,9 @@ impl Default for Settings {
             webhooks_lease_ms: 60_000,
             webhooks_settle_ms: 2_000,
             webhooks_timeout_ms: 10_000,
+            rate_limits: true,
+            redis_url: None,
+            redis_key_prefix: "roost:".into(),
         }
     }
 }
@@ -237,6 +249,9 @@ pub struct FileConfig {
     pub db_acquire_timeout_ms: Option<u64>,
     pub metrics: Option<bool>,
     pub log_format: Option<String>,
+    pub rate_limits: Option<bool>,
+    pub redis_url: Option<String>,
+    pub redis_key_prefix: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub http_header_timeout_ms: Option<u64>,
     pub http_idle_timeout_ms: Option<u64>,
@@ -364,6 +379,15 @@ impl Settings {
         self.mail_from = f.mail_from.unwrap_or(std::mem::take(&mut self.mail_from));
         self.mail_poll_ms = f.mail_poll_ms.unwrap_or(self.mail_poll_ms);
         self.dns_resolver = f.dns_resolver.or(self.dns_resolver.take());
+        if let Some(v) = f.rate_limits {
+            self.rate_limits = v;
+        }
+        if f.redis_url.is_some() {
+            self.redis_url = f.redis_url;
+        }
+        if let Some(v) = f.redis_key_prefix {
+            self.redis_key_prefix = v;
+        }
         let plans = f.plans.unwrap_or_else(|| self.catalog.all().to_vec());
         self.catalog = Catalog::new(plans, &self.personal_plan)?;
         self.validate()

@@ -156,6 +156,8 @@ pub struct KeyView {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub spend_limit: Option<i64>,
+    /// The key's own requests per minute (the org plan's `rpm` applies too).
+    pub rpm: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
@@ -171,6 +173,7 @@ impl From<ApiKey> for KeyView {
             created_by: k.created_by,
             created_at: to_rfc3339(k.created_at),
             expires_at: k.expires_at.map(to_rfc3339),
+            rpm: k.rpm,
             spend_limit: k.spend_limit,
             secret: None,
         }

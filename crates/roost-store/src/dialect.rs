@@ -81,6 +81,7 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "identity", sql: include_str!("../migrations/sqlite/0004_identity.sql") },
     Migration { version: 7, name: "events", sql: include_str!("../migrations/sqlite/0007_events.sql") },
     Migration { version: 8, name: "webhooks", sql: include_str!("../migrations/sqlite/0008_webhooks.sql") },
+    Migration { version: 9, name: "key_rpm", sql: include_str!("../migrations/sqlite/0009_key_rpm.sql") },
 ];
 
 static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -90,6 +91,7 @@ static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "identity", sql: include_str!("../migrations/postgres/0004_identity.sql") },
     Migration { version: 7, name: "events", sql: include_str!("../migrations/postgres/0007_events.sql") },
     Migration { version: 8, name: "webhooks", sql: include_str!("../migrations/postgres/0008_webhooks.sql") },
+    Migration { version: 9, name: "key_rpm", sql: include_str!("../migrations/postgres/0009_key_rpm.sql") },
 ];
 
 impl Dialect for Sqlite {

@@ -26,8 +26,8 @@ impl Store {
         let mut tx = self.write().await?;
         self.lock_org(&mut tx, &k.org_id).await?;
         let inserted = sqlx::query(
-            "INSERT INTO api_keys (org_id, id, workspace_id, name, prefix, created_by, created_at, expires_at, spend_limit) \
-             SELECT w.org_id, $2, w.id, $4, $5, $6, $7, $8, $9 FROM workspaces w \
+            "INSERT INTO api_keys (org_id, id, workspace_id, name, prefix, created_by, created_at, expires_at, spend_limit, rpm) \
+             SELECT w.org_id, $2, w.id, $4, $5, $6, $7, $8, $9, $10 FROM workspaces w \
              WHERE w.org_id = $1 AND w.id = $3 AND ( \
                EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = w.org_id AND m.user_id = $6 AND m.role IN ('owner', 'admin')) \
                OR EXISTS (SELECT 1 FROM workspace_members wm WHERE wm.org_id = w.org_id AND wm.workspace_id = w.id \
@@ -43,6 +43,7 @@ impl Store {
         .bind(k.created_at)
         .bind(k.expires_at)
         .bind(k.spend_limit)
+        .bind(k.rpm)
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -55,8 +56,7 @@ impl Store {
             .bind(ctx.now)
             .execute(&mut *tx)
             .await?;
-        let detail =
-            json!({"name": k.name, "prefix": k.prefix, "expires_at": k.expires_at, "spend_limit": k.spend_limit});
+        let detail = json!({"name": k.name, "prefix": k.prefix, "expires_at": k.expires_at, "spend_limit": k.spend_limit, "rpm": k.rpm});
         let e = Entry {
             org_id: &k.org_id,
             action: "key.created",
@@ -157,6 +157,33 @@ impl Store {
             workspace_id: Some(&key.workspace_id),
             target: Some(("key", &key.id)),
             detail,
+        };
+        record(&mut tx, ctx, e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets (or clears) a live key's own rpm; other processes drop their cached copy of the key.
+    /// NotFound if the key was revoked meanwhile.
+    pub async fn set_key_rpm(&self, key: &ApiKey, rpm: Option<i64>, ctx: &Ctx) -> Result<()> {
+        let mut tx = self.write().await?;
+        self.lock_org(&mut tx, &key.org_id).await?;
+        let done = sqlx::query("UPDATE api_keys SET rpm = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL")
+            .bind(rpm)
+            .bind(&key.org_id)
+            .bind(&key.id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.notify_key_change(&mut tx, &key.id).await?;
+        let e = Entry {
+            org_id: &key.org_id,
+            action: "key.updated",
+            workspace_id: Some(&key.workspace_id),
+            target: Some(("key", &key.id)),
+            detail: json!({"rpm": rpm}),
         };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;

@@ -206,6 +206,8 @@ pub struct ApiKey {
     pub expires_at: Option<i64>,
     pub spend_limit: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The key's own requests per minute (never above its org plan's), if it has one.
+    pub rpm: Option<i64>,
 }
 
 impl ApiKey {
@@ -221,6 +223,7 @@ impl ApiKey {
             expires_at: r.try_get("expires_at")?,
             spend_limit: r.try_get("spend_limit")?,
             revoked_at: r.try_get("revoked_at")?,
+            rpm: r.try_get("rpm")?,
         })
     }
 }
@@ -228,7 +231,7 @@ impl ApiKey {
 /// Columns of [`ApiKey`], for SELECTs that join `api_keys k`.
 macro_rules! key_cols {
     () => {
-        "k.id, k.org_id, k.workspace_id, k.name, k.prefix, k.created_by, k.created_at, k.expires_at, k.spend_limit, k.revoked_at"
+        "k.id, k.org_id, k.workspace_id, k.name, k.prefix, k.created_by, k.created_at, k.expires_at, k.spend_limit, k.revoked_at, k.rpm"
     };
 }
 pub(crate) use key_cols;

@@ -241,6 +241,7 @@ fn new_key(org: &str, ws: &str, by: &str, now: i64) -> ApiKey {
         expires_at: None,
         spend_limit: None,
         revoked_at: None,
+        rpm: None,
     }
 }
 
@@ -929,6 +930,16 @@ async fn scenario_keys(s: &Store) {
     let rotated = audit(s, &org.id, &filter(None, None, Some("key.rotated"))).await;
     assert_eq!(rotated.len(), 2);
 
+    // A key's own rpm: stored, read back by authentication, cleared, audited.
+    assert_eq!(s.key_by_secret("h3", T0 + 202).await.unwrap().expect("key").key.rpm, None);
+    s.set_key_rpm(&k, Some(120), &ctx(&alice.id, T0 + 203)).await.unwrap();
+    assert_eq!(s.key_by_secret("h3", T0 + 204).await.unwrap().expect("key").key.rpm, Some(120));
+    assert_eq!(s.key_by_id(&k.id).await.unwrap().and_then(|k| k.rpm), Some(120));
+    s.set_key_rpm(&k, None, &ctx(&alice.id, T0 + 205)).await.unwrap();
+    assert_eq!(s.key_by_id(&k.id).await.unwrap().and_then(|k| k.rpm), None);
+    let updated = audit(s, &org.id, &filter(None, None, Some("key.updated"))).await;
+    assert_eq!(updated.len(), 2);
+
     // Revocation.
     s.revoke_key(&k, &ctx(&alice.id, T0 + 300)).await.unwrap();
     assert!(s.key_by_secret("h3", T0 + 301).await.unwrap().is_none());
@@ -936,6 +947,7 @@ async fn scenario_keys(s: &Store) {
     assert!(s.list_keys(&org.primary, 50, None).await.unwrap().items.is_empty());
     assert_not_found(s.rotate_key(&k, "h4", None, &ctx(&alice.id, T0 + 302)).await);
     assert!(s.key_by_secret("h4", T0 + 303).await.unwrap().is_none(), "a refused rotation adds no secret");
+    assert_not_found(s.set_key_rpm(&k, Some(5), &ctx(&alice.id, T0 + 304)).await);
 
     // Removing a member revokes exactly the keys they created.
     let b1 = add_key(s, &org.id, &org.primary, &bob.id, "b1", T0 + 400).await;

@@ -59,6 +59,9 @@ struct ServerArgs {
     /// The URL people reach this server at; links in mails point here [default: http://127.0.0.1:8080].
     #[arg(long, env = "ROOST_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Redis for rate limits shared by every replica, e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "ROOST_REDIS_URL")]
+    redis_url: Option<String>,
 }
 
 impl ServerArgs {
@@ -85,6 +88,9 @@ impl ServerArgs {
         }
         if let Some(u) = &self.public_url {
             s.public_url.clone_from(u);
+        }
+        if let Some(r) = &self.redis_url {
+            s.redis_url = Some(r.clone());
         }
         s.validate()?;
         Ok(s)

@@ -30,9 +30,12 @@ impl Book {
             Op::Charge { workspace_id, wallet, amount, action, metadata } => self
                 .charge(out, a, workspace_id, wallet, *amount, action, metadata.clone(), now)
                 .map(|charge| Outcome::Charged { charge }),
-            Op::Hold { workspace_id, wallet, amount, action, ttl_ms } => self
-                .hold(out, holds, a, workspace_id, wallet, *amount, action, *ttl_ms, now)
-                .map(|hold| Outcome::Held { hold }),
+            Op::Hold { workspace_id, wallet, amount, action, ttl_ms } => {
+                self.hold(out, holds, a, workspace_id, wallet, *amount, action, *ttl_ms, now).map(|hold| {
+                    let headroom = Some(self.headroom(&hold.wallet_id, workspace_id, a));
+                    Outcome::Held { hold, headroom }
+                })
+            }
             Op::Settle { hold_id, amount } => self
                 .settle(out, holds, hold_id, *amount, now)
                 .map(|(charge, hold, released)| Outcome::Settled { charge, hold, released }),

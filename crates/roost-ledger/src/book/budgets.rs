@@ -58,6 +58,36 @@ impl Book {
         Ok(())
     }
 
+    /// What a draw by `a` in `ws` from wallet `wallet_id` leaves, as the answer's `headroom` (JSON):
+    /// the wallet's available credits and the tightest budget in force for that actor (the one
+    /// with the least remaining: the key's spend limit, the member's budget, the workspace's).
+    pub(super) fn headroom(&self, wallet_id: &str, ws: &str, a: &ActorRef) -> String {
+        let available = self.wallets.iter().find(|w| w.id == wallet_id).map_or(0, |w| w.balance - w.held);
+        let mut limits: Vec<(BudgetScope, Option<i64>)> = Vec::with_capacity(3);
+        if !a.key_id.is_empty() {
+            limits.push((BudgetScope::Key, a.spend_limit));
+        }
+        if !a.member_id.is_empty() {
+            let b = self.budgets.get(&(BudgetScope::Member, ws.to_string(), a.member_id.clone()));
+            limits.push((BudgetScope::Member, b.map(|b| b.limit)));
+        }
+        let b = self.budgets.get(&(BudgetScope::Workspace, ws.to_string(), String::new()));
+        limits.push((BudgetScope::Workspace, b.map(|b| b.limit)));
+        let tightest = limits
+            .into_iter()
+            .filter_map(|(scope, limit)| {
+                let limit = limit?;
+                let used = self.used(scope, &scope.subject(ws, &a.member_id, &a.key_id));
+                Some((scope, limit, used, limit.saturating_sub(used).max(0)))
+            })
+            .min_by_key(|t| t.3);
+        let budget = tightest.map_or(serde_json::Value::Null, |(scope, limit, used, remaining)| {
+            json!({"scope": scope.as_str(), "limit": limit, "used": used, "remaining": remaining,
+                "resets_at": roost_domain::time::to_rfc3339(self.period.1)})
+        });
+        json!({"available": available, "budget": budget}).to_string()
+    }
+
     /// Audit events for workspace budget alert thresholds crossed by going from `before` to `after`.
     pub(super) fn alerts(&self, out: &mut Out, ws: &str, before: i64, after: i64, at: i64) {
         let Some(b) = self.budgets.get(&(BudgetScope::Workspace, ws.to_string(), String::new())) else {

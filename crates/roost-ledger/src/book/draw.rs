@@ -21,6 +21,8 @@ pub(super) struct ChargeLine<'a> {
     pub hold_id: Option<String>,
     /// The wallet's balance right after this charge.
     pub balance_after: i64,
+    /// What the charge's answer says is left (see `Book::headroom`), for a charge made directly.
+    pub headroom: Option<String>,
 }
 
 impl Book {
@@ -89,6 +91,7 @@ impl Book {
         e.metadata = c.metadata;
         e.hold_id = c.hold_id;
         e.balance_after = c.balance_after;
+        e.headroom = c.headroom;
         let hour = at.div_euclid(3_600_000) * 3_600_000;
         let r = out
             .writes
@@ -126,6 +129,7 @@ impl Book {
         let wal = &mut self.wallets[w];
         wal.balance -= amount;
         wal.charged += amount;
+        let headroom = Some(self.headroom(&self.wallets[w].id, workspace_id, a));
         let line = ChargeLine {
             id: IdKind::Charge.generate(),
             workspace_id,
@@ -136,6 +140,7 @@ impl Book {
             splits,
             hold_id: None,
             balance_after: self.wallets[w].balance,
+            headroom,
         };
         Ok(self.journal_charge(out, w, line, now))
     }

@@ -168,6 +168,7 @@ impl Book {
             splits,
             hold_id: Some(closed.id.clone()),
             balance_after: after_charge,
+            headroom: None,
         };
         let e = self.journal_charge(out, w, line, now);
         // The charge comes before the expiries of what it returned.

@@ -162,6 +162,7 @@ impl Book {
             balance_after: wal.balance,
             at,
             seq: 0,
+            headroom: None,
             idem_key: None,
             idem_fp: None,
         }

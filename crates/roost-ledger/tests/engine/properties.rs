@@ -803,6 +803,7 @@ impl World {
             expires_at: None,
             spend_limit,
             revoked_at: None,
+            rpm: None,
         };
         store.create_key(&key, "hash-of-ci-key", &ctx(&user, now)).await.expect("create key");
         let clock = Arc::new(AtomicI64::new(now));

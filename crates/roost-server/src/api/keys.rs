@@ -21,7 +21,10 @@ use crate::extract::{ApiJson, OptionalJson, Params};
 use crate::views::{KeyView, List};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_key, list_keys)).routes(routes!(rotate_key)).routes(routes!(revoke_key))
+    OpenApiRouter::new()
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(rotate_key))
+        .routes(routes!(revoke_key, update_key))
 }
 
 /// Body of `POST /v1/workspaces/{ws}/keys`.
@@ -33,6 +36,8 @@ pub struct CreateKey {
     expires_at: Option<String>,
     /// Most this key may spend per cycle (enforced by the ledger).
     spend_limit: Option<i64>,
+    /// The key's own requests per minute, at most the org plan's `rpm`.
+    rpm: Option<i64>,
 }
 
 fn keys_need_users(caller: &Caller) -> ApiResult<()> {
@@ -74,6 +79,7 @@ async fn create_key(
     if b.spend_limit.is_some_and(|l| l < 0) {
         e.add("spend_limit", "must be zero or more");
     }
+    check_rpm(&st, &mut e, &w.org.plan, b.rpm);
     e.finish().map_err(ApiError::invalid)?;
     let secret = tokens::generate(API_KEY_PREFIX);
     let key = ApiKey {
@@ -87,6 +93,7 @@ async fn create_key(
         expires_at,
         spend_limit: b.spend_limit,
         revoked_at: None,
+        rpm: b.rpm,
     };
     st.store.create_key(&key, &tokens::hash(&secret), &caller.ctx(now)).await?;
     let mut view = KeyView::from(key);
@@ -181,4 +188,50 @@ async fn revoke_key(State(st): State<AppState>, caller: Caller, Path(id): Path<S
     let ctx = caller.ctx(st.clock.now_ms());
     revoking(&st, move |st| async move { st.store.revoke_key(&key, &ctx).await.map(|()| vec![key.id]) }).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A key's `rpm`: at least 1, and never above the org plan's (422 otherwise).
+fn check_rpm(st: &AppState, e: &mut Errors, plan: &str, rpm: Option<i64>) {
+    let Some(rpm) = rpm else { return };
+    let org_rpm = st.settings.catalog.get(plan).and_then(|p| p.rpm);
+    if rpm < 1 {
+        e.add("rpm", "must be at least 1");
+    } else if let Some(max) = org_rpm.filter(|m| rpm > i64::from(*m)) {
+        e.add("rpm", format!("must not be above the organization's plan rpm of {max}"));
+    }
+}
+
+/// Body of `PATCH /v1/keys/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKey {
+    /// The key's own requests per minute (at most the org plan's), or `null` for none. Required.
+    #[serde(default, deserialize_with = "super::credits::present")]
+    #[schema(value_type = Option<i64>)]
+    rpm: Option<Option<i64>>,
+}
+
+/// Sets a key's own rate limit. It applies on every replica at once (their cached copy of the key
+/// is dropped).
+#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", security(("bearer" = [])), request_body = UpdateKey,
+    responses((status = 200, body = KeyView), (status = 404, description = "not_found", body = Problem),
+        (status = 422, description = "invalid_request: `rpm` below 1 or above the org plan's", body = Problem)))]
+async fn update_key(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UpdateKey>,
+) -> ApiResult<Json<KeyView>> {
+    let mut key = manageable_key(&st, &caller, &id).await?;
+    let (_, org) = st.store.workspace_by_id(&key.workspace_id).await?.ok_or_else(ApiError::not_found)?;
+    let mut e = Errors::default();
+    let Some(rpm) = b.rpm else {
+        return Err(ApiError::invalid_field("rpm", "is required (null removes the key's own limit)"));
+    };
+    check_rpm(&st, &mut e, &org.plan, rpm);
+    e.finish().map_err(ApiError::invalid)?;
+    let (k, ctx) = (key.clone(), caller.ctx(st.clock.now_ms()));
+    revoking(&st, move |st| async move { st.store.set_key_rpm(&k, rpm, &ctx).await.map(|()| vec![k.id]) }).await?;
+    key.rpm = rpm;
+    Ok(Json(KeyView::from(key)))
 }

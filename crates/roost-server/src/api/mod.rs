@@ -8,6 +8,7 @@ mod events;
 mod identity;
 mod invitations;
 mod keys;
+mod limits;
 mod orgs;
 mod plans;
 mod resources;
@@ -41,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(workspaces::router())
         .merge(invitations::router())
         .merge(keys::router())
+        .merge(limits::router())
         .merge(resources::router())
         .merge(audit::router())
         .merge(events::router())

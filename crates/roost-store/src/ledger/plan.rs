@@ -167,6 +167,7 @@ pub(super) fn plan<'a>(w: &'a LedgerWrites, bumped: &HashMap<String, (i64, Optio
             V::I(e.balance_after),
             V::I(e.at),
             V::I(e.seq),
+            V::OT(e.headroom.as_deref()),
             V::OT(e.idem_key.as_deref()),
             V::OT(e.idem_fp.as_deref()),
             V::OI(e.idem_key.as_ref().map(|_| e.at.div_euclid(IDEM_DAY_MS))),

@@ -119,6 +119,10 @@ pub struct EntryRow {
     pub at: i64,
     /// Order of application within the org (set by the engine when it writes the batch).
     pub seq: i64,
+    /// For a charge: the headroom it was answered with (JSON `{available, budget}`), kept so that
+    /// a replay answers the same. `None` for other entries and charges from before it was kept.
+    #[serde(default)]
+    pub headroom: Option<String>,
     /// The `Idempotency-Key` of the charge this entry answered (`None` for any other entry): a
     /// charge's idempotency record is kept on its entry, not in the `idempotency` table. Written
     /// only; reads leave it `None` (answers never show it).
@@ -340,6 +344,7 @@ pub(crate) fn entry_from(r: &AnyRow) -> Result<EntryRow, sqlx::Error> {
         balance_after: r.try_get("balance_after")?,
         at: r.try_get("at")?,
         seq: r.try_get("seq")?,
+        headroom: r.try_get("headroom")?,
         idem_key: None,
         idem_fp: None,
     })
@@ -360,5 +365,5 @@ pub(crate) fn budget_from(r: &AnyRow) -> Result<BudgetRow, sqlx::Error> {
 pub(crate) const WALLET_COLS: &str = "org_id, id, kind, balance, held, granted, charged, expired, anchor_at, cycle, allowance, created_at, low_balance, depleted, reload_enabled, reload_threshold, reload_amount, reload_monthly_max, reload_month, reload_month_total, reload_armed";
 pub(crate) const GRANT_COLS: &str = "org_id, id, wallet_id, source, amount, remaining, reserved, expired, effective_at, expires_at, created_at, cycle_key, reason, actor_type, actor_id";
 pub(crate) const HOLD_COLS: &str = "org_id, id, wallet_id, workspace_id, actor_type, actor_id, member_id, key_id, action, amount, splits, status, period_start, expires_at, created_at, closed_at, charge_id";
-pub(crate) const ENTRY_COLS: &str = "org_id, id, type, wallet_id, workspace_id, actor_type, actor_id, member_id, key_id, amount, action, metadata, splits, hold_id, balance_after, at, seq";
+pub(crate) const ENTRY_COLS: &str = "org_id, id, type, wallet_id, workspace_id, actor_type, actor_id, member_id, key_id, amount, action, metadata, splits, hold_id, balance_after, at, seq, headroom";
 pub(crate) const BUDGET_COLS: &str = "org_id, scope, workspace_id, user_id, amount_limit, alert_percents, updated_at";

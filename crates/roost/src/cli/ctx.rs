@@ -90,6 +90,11 @@ impl Api {
         if r.is_success() { Ok(r.body) } else { Err(CliError::from_response(&r)) }
     }
 
+    /// The same API acting in workspace `ws` (the `Roost-Workspace` header).
+    pub fn in_workspace(&self, ws: &str) -> Api {
+        Api { client: self.client.in_workspace(ws) }
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Result<Value, CliError> {
         self.send(Method::GET, path, None).await

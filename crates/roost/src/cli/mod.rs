@@ -12,6 +12,7 @@ mod credits;
 mod ctx;
 mod error;
 mod keys;
+mod limits;
 mod orgs;
 mod output;
 mod usage;
@@ -28,6 +29,7 @@ pub use budget::BudgetCommand;
 pub use credits::CreditsCommand;
 pub use error::CliError;
 pub use keys::KeysCommand;
+pub use limits::LimitsArgs;
 pub use orgs::{InvitationsCommand, OrgsCommand};
 pub use usage::UsageArgs;
 pub use webhooks::{EventsArgs, WebhooksCommand};
@@ -73,6 +75,8 @@ pub enum ClientCommand {
     Webhooks(WebhooksCommand),
     /// An organization's events (low balance, top-ups, members, keys…), newest first.
     Events(EventsArgs),
+    /// Every limit that applies to you in a workspace: budgets, spend limits, the balance.
+    Limits(LimitsArgs),
 }
 
 /// Options every client command takes.
@@ -119,5 +123,6 @@ async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliEr
         ClientCommand::Budget(c) => budget::budget(&ctx, c).await,
         ClientCommand::Webhooks(c) => webhooks::run(&ctx, c).await,
         ClientCommand::Events(a) => webhooks::events(&ctx, a).await,
+        ClientCommand::Limits(a) => limits::run(&ctx, a).await,
     }
 }

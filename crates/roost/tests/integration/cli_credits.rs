@@ -260,6 +260,13 @@ async fn cli_credits(s: TestServer) {
     assert_eq!(pair(set, "scope"), "workspace");
     assert_eq!(pair(set, "limit"), "500");
     assert_eq!(pair(set, "used this cycle"), "300");
+    // `roost limits` in that workspace: the budget, and the org's available credits.
+    let limits = alice.run(&["limits", "--workspace", &ws]).await;
+    assert_eq!(row(limits.ok(), "budget")[1..5], ["workspace", "500", "300", "200"], "{limits:?}");
+    assert_eq!(row(limits.ok(), "balance")[1..4], ["org", "-", "-"], "{limits:?}");
+    let limits = alice.run(&["limits", "--workspace", ws_name, "--json"]).await.json();
+    assert_eq!(limits["items"][0]["kind"], "budget", "{limits}");
+    assert_eq!(num(&limits["items"][0]["remaining"]), 200, "{limits}");
     assert_eq!(pair(set, "alerts"), "50%, 80%");
     let shown = alice.run(&["budget", "show", "--workspace", ws_name, "--json"]).await.json();
     assert_eq!(shown["limit"], 500, "{shown}");

@@ -20,6 +20,7 @@ mod identity;
 mod invitations;
 mod keys;
 mod ledger_load;
+mod limits;
 mod ops;
 mod orgs;
 mod replicas;

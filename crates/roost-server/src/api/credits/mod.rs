@@ -6,6 +6,7 @@
 mod alerts;
 mod budgets;
 mod charges;
+mod headroom;
 mod holds;
 mod transactions;
 mod usage;
@@ -171,7 +172,16 @@ pub(super) async fn run(st: &AppState, cmd: Command) -> ApiResult<Response> {
     // What `Json` does, into a buffer that fits a charge at once instead of growing from 128 bytes.
     let mut body = Vec::with_capacity(RESPONSE_CAPACITY);
     serde_json::to_writer(&mut body, &view).map_err(ApiError::internal)?;
-    Ok((status, [(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+    let headroom = match &view {
+        OutcomeView::Charge(c) => c.headroom.as_ref(),
+        OutcomeView::Hold(h) => h.headroom.as_ref(),
+        _ => None,
+    };
+    let mut res = (status, [(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
+    if let Some(h) = headroom {
+        h.write_headers(res.headers_mut());
+    }
+    Ok(res)
 }
 
 /// Submits a command, counting it in the metrics: the queue depth while it waits, its latency, and

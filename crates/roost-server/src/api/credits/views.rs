@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::headroom::Headroom;
+
 /// A charge.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChargeView {
@@ -32,6 +34,9 @@ pub struct ChargeView {
     /// The hold this charge settled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hold_id: Option<String>,
+    /// In the answer to a charge: what it left (absent elsewhere, e.g. in the journal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headroom: Option<Headroom>,
 }
 
 impl From<&EntryRow> for ChargeView {
@@ -49,6 +54,7 @@ impl From<&EntryRow> for ChargeView {
             at: to_rfc3339(e.at),
             metadata: e.metadata.as_deref().map(|m| serde_json::from_str(m).unwrap_or(Value::Null)),
             hold_id: e.hold_id.clone(),
+            headroom: None,
         }
     }
 }
@@ -83,6 +89,9 @@ pub struct HoldView {
     pub created_at: String,
     /// The charge that settled it.
     pub charge_id: Option<String>,
+    /// In the answer to a new hold: what it left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headroom: Option<Headroom>,
 }
 
 impl From<&HoldRow> for HoldView {
@@ -99,6 +108,7 @@ impl From<&HoldRow> for HoldView {
             expires_at: to_rfc3339(h.expires_at),
             created_at: to_rfc3339(h.created_at),
             charge_id: h.charge_id.clone(),
+            headroom: None,
         }
     }
 }
@@ -303,8 +313,16 @@ impl OutcomeView {
     /// The status and body of an outcome: 201 for what a command creates, 200 otherwise.
     pub fn of(o: Outcome) -> (StatusCode, Self) {
         match o {
-            Outcome::Charged { charge } => (StatusCode::CREATED, Self::Charge((&charge).into())),
-            Outcome::Held { hold } => (StatusCode::CREATED, Self::Hold((&hold).into())),
+            Outcome::Charged { charge } => {
+                let mut view = ChargeView::from(&charge);
+                view.headroom = Headroom::parse(charge.headroom.as_deref());
+                (StatusCode::CREATED, Self::Charge(view))
+            }
+            Outcome::Held { hold, headroom } => {
+                let mut view = HoldView::from(&hold);
+                view.headroom = Headroom::parse(headroom.as_deref());
+                (StatusCode::CREATED, Self::Hold(view))
+            }
             Outcome::Settled { charge, hold, released } => {
                 (StatusCode::OK, Self::Settle(SettleView { charge: (&charge).into(), hold: (&hold).into(), released }))
             }

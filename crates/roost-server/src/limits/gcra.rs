@@ -1,0 +1,94 @@
+//! The generic cell rate algorithm (GCRA) over one minute, for one or two limits checked
+//! together: a request passes only if every limit lets it, and only then does it count against
+//! them. The same arithmetic runs in-process here and in Redis (`shared.rs`, the Lua script).
+
+/// One minute, in microseconds: every limit is requests per minute.
+pub const PERIOD_US: i64 = 60_000_000;
+
+/// What one limit said about one request, measured from the moment of the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cell {
+    /// Requests per minute.
+    pub limit: u32,
+    /// Microseconds until the request would fit (> 0: refused).
+    pub over_us: i64,
+    /// The limit's theoretical arrival time after this request, minus now (µs).
+    pub ahead_us: i64,
+}
+
+impl Cell {
+    /// Whether this limit lets the request through.
+    pub fn allows(&self) -> bool {
+        self.over_us <= 0
+    }
+
+    /// Requests still allowed right away after this one.
+    pub fn remaining(&self) -> u32 {
+        if !self.allows() {
+            return 0;
+        }
+        let left = (PERIOD_US - self.ahead_us) / interval_us(self.limit);
+        u32::try_from(left.max(0)).unwrap_or(u32::MAX)
+    }
+
+    /// Seconds until the limit is whole again (when refused: after the wait, as if this request
+    /// had passed), rounded up.
+    pub fn reset_seconds(&self) -> u64 {
+        let us = if self.allows() { self.ahead_us } else { self.ahead_us - interval_us(self.limit) };
+        ceil_seconds(us)
+    }
+
+    /// Requests allowed at once before this one: for a look that counted nothing.
+    pub fn left_before(&self) -> u32 {
+        if self.allows() { self.remaining().saturating_add(1).min(self.limit) } else { 0 }
+    }
+
+    /// Seconds until the limit is whole, before this request: for a look that counted nothing.
+    pub fn reset_before_seconds(&self) -> u64 {
+        ceil_seconds(self.ahead_us - interval_us(self.limit))
+    }
+
+    /// Seconds to wait before retrying, rounded up (at least 1 when refused).
+    pub fn retry_seconds(&self) -> u64 {
+        ceil_seconds(self.over_us).max(1)
+    }
+}
+
+/// Microseconds between two requests at an even pace.
+pub fn interval_us(limit: u32) -> i64 {
+    PERIOD_US / i64::from(limit.max(1))
+}
+
+fn ceil_seconds(us: i64) -> u64 {
+    u64::try_from((us.max(0) + 999_999) / 1_000_000).unwrap_or(0)
+}
+
+/// Checks `limit` whose stored arrival time is `tat` (µs, 0 if none) at `now`; returns the cell
+/// and the arrival time to store if the request passes.
+pub fn check(limit: u32, tat: i64, now: i64) -> (Cell, i64) {
+    let new_tat = tat.max(now) + interval_us(limit);
+    let cell = Cell { limit, over_us: new_tat - now - PERIOD_US, ahead_us: new_tat - now };
+    (cell, new_tat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_lets_its_rpm_through_at_once_then_one_per_interval() {
+        let (limit, now) = (600, 1_000_000_000);
+        let mut tat = 0;
+        for i in 0..600 {
+            let (c, t) = check(limit, tat, now);
+            assert!(c.allows(), "request {i}");
+            assert_eq!(c.remaining(), 599 - i);
+            tat = t;
+        }
+        let (c, _) = check(limit, tat, now);
+        assert!(!c.allows());
+        assert_eq!((c.remaining(), c.retry_seconds(), c.reset_seconds()), (0, 1, 60));
+        let (c, _) = check(limit, tat, now + interval_us(limit));
+        assert!(c.allows());
+    }
+}
