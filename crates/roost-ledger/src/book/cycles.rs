@@ -159,6 +159,11 @@ impl Book {
             self.turn(w, (a, c), (a, c + 1), t, end, monthly, cap, out);
             self.wallets[w].cycle = c + 1;
             self.touch_wallet(out, w);
+            let wal = &self.wallets[w];
+            let data = serde_json::json!({"wallet_id": wal.id, "kind": wal.kind, "cycle": c + 1,
+                "allocation": monthly, "started_at": roost_domain::time::to_rfc3339(t),
+                "ends_at": roost_domain::time::to_rfc3339(end)});
+            self.event(out, roost_domain::ledger::EventType::CycleStarted, None, data, t);
         }
     }
 

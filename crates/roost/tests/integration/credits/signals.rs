@@ -184,6 +184,11 @@ async fn budget_threshold_and_exceeded(s: TestServer) {
     expect_problem(&charge(&owner, 200, "llm").await, 403, "budget_exceeded");
     assert_eq!(events(&owner, &org, "budget.threshold").await.len(), 4);
     assert_eq!(events(&owner, &org, "budget.exceeded").await.len(), 2);
+    // The turn itself is an event, with the new cycle's allocation.
+    let c = events(&owner, &org, "cycle.started").await;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!((&c[0]["data"]["cycle"], &c[0]["data"]["allocation"]), (&json!(1), &json!(5_000)), "{}", c[0]);
+    assert_eq!(c[0]["data"]["ends_at"], wallet(&owner, &org).await["cycle_ends_at"], "{}", c[0]);
     s.assert_ledger().await;
 }
 
