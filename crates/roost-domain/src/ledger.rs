@@ -9,8 +9,7 @@ macro_rules! vocabulary {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vm])* $variant),+ }
+        pub enum $name { $($(#[$vm])* #[serde(rename = $text)] $variant),+ }
 
         impl $name {
             /// Every value, in declaration order.
@@ -293,6 +292,12 @@ mod tests {
         }
         assert_eq!(HoldStatus::parse("Open"), None);
         assert_eq!(serde_json::to_value(HoldStatus::Settled).ok(), Some(serde_json::json!("settled")));
+        // The serde name is the stored and wire name, also where it is not the variant's snake case.
+        for k in EventType::ALL {
+            assert_eq!(EventType::parse(k.as_str()), Some(*k));
+            assert_eq!(serde_json::to_value(k).ok(), Some(serde_json::json!(k.as_str())));
+            assert_eq!(serde_json::from_value::<EventType>(serde_json::json!(k.as_str())).ok(), Some(*k));
+        }
     }
 
     #[test]
