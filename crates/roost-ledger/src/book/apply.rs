@@ -15,7 +15,9 @@ impl Book {
     /// the batch so far.
     pub fn apply(&mut self, cmd: &Command, holds: &mut Holds, now: i64, out: &mut Out) -> Answer {
         out.dirty_orgs.insert(self.org.id.clone());
-        let before = self.availables(now);
+        // What the wallets had, for the alerts and reloads that watch them; most books have none,
+        // and then the charge path skips the draw-down scan this takes.
+        let before = if self.watched() { self.availables(now) } else { Vec::new() };
         let answer = self.apply_op(cmd, holds, now, out);
         match &answer {
             Ok(_) => self.after_success(out, cmd, &before, now),

@@ -41,12 +41,19 @@ impl Book {
         credits::available(&view, now)
     }
 
+    /// Whether any wallet has something watching its available credits: a low-balance threshold,
+    /// an auto-reload, or a reload waiting to be armed again. Without one, nothing after a command
+    /// can fire.
+    pub(super) fn watched(&self) -> bool {
+        self.wallets.iter().any(|w| w.low_balance.is_some() || w.reload.enabled || !w.reload.armed)
+    }
+
     /// Every wallet's available credits, before a command.
     pub(super) fn availables(&self, now: i64) -> Vec<i64> {
         (0..self.wallets.len()).map(|w| self.available(w, now)).collect()
     }
 
-    /// After a command that succeeded: a charge or hold that leaves a wallet's available credits
+    /// After a command that succeeded (`before`: empty when nothing is [`Book::watched`]): a charge or hold that leaves a wallet's available credits
     /// below its auto-reload threshold reloads it once (or says why not) while the reload is armed
     /// — it is disarmed by the reload and armed again once available is back at or above the
     /// threshold, so many charges crossing together reload once, and a wallet that fell below it
@@ -67,7 +74,11 @@ impl Book {
                 let data = json!({"wallet_id": wal.id, "kind": wal.kind, "available": is, "threshold": t});
                 self.event(out, EventType::LowBalance, None, data, now);
             }
-            if !self.wallets[w].reload.armed && is >= self.wallets[w].reload.threshold {
+        }
+        // Re-arming looks at every disarmed wallet, also after a command that started with nothing
+        // watched (setting auto-reload may reload, and disarm, at once).
+        for w in 0..self.wallets.len() {
+            if !self.wallets[w].reload.armed && self.available(w, now) >= self.wallets[w].reload.threshold {
                 self.wallets[w].reload.armed = true;
                 self.touch_wallet(out, w);
             }
