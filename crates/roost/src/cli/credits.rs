@@ -1,8 +1,10 @@
-//! `roost credits …`: an organization's wallets, top-ups and journal.
+//! `roost credits …`: an organization's wallets, top-ups and journal, and a wallet's alert and
+//! auto-reload (in `alerts.rs`).
 
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use super::alerts::{self, AlertsArgs, AutoReloadArgs};
 use super::config;
 use super::ctx::{Api, Ctx, query, seg};
 use super::error::CliError;
@@ -53,11 +55,18 @@ pub enum CreditsCommand {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
+    /// Set or clear a wallet's low-balance alert (`credits.low_balance`). Owner, admin or billing.
+    Alerts(AlertsArgs),
+    /// Show a wallet's auto-reload, or turn it on or off and set its numbers. Owner or billing.
+    #[command(name = "auto-reload")]
+    AutoReload(AutoReloadArgs),
 }
 /// Runs a `credits` subcommand.
 pub async fn run(ctx: &Ctx, cmd: CreditsCommand) -> Result<String, CliError> {
     let api = ctx.user()?;
     match cmd {
+        CreditsCommand::Alerts(a) => alerts::alerts(ctx, a).await,
+        CreditsCommand::AutoReload(a) => alerts::auto_reload(ctx, a).await,
         CreditsCommand::Balance { org } => {
             let org = org_or_active(&api, org.as_deref()).await?;
             let r = api.get(&format!("/v1/orgs/{}/wallets", seg(&org))).await?;

@@ -5,6 +5,7 @@
 //! `error: …` line on stderr and exits 1. Usage errors are clap's (exit 2).
 
 mod account;
+mod alerts;
 mod audit;
 mod budget;
 mod config;
