@@ -50,7 +50,7 @@ plan=business
 key_rpm=""
 if [ "${SIGNALS:-off}" = on ]; then
     plan=bench
-    key_rpm=',"rpm":100000000'
+    key_rpm=',"rpm":60000000'
     redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "SIGNALS=on needs Redis at 127.0.0.1:6379" >&2; exit 1; }
     # A receiver that answers every delivery 204 and counts them.
     cat >"$tmp/receiver.py" <<'PY'
@@ -99,7 +99,7 @@ extra_seat_price = 0
 max_workspaces = 100
 monthly_credits = 0
 rollover_cap = 0
-rpm = 100000000
+rpm = 60000000
 resource_quotas = {}
 trial_days = 0
 TOML
