@@ -12,10 +12,13 @@ mod config;
 mod credits;
 mod ctx;
 mod error;
+mod holds;
 mod keys;
 mod limits;
+mod manage;
 mod orgs;
 mod output;
+mod resources;
 mod usage;
 mod webhooks;
 mod ws;
@@ -29,9 +32,11 @@ pub use audit::AuditArgs;
 pub use budget::BudgetCommand;
 pub use credits::CreditsCommand;
 pub use error::CliError;
+pub use holds::HoldsCommand;
 pub use keys::KeysCommand;
 pub use limits::LimitsArgs;
 pub use orgs::{InvitationsCommand, OrgsCommand};
+pub use resources::ResourcesCommand;
 pub use usage::UsageArgs;
 pub use webhooks::{EventsArgs, WebhooksCommand};
 pub use ws::WsCommand;
@@ -78,6 +83,14 @@ pub enum ClientCommand {
     Events(EventsArgs),
     /// Every limit that applies to you in a workspace: budgets, spend limits, the balance.
     Limits(LimitsArgs),
+    /// The plan catalog: seats, workspaces, credits, rate limits and trials of each plan.
+    Plans,
+    /// Resources of a workspace (apps, databases, buckets …).
+    #[command(subcommand)]
+    Resources(ResourcesCommand),
+    /// Holds: reserve credits now, settle what was used later.
+    #[command(subcommand)]
+    Holds(HoldsCommand),
 }
 
 /// Options every client command takes.
@@ -125,5 +138,8 @@ async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliEr
         ClientCommand::Webhooks(c) => webhooks::run(&ctx, c).await,
         ClientCommand::Events(a) => webhooks::events(&ctx, a).await,
         ClientCommand::Limits(a) => limits::run(&ctx, a).await,
+        ClientCommand::Plans => manage::plans(&ctx).await,
+        ClientCommand::Resources(c) => resources::run(&ctx, c).await,
+        ClientCommand::Holds(c) => holds::run(&ctx, c).await,
     }
 }

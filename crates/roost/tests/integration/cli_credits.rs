@@ -1,5 +1,6 @@
 //! The credit commands of the `roost` CLI (`credits`, `usage`, `budget`), run as a real process
-//! against a test server, with charges made over HTTP as a product would make them.
+//! against a test server, with charges made over HTTP as a product would make them. Its `Cli`
+//! harness is shared with `cli_manage.rs`.
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -13,36 +14,36 @@ use crate::support::{expect_problem, expect_status};
 const PASSWORD: &str = "correct horse battery";
 
 /// One person's CLI: the binary with their own `ROOST_CONFIG_DIR`.
-struct Cli {
+pub(crate) struct Cli {
     dir: PathBuf,
     base: String,
 }
 
 /// What one run of the binary did.
 #[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Out {
     /// Asserts success and returns stdout.
     #[track_caller]
-    fn ok(&self) -> &str {
+    pub(crate) fn ok(&self) -> &str {
         assert_eq!(self.code, 0, "command failed: {self:?}");
         &self.stdout
     }
 
     /// Asserts success and parses stdout as JSON.
     #[track_caller]
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
 
     /// Asserts the failure shape: exit 1, nothing on stdout, exactly one `error: …` line on stderr.
     #[track_caller]
-    fn failed(&self) -> &str {
+    pub(crate) fn failed(&self) -> &str {
         assert_eq!(self.code, 1, "expected exit 1: {self:?}");
         assert_eq!(self.stdout, "", "a failing command printed to stdout: {self:?}");
         assert_eq!(self.stderr.lines().count(), 1, "expected one stderr line: {self:?}");
@@ -52,21 +53,21 @@ impl Out {
 }
 
 impl Cli {
-    fn new(s: &TestServer) -> Self {
+    pub(crate) fn new(s: &TestServer) -> Self {
         let dir = std::env::temp_dir().join("roost-cli-tests").join(roost_domain::IdKind::User.generate());
         std::fs::create_dir_all(&dir).expect("config dir");
         Self { dir, base: s.base.clone() }
     }
 
     /// The user token the CLI saved at signup.
-    fn token(&self) -> String {
+    pub(crate) fn token(&self) -> String {
         let text = std::fs::read_to_string(self.dir.join("config.json")).expect("read config");
         let config: Value = serde_json::from_str(&text).expect("config is JSON");
         config["token"].as_str().expect("saved token").to_string()
     }
 
     /// Runs `roost ARGS --server <base>`.
-    async fn run(&self, args: &[&str]) -> Out {
+    pub(crate) async fn run(&self, args: &[&str]) -> Out {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_roost"))
             .args(args)
             .args(["--server", &self.base])
@@ -85,7 +86,7 @@ impl Cli {
     }
 
     /// Signs up through the CLI; returns `(user id, email)`.
-    async fn signup(&self, name: &str) -> (String, String) {
+    pub(crate) async fn signup(&self, name: &str) -> (String, String) {
         let email = format!("{}-{}@example.com", name.to_lowercase(), roost_domain::IdKind::User.generate());
         let body =
             self.run(&["signup", "--email", &email, "--name", name, "--password", PASSWORD, "--json"]).await.json();
@@ -101,7 +102,7 @@ impl Drop for Cli {
 
 /// The whitespace-separated cells of the first line of `table` whose first cell is `first`.
 #[track_caller]
-fn row(table: &str, first: &str) -> Vec<String> {
+pub(crate) fn row(table: &str, first: &str) -> Vec<String> {
     table
         .lines()
         .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
@@ -111,7 +112,7 @@ fn row(table: &str, first: &str) -> Vec<String> {
 
 /// The value of a `key: value` line.
 #[track_caller]
-fn pair<'a>(out: &'a str, key: &str) -> &'a str {
+pub(crate) fn pair<'a>(out: &'a str, key: &str) -> &'a str {
     let prefix = format!("{key}:");
     out.lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -119,7 +120,7 @@ fn pair<'a>(out: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no `{key}:` line in:\n{out}"))
 }
 
-fn num(v: &Value) -> i64 {
+pub(crate) fn num(v: &Value) -> i64 {
     v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
 }
 
