@@ -142,10 +142,8 @@ impl Store {
 
     /// The org's name and the people its alerts go to (owners and billing members), oldest first.
     pub async fn alert_recipients(&self, org_id: &str) -> Result<Option<(String, Vec<AlertRecipient>)>> {
-        let name: Option<String> = sqlx::query_scalar("SELECT name FROM orgs WHERE id = $1")
-            .bind(org_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let name: Option<String> =
+            sqlx::query_scalar("SELECT name FROM orgs WHERE id = $1").bind(org_id).fetch_optional(&self.pool).await?;
         let Some(name) = name else { return Ok(None) };
         let rows = sqlx::query(
             "SELECT u.id, u.email, u.name FROM org_members m JOIN users u ON u.id = m.user_id \
@@ -156,7 +154,9 @@ impl Store {
         .await?;
         let people = rows
             .iter()
-            .map(|r| Ok(AlertRecipient { user_id: r.try_get("id")?, email: r.try_get("email")?, name: r.try_get("name")? }))
+            .map(|r| {
+                Ok(AlertRecipient { user_id: r.try_get("id")?, email: r.try_get("email")?, name: r.try_get("name")? })
+            })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok(Some((name, people)))
     }

@@ -18,11 +18,11 @@ use super::domains::match_domains;
 use super::sessions::session_meta;
 use super::totp::{account_key, second_factor};
 use super::{acting_ws, ws_ctx};
-use crate::{AppState, mail};
 use crate::auth::{Caller, Who};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ClientIp};
 use crate::views::{UserView, WorkspaceView};
+use crate::{AppState, mail};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

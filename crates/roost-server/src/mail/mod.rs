@@ -148,7 +148,8 @@ pub fn new_sign_in(settings: &Settings, to: &str, ip: Option<&str>, user_agent: 
         ),
         action: "Review your sessions",
         url: &url,
-        note: "If this was you, there is nothing to do. If not, end that session and change your password at once.".into(),
+        note: "If this was you, there is nothing to do. If not, end that session and change your password at once."
+            .into(),
     };
     render(settings, "new_sign_in", to, "New sign-in to your account".into(), parts)
 }

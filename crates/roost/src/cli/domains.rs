@@ -52,7 +52,8 @@ pub async fn run(ctx: &Ctx, cmd: DomainsCommand) -> Result<String, CliError> {
     match cmd {
         DomainsCommand::Add { domain, org, mode } => {
             let org = api.org_id(&org).await?;
-            let r = api.post(&format!("/v1/orgs/{}/domains", seg(&org)), &json!({"domain": domain, "mode": mode})).await?;
+            let r =
+                api.post(&format!("/v1/orgs/{}/domains", seg(&org)), &json!({"domain": domain, "mode": mode})).await?;
             if ctx.json {
                 return Ok(json(&r));
             }

@@ -48,9 +48,9 @@ pub async fn password(ctx: &mut Ctx, cmd: PasswordCommand) -> Result<String, Cli
             let email = match email {
                 Some(e) => e,
                 None => {
-                    let api = ctx.user().map_err(|_| {
-                        CliError::Input("give --email (or log in to reset your own password)".into())
-                    })?;
+                    let api = ctx
+                        .user()
+                        .map_err(|_| CliError::Input("give --email (or log in to reset your own password)".into()))?;
                     text(&api.get("/v1/me").await?, "/user/email").to_string()
                 }
             };

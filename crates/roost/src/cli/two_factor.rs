@@ -41,7 +41,9 @@ pub async fn run(ctx: &Ctx, cmd: TwoFactorCommand) -> Result<String, CliError> {
             if ctx.json {
                 return Ok(compact(&r));
             }
-            let mut out = String::from("two-factor is on\n\nRecovery codes (each works once instead of a code; store them now, they are not shown again):\n");
+            let mut out = String::from(
+                "two-factor is on\n\nRecovery codes (each works once instead of a code; store them now, they are not shown again):\n",
+            );
             for c in items(&r["recovery_codes"]) {
                 out.push_str(&format!("  {}\n", clean(c.as_str().unwrap_or(""))));
             }
