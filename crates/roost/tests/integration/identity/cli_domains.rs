@@ -25,7 +25,7 @@ async fn start(backend: Backend) -> Option<(DnsServer, TestServer)> {
     }
 }
 
-async fn cli_domains(mut dns: DnsServer, s: TestServer) {
+async fn domains_add_verify_list_remove(mut dns: DnsServer, s: TestServer) {
     let alice = Cli::new(&s);
     alice.signup("Alice").await;
     let created = alice.run(&["orgs", "create", "Acme Domains", "--plan", "team", "--json"]).await.json();
@@ -80,18 +80,18 @@ async fn cli_domains(mut dns: DnsServer, s: TestServer) {
     assert!(alice.run(&["domains", "remove", &domain, "--org", &org]).await.failed().contains("has no claim"));
 }
 
-mod cli_domains {
+mod domains_add_verify_list_remove {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
         if let Some((dns, s)) = super::start(roost_test_kit::Backend::Sqlite).await {
-            super::cli_domains(dns, s).await;
+            super::domains_add_verify_list_remove(dns, s).await;
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         if let Some((dns, s)) = super::start(roost_test_kit::Backend::Postgres).await {
-            super::cli_domains(dns, s).await;
+            super::domains_add_verify_list_remove(dns, s).await;
         }
     }
 }
