@@ -52,7 +52,8 @@ pub(crate) async fn note_device(tx: &mut AnyConnection, user_id: &str, meta: &Se
         .bind(user_id)
         .fetch_one(&mut *tx)
         .await?;
-    sqlx::query(
+    // Two sign-ins from one new place at once: only the one whose row lands is new.
+    let inserted = sqlx::query(
         "INSERT INTO sign_in_devices (user_id, device, first_seen_at, last_seen_at) VALUES ($1, $2, $3, $3) \
          ON CONFLICT (user_id, device) DO NOTHING",
     )
@@ -61,7 +62,7 @@ pub(crate) async fn note_device(tx: &mut AnyConnection, user_id: &str, meta: &Se
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    Ok(known > 0)
+    Ok(inserted.rows_affected() > 0 && known > 0)
 }
 
 /// Queues `mail` unless a mail with `key` was ever queued; answers whether it was queued now.

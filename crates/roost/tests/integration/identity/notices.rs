@@ -116,6 +116,30 @@ async fn low_balance_mails_owners_and_billing_once(smtp: SmtpServer, s: TestServ
     assert!(settled(&smtp, &plain_e, "credits", 0).await.is_empty(), "{:?}", smtp.messages_to(&plain_e));
 }
 
+async fn budget_mails_owners_and_billing(smtp: SmtpServer, s: TestServer) {
+    let (owner, owner_s, org, ws) = business(&s, "Budgeted").await;
+    let (_, billing_s) = member(&s, &owner, &org, &ws, "billing", None).await;
+    let (_, plain_s) = member(&s, &owner, &org, &ws, "member", Some("member")).await;
+    let path = format!("/v1/workspaces/{ws}/budget");
+    expect_status(&owner.put(&path, &json!({"limit": 1_000, "alert_percents": [50]})).await.unwrap(), 200);
+
+    created(charge(&owner, 600, "llm").await);
+    for to in [email_of(&owner_s), email_of(&billing_s)] {
+        let got = wait_subject(&smtp, &to, "50% of a budget used").await;
+        assert_eq!(got[0]["subject"], "[Roost Test] Budgeted: 50% of a budget used");
+        let text = got[0]["text"].as_str().unwrap();
+        assert!(text.contains(&format!("Workspace {ws}")) && text.contains("used 600 of its budget of 1000"), "{text}");
+        assert!(text.contains(&format!("{PUBLIC_URL}/app/w/{ws}")), "{text}");
+    }
+    let refused = charge(&owner, 600, "llm").await;
+    assert_eq!((refused.status, refused.code()), (403, Some("budget_exceeded")), "{:?}", refused.body);
+    for to in [email_of(&owner_s), email_of(&billing_s)] {
+        let got = wait_subject(&smtp, &to, "a budget was exceeded").await;
+        assert!(got[0]["text"].as_str().unwrap().contains("refused by the workspace budget"), "{got:?}");
+    }
+    assert!(settled(&smtp, &email_of(&plain_s), "budget", 0).await.is_empty());
+}
+
 /// Waits (up to 10 s: alerts wait for events to settle first) for exactly one mail to `to` whose
 /// subject contains `subject`.
 async fn wait_subject(smtp: &SmtpServer, to: &str, subject: &str) -> Vec<Value> {
@@ -129,4 +153,4 @@ async fn wait_subject(smtp: &SmtpServer, to: &str, subject: &str) -> Vec<Value> 
     panic!("no mail to {to} about {subject}: {:?}", smtp.messages_to(to));
 }
 
-with_smtp!(new_sign_in_notice, low_balance_mails_owners_and_billing_once);
+with_smtp!(new_sign_in_notice, low_balance_mails_owners_and_billing_once, budget_mails_owners_and_billing);
