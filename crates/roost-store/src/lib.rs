@@ -37,7 +37,7 @@ pub use keys::KeyAuth;
 pub use ledger::*;
 pub use mail::{MailStatus, NewMail, OutboxMail};
 pub use models::*;
-pub use notices::{ALERT_EVENTS, AlertRecipient, KeyedMail};
+pub use notices::{AlertRecipient, KeyedMail};
 pub use orgs::NewOrg;
 pub use roost_domain::plans::Limit;
 pub use sessions::{Session, SessionMeta, SessionUser};

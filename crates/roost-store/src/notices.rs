@@ -2,7 +2,6 @@
 //! somewhere new, and the alert events (low balance, budgets) that the alert mailer reads past a
 //! stored cursor and turns into mails, each queued once per event and recipient.
 
-use roost_domain::ledger::EventType;
 use roost_domain::tokens;
 use sqlx::{AnyConnection, Row};
 
@@ -10,10 +9,6 @@ use crate::events::event_from;
 use crate::mail::NewMail;
 use crate::sessions::{SessionMeta, insert_session};
 use crate::{EventRow, Result, Store};
-
-/// The event types that are mailed to an org's owners and billing members.
-pub const ALERT_EVENTS: [EventType; 4] =
-    [EventType::LowBalance, EventType::Depleted, EventType::BudgetThreshold, EventType::BudgetExceeded];
 
 /// Someone an org's alerts are mailed to: its owner and billing members.
 #[derive(Debug, Clone)]
