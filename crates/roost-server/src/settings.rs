@@ -84,7 +84,8 @@ pub struct Settings {
     pub webhooks_poll_ms: u64,
     /// How long a replica holds an endpoint's lease (renewed with each event delivered).
     pub webhooks_lease_ms: u64,
-    /// How old an event must be before it is delivered (covers transactions still committing).
+    /// How old an event must be before it is delivered, or mailed as an alert (covers transactions
+    /// still committing).
     pub webhooks_settle_ms: u64,
     /// The longest a delivery may take, connecting included; slower is a failure.
     pub webhooks_timeout_ms: u64,

@@ -78,6 +78,8 @@ impl Store {
             .await?;
         insert_workspace(&mut tx, &s.org_id, &s.workspace_id, &s.workspace_name, true, true, &s.user_id, now).await?;
         insert_session(&mut tx, &s.token_hash, &s.user_id, now, s.session_expires_at, meta).await?;
+        // The first place the person signs in from: never worth a "new sign-in" notice.
+        crate::notices::note_device(&mut tx, &s.user_id, meta, now).await?;
         let org = Entry {
             org_id: &s.org_id,
             action: "org.created",

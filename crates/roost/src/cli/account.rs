@@ -62,6 +62,13 @@ pub struct LoginArgs {
     email: String,
     #[command(flatten)]
     password: PasswordArg,
+    /// With two-factor on: the current code of your authenticator app [default: asked for when
+    /// the server wants one, from the terminal or the next line of stdin].
+    #[arg(long, conflicts_with = "recovery_code")]
+    totp_code: Option<String>,
+    /// With two-factor on: one of your recovery codes instead of a code (each works once).
+    #[arg(long)]
+    recovery_code: Option<String>,
 }
 
 /// Creates an account with its personal workspace and saves the session.
@@ -84,7 +91,27 @@ pub async fn signup(ctx: &mut Ctx, args: SignupArgs) -> Result<String, CliError>
 /// Logs in and saves the session.
 pub async fn login(ctx: &mut Ctx, args: LoginArgs) -> Result<String, CliError> {
     let password = args.password.get()?;
-    let body = ctx.anon().post("/v1/sessions", &json!({"email": args.email, "password": password})).await?;
+    let mut req = json!({"email": args.email, "password": password});
+    if let Some(c) = &args.totp_code {
+        req["totp_code"] = c.trim().into();
+    }
+    if let Some(c) = &args.recovery_code {
+        req["recovery_code"] = c.trim().into();
+    }
+    let body = match ctx.anon().post("/v1/sessions", &req).await {
+        Err(CliError::Problem { code: Some(code), .. })
+            if code == "totp_required" && args.totp_code.is_none() && args.recovery_code.is_none() =>
+        {
+            let code = super::prompt::required(
+                "Two-factor code: ",
+                false,
+                "two-factor is on for this account: give --totp-code (or --recovery-code)",
+            )?;
+            req["totp_code"] = code.trim().into();
+            ctx.anon().post("/v1/sessions", &req).await?
+        }
+        other => other?,
+    };
     ctx.save_session(text(&body, "/token"))?;
     if ctx.json {
         return Ok(json(&body));

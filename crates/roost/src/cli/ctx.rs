@@ -120,6 +120,11 @@ impl Api {
         self.send(Method::DELETE, path, None).await
     }
 
+    /// `DELETE path` with a JSON body.
+    pub async fn delete_json(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        self.send(Method::DELETE, path, Some(body)).await
+    }
+
     /// The org named by `arg`: an id as it is, or the name of an org the user belongs to.
     pub async fn org_id(&self, arg: &str) -> Result<String, CliError> {
         if arg.starts_with("org_") {

@@ -11,6 +11,7 @@ mod budget;
 mod config;
 mod credits;
 mod ctx;
+mod domains;
 mod error;
 mod holds;
 mod keys;
@@ -18,7 +19,10 @@ mod limits;
 mod manage;
 mod orgs;
 mod output;
+mod password;
+mod prompt;
 mod resources;
+mod two_factor;
 mod usage;
 mod webhooks;
 mod ws;
@@ -31,12 +35,15 @@ pub use account::{LoginArgs, SignupArgs};
 pub use audit::AuditArgs;
 pub use budget::BudgetCommand;
 pub use credits::CreditsCommand;
+pub use domains::DomainsCommand;
 pub use error::CliError;
 pub use holds::HoldsCommand;
 pub use keys::KeysCommand;
 pub use limits::LimitsArgs;
 pub use orgs::{InvitationsCommand, OrgsCommand};
+pub use password::{PasswordCommand, SessionsCommand};
 pub use resources::ResourcesCommand;
+pub use two_factor::TwoFactorCommand;
 pub use usage::UsageArgs;
 pub use webhooks::{EventsArgs, WebhooksCommand};
 pub use ws::WsCommand;
@@ -54,6 +61,18 @@ pub enum ClientCommand {
     Logout,
     /// Show who you are logged in as.
     Whoami,
+    /// Reset a forgotten password (by mail).
+    #[command(subcommand)]
+    Password(PasswordCommand),
+    /// Your sessions: list them, end one.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Two-factor sign-in with an authenticator app.
+    #[command(subcommand, name = "2fa")]
+    TwoFactor(TwoFactorCommand),
+    /// An organization's verified mail domains (auto-join, suggestions).
+    #[command(subcommand)]
+    Domains(DomainsCommand),
     /// Organizations and their members.
     #[command(subcommand)]
     Orgs(OrgsCommand),
@@ -127,6 +146,10 @@ async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliEr
         ClientCommand::Login(a) => account::login(&mut ctx, a).await,
         ClientCommand::Logout => account::logout(&mut ctx).await,
         ClientCommand::Whoami => account::whoami(&ctx).await,
+        ClientCommand::Password(c) => password::password(&mut ctx, c).await,
+        ClientCommand::Sessions(c) => password::sessions(&mut ctx, c).await,
+        ClientCommand::TwoFactor(c) => two_factor::run(&ctx, c).await,
+        ClientCommand::Domains(c) => domains::run(&ctx, c).await,
         ClientCommand::Orgs(c) => orgs::run(&ctx, c).await,
         ClientCommand::Ws(c) => ws::run(&ctx, c).await,
         ClientCommand::Invitations(c) => orgs::invitations(&ctx, c).await,

@@ -1,9 +1,13 @@
 //! Scenarios: identity — mail through a real SMTP server (aiosmtpd on a loopback port), read as
 //! it arrived and its links followed.
 
+mod cli;
+mod cli_domains;
+mod cli_kit;
 mod domains;
 mod email;
 mod mail;
+mod notices;
 mod rfc6238;
 mod sessions;
 mod two_factor;
