@@ -58,10 +58,16 @@ pub struct SignupArgs {
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
     /// The email you signed up with.
-    #[arg(long)]
-    email: String,
+    #[arg(long, required_unless_present = "sso", conflicts_with = "sso")]
+    email: Option<String>,
     #[command(flatten)]
     password: PasswordArg,
+    /// Sign in through this identity provider (single sign-on) in your browser instead.
+    #[arg(long, value_name = "PROVIDER")]
+    sso: Option<String>,
+    /// With --sso: only print the sign-in address, do not open a browser.
+    #[arg(long, requires = "sso")]
+    no_browser: bool,
 }
 
 /// Creates an account with its personal workspace and saves the session.
@@ -83,8 +89,13 @@ pub async fn signup(ctx: &mut Ctx, args: SignupArgs) -> Result<String, CliError>
 
 /// Logs in and saves the session.
 pub async fn login(ctx: &mut Ctx, args: LoginArgs) -> Result<String, CliError> {
-    let password = args.password.get()?;
-    let body = ctx.anon().post("/v1/sessions", &json!({"email": args.email, "password": password})).await?;
+    let body = match (&args.sso, args.email) {
+        (Some(provider), _) => super::sso::login(ctx, provider, !args.no_browser).await?,
+        (None, email) => {
+            let password = args.password.get()?;
+            ctx.anon().post("/v1/sessions", &json!({"email": email.unwrap_or_default(), "password": password})).await?
+        }
+    };
     ctx.save_session(text(&body, "/token"))?;
     if ctx.json {
         return Ok(json(&body));

@@ -15,6 +15,7 @@ mod keys;
 mod limits;
 mod orgs;
 mod output;
+mod sso;
 mod usage;
 mod webhooks;
 mod ws;
@@ -42,7 +43,7 @@ use ctx::Ctx;
 pub enum ClientCommand {
     /// Create an account (with its personal workspace) and log in.
     Signup(SignupArgs),
-    /// Log in and save the session.
+    /// Log in (with a password, or through an identity provider with --sso) and save the session.
     Login(LoginArgs),
     /// End the session on the server and forget it here.
     Logout,
