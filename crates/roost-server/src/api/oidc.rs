@@ -159,11 +159,10 @@ async fn callback(
         }
     };
     let callback = callback_url(&st, &provider);
-    let identity =
-        match st.oidc.finish(&provider, code, &callback, &login.code_verifier, &login.nonce, now).await {
-            Ok(i) => i,
-            Err(e) => return Ok(back(e.into())),
-        };
+    let identity = match st.oidc.finish(&provider, code, &callback, &login.code_verifier, &login.nonce, now).await {
+        Ok(i) => i,
+        Err(e) => return Ok(back(e.into())),
+    };
     match sign_in(&st, &provider, identity, ip, now).await {
         Ok(code) => Ok(found(&redirect::with_params(&login.redirect_uri, &[("code", &code)]))),
         Err(e) => Ok(back(e)),

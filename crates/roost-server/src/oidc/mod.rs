@@ -231,7 +231,8 @@ impl Oidc {
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, id: &str, url: &str) -> Result<T, OidcError> {
         let down = |why: String| OidcError::Unavailable(id.to_string(), why);
-        let res = self.http.get(url).header("accept", "application/json").send().await.map_err(|e| down(describe(&e)))?;
+        let res =
+            self.http.get(url).header("accept", "application/json").send().await.map_err(|e| down(describe(&e)))?;
         if !res.status().is_success() {
             return Err(down(format!("{url} answered {}", res.status())));
         }
@@ -420,10 +421,16 @@ mod settings_tests {
         assert_eq!(s.oidc.len(), 1);
         assert_eq!(s.oidc[0].display_name(), "Okta");
         assert!(!format!("{s:?}").contains("s3cret"));
-        let bad: FileConfig =
-            toml::from_str("[[oidc]]\nid = \"x\"\nissuer = \"http://idp.example.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\n")
-                .expect("parses");
+        let bad: FileConfig = toml::from_str(
+            "[[oidc]]\nid = \"x\"\nissuer = \"http://idp.example.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
+        )
+        .expect("parses");
         assert!(Settings::default().apply(bad).is_err());
-        assert!(toml::from_str::<FileConfig>("[[oidc]]\nid = \"x\"\nissuer = \"https://x\"\nclient_id = \"c\"\nclient_secret = \"s\"\ncolour = 1\n").is_err());
+        assert!(
+            toml::from_str::<FileConfig>(
+                "[[oidc]]\nid = \"x\"\nissuer = \"https://x\"\nclient_id = \"c\"\nclient_secret = \"s\"\ncolour = 1\n"
+            )
+            .is_err()
+        );
     }
 }

@@ -43,7 +43,9 @@ fn install(cache: &Path) -> Result<PathBuf, String> {
     }
     let node_ok = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
     if !node_ok {
-        return Err(super::skipped("node is not installed (the OpenID provider's runtime): apt-get install nodejs npm"));
+        return Err(super::skipped(
+            "node is not installed (the OpenID provider's runtime): apt-get install nodejs npm",
+        ));
     }
     let scratch = cache.join(format!("npmdeps-oidc-provider.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
@@ -88,7 +90,8 @@ impl OidcProvider {
             .arg(json!({ "clients": clients }).to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Shown with a failing test's output.
+            .stderr(Stdio::inherit())
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| super::skipped(&format!("cannot run node: {e}")))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -107,6 +110,13 @@ impl OidcProvider {
         })
         .await
         .map_err(|_| "the OpenID provider did not start in 30 s".to_string())??;
+        // Keep reading what it prints later (notices): a closed pipe would make its writes fail.
+        tokio::spawn(async move {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).await.is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
         Ok(Self { port, script, _child: child })
     }
 
@@ -169,7 +179,8 @@ impl Browser {
         }
         let res = req.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
         for v in res.headers().get_all("set-cookie") {
-            let Some((name, value)) = v.to_str().ok().and_then(|s| s.split(';').next()).and_then(|kv| kv.split_once('='))
+            let Some((name, value)) =
+                v.to_str().ok().and_then(|s| s.split(';').next()).and_then(|kv| kv.split_once('='))
             else {
                 continue;
             };
@@ -179,11 +190,14 @@ impl Browser {
             }
         }
         let base = res.url().clone();
-        let location =
-            res.headers().get("location").and_then(|l| l.to_str().ok()).and_then(|l| base.join(l).ok()).map(String::from);
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| base.join(l).ok())
+            .map(String::from);
         let status = res.status().as_u16();
-        let content_type =
-            res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let body = res.text().await.unwrap_or_default();
         Page { status, location, content_type, body }
     }

@@ -11,6 +11,9 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import Provider from 'oidc-provider';
 
+// Notices printed after the port must never bring the provider down.
+process.stdout.on('error', () => {});
+
 const config = JSON.parse(process.argv[2] || '{"clients": []}');
 
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });

@@ -83,10 +83,15 @@ async fn done(State(st): State<AppState>, parts: Parts) -> Response {
         return refused(Problem::local(status, &code, &detail));
     }
     let Some(code) = query(&q, "code") else {
-        return refused(Problem::local(StatusCode::UNAUTHORIZED, "invalid_credentials", "The sign-in came back empty."));
+        return refused(Problem::local(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "The sign-in came back empty.",
+        ));
     };
-    let r: Result<TokenAnswer, Problem> =
-        Call::new(&api, None, peer(&parts)).send(Method::POST, "/v1/oidc/exchange", Some(json!({"code": code})), None).await;
+    let r: Result<TokenAnswer, Problem> = Call::new(&api, None, peer(&parts))
+        .send(Method::POST, "/v1/oidc/exchange", Some(json!({"code": code})), None)
+        .await;
     match r {
         Ok(t) => signed_in(&st, &parts.headers, &t.token, &next),
         Err(p) => refused(p),

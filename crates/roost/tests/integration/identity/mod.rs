@@ -4,6 +4,7 @@
 mod domains;
 mod email;
 mod mail;
+mod oidc;
 mod rfc6238;
 mod sessions;
 mod two_factor;
