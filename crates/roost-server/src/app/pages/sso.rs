@@ -80,7 +80,8 @@ async fn done(State(st): State<AppState>, parts: Parts) -> Response {
             _ => StatusCode::UNAUTHORIZED,
         };
         let detail = query(&q, "error_description").unwrap_or_else(|| "The sign-in did not succeed.".into());
-        return refused(Problem::local(status, &code, &detail));
+        // The provider's reason as it is, not the generic sentence for the API's code.
+        return refused(Problem::local(status, "sso_refused", &format!("Single sign-on failed: {detail}.")));
     }
     let Some(code) = query(&q, "code") else {
         return refused(Problem::local(

@@ -5,6 +5,7 @@ mod domains;
 mod email;
 mod mail;
 mod oidc;
+mod oidc_clients;
 mod rfc6238;
 mod sessions;
 mod two_factor;

@@ -77,6 +77,8 @@ macro_rules! with_oidc {
     };
 }
 
+pub(crate) use with_oidc;
+
 with_oidc!(sso_signs_in_creates_then_finds_the_account, sso_refuses_tampering, sso_refuses_bad_requests);
 
 pub(crate) fn start_url(s: &TestServer, provider: &str, redirect_uri: &str) -> String {
@@ -102,7 +104,7 @@ fn with_param(url: &str, name: &str, value: &str) -> String {
     u.to_string()
 }
 
-fn verified(email: &str) -> Account {
+pub(crate) fn verified(email: &str) -> Account {
     Account { email: email.into(), verified: true }
 }
 
