@@ -6,6 +6,7 @@ mod email;
 mod mail;
 mod oidc;
 mod oidc_clients;
+mod oidc_domains;
 mod rfc6238;
 mod sessions;
 mod two_factor;

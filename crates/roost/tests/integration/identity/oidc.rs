@@ -31,6 +31,14 @@ fn provider(id: &str, issuer: &str, client_id: &str) -> ProviderSettings {
 /// A provider with two clients (`roost`, and `roost-other` for the audience case) and a roost
 /// server signing in through it as `test` (`down` names a provider nobody answers for).
 pub(crate) async fn start_with_oidc(backend: Backend) -> Option<(OidcProvider, TestServer)> {
+    start_with_oidc_and(backend, |_| {}).await
+}
+
+/// [`start_with_oidc`], with more settings for roost.
+pub(crate) async fn start_with_oidc_and(
+    backend: Backend,
+    more: impl FnOnce(&mut Settings),
+) -> Option<(OidcProvider, TestServer)> {
     let idp = match OidcProvider::start(PEER_CACHE, &[client("roost"), client("roost-other")], "/v1/oidc/test/callback")
         .await
     {
@@ -44,6 +52,7 @@ pub(crate) async fn start_with_oidc(backend: Backend) -> Option<(OidcProvider, T
     let issuer = idp.issuer();
     let adjust = move |s: &mut Settings| {
         s.oidc = vec![provider("test", &issuer, "roost"), provider("down", "http://127.0.0.1:1", "roost")];
+        more(s);
     };
     match TestServer::start_with(backend, adjust).await {
         Some(s) => Some((idp, s)),
