@@ -176,8 +176,13 @@ async fn sign_in(st: &AppState, provider: &str, identity: Identity, ip: Option<S
         .filter(|n| !n.chars().any(char::is_control))
         .unwrap_or_else(|| identity.email.split('@').next().unwrap_or("").to_string());
     let name: String = name.chars().take(MAX_NAME).collect();
-    // No password: the account signs in through the provider (or sets one by password reset).
-    let unusable = st.passwords.hash(random_secret()).await?;
+    // A new account gets no usable password: it signs in through the provider (or sets one by
+    // password reset). Accounts are never deleted, so one found now is the one found below and
+    // the hash is not needed for it.
+    let unusable = match st.store.user_by_email(&identity.email).await? {
+        Some(_) => String::new(),
+        None => st.passwords.hash(random_secret()).await?,
+    };
     let account = NewSignup {
         user_id: IdKind::User.generate(),
         email: identity.email,

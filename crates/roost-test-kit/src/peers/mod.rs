@@ -8,7 +8,7 @@ mod oidc;
 mod smtp;
 
 pub use dns::DnsServer;
-pub use oidc::{Account, Browser, OidcClient, OidcProvider, Page};
+pub use oidc::{Account, Browser, OidcClient, OidcProvider, Page, node_major};
 pub use smtp::{SmtpServer, first_link, query_param};
 
 use std::path::{Path, PathBuf};

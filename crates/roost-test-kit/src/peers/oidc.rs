@@ -41,12 +41,6 @@ fn install(cache: &Path) -> Result<PathBuf, String> {
     if has(&dir) {
         return Ok(dir);
     }
-    let node_ok = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !node_ok {
-        return Err(super::skipped(
-            "node is not installed (the OpenID provider's runtime): apt-get install nodejs npm",
-        ));
-    }
     let scratch = cache.join(format!("npmdeps-oidc-provider.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(|e| format!("npm scratch dir: {e}"))?;
@@ -67,6 +61,24 @@ fn install(cache: &Path) -> Result<PathBuf, String> {
     if has(&dir) { Ok(dir) } else { Err(super::skipped("oidc-provider installed but not found")) }
 }
 
+/// The major version of the machine's Node, which must be 20 or later (oidc-provider 9 needs it).
+pub fn node_major() -> Result<u32, String> {
+    let out = std::process::Command::new("node").arg("--version").output();
+    let version = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => {
+            return Err(super::skipped(
+                "node is not installed (the OpenID provider's runtime): apt-get install nodejs npm",
+            ));
+        }
+    };
+    let major = version.trim_start_matches('v').split('.').next().and_then(|m| m.parse::<u32>().ok()).unwrap_or(0);
+    if major < 20 {
+        return Err(super::skipped(&format!("node {version} is too old for oidc-provider 9 (Node 20 or later)")));
+    }
+    Ok(major)
+}
+
 impl OidcProvider {
     /// Starts one with `clients`, each allowed to send people back to `callback_path` on any
     /// loopback port (e.g. `/v1/oidc/test/callback`). `cache` is where oidc-provider is installed
@@ -74,6 +86,7 @@ impl OidcProvider {
     pub async fn start(cache: impl AsRef<Path>, clients: &[OidcClient], callback_path: &str) -> Result<Self, String> {
         let cache = cache.as_ref();
         std::fs::create_dir_all(cache).map_err(|e| format!("cache dir: {e}"))?;
+        node_major()?;
         let dir = install(cache)?;
         // Beside node_modules, so that `import 'oidc-provider'` finds it.
         let script = dir.join(format!("provider-{}.mjs", roost_domain::IdKind::Event.generate()));

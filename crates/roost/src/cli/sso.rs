@@ -44,7 +44,12 @@ pub async fn login(ctx: &Ctx, provider: &str, open: bool) -> Result<Value, CliEr
     let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if let Some(code) = param("error") {
         let detail = param("error_description").unwrap_or_default();
-        return Err(CliError::Problem { status: 401, code: Some(code), detail: Some(detail) });
+        let status = match code.as_str() {
+            "forbidden" => 403,
+            "provider_unavailable" => 503,
+            _ => 401,
+        };
+        return Err(CliError::Problem { status, code: Some(code), detail: Some(detail) });
     }
     let code = param("code").ok_or_else(|| CliError::Input("the browser came back without a code".into()))?;
     api.post("/v1/oidc/exchange", &json!({ "code": code })).await

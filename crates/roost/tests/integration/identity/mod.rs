@@ -87,3 +87,16 @@ fn dns_peer_skipped_notice() {
         );
     }
 }
+
+/// Says plainly, in every run, whether the single sign-on tests could run (they need Node 20+ for
+/// npm's oidc-provider).
+#[test]
+fn oidc_peer_skipped_notice() {
+    match roost_test_kit::peers::node_major() {
+        Ok(v) => println!("single sign-on tests: running against oidc-provider on Node {v}"),
+        Err(why) => {
+            println!("{why}: the single sign-on tests did not run");
+            eprintln!("{why}: the single sign-on tests did not run");
+        }
+    }
+}
