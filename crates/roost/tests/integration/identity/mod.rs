@@ -4,7 +4,7 @@
 mod domains;
 mod email;
 mod mail;
-mod oidc;
+pub(crate) mod oidc;
 mod oidc_clients;
 mod oidc_domains;
 mod rfc6238;

@@ -20,7 +20,7 @@ fn client(id: &str) -> OidcClient {
 fn provider(id: &str, issuer: &str, client_id: &str) -> ProviderSettings {
     ProviderSettings {
         id: id.into(),
-        name: Some("Test IdP".into()),
+        name: Some(if id == "test" { "Test IdP" } else { "Unreachable IdP" }.into()),
         issuer: issuer.into(),
         client_id: client_id.into(),
         client_secret: format!("{client_id}-secret"),
