@@ -51,6 +51,7 @@ pub fn router(api: Router) -> Router<AppState> {
         .merge(pages::credits::router())
         .merge(pages::account::router())
         .merge(pages::audit::router())
+        .merge(pages::sso::router())
         .route("/app/{*rest}", get(not_found).post(not_found))
         .layer(axum::Extension(Api(api)))
         .layer(axum::middleware::from_fn(plain_paths))

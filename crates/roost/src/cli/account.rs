@@ -58,8 +58,8 @@ pub struct SignupArgs {
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
     /// The email you signed up with.
-    #[arg(long)]
-    email: String,
+    #[arg(long, required_unless_present = "sso", conflicts_with = "sso")]
+    email: Option<String>,
     #[command(flatten)]
     password: PasswordArg,
     /// With two-factor on: the current code of your authenticator app [default: asked for when
@@ -69,6 +69,12 @@ pub struct LoginArgs {
     /// With two-factor on: one of your recovery codes instead of a code (each works once).
     #[arg(long)]
     recovery_code: Option<String>,
+    /// Sign in through this identity provider (single sign-on) in your browser instead.
+    #[arg(long, value_name = "PROVIDER")]
+    sso: Option<String>,
+    /// With --sso: only print the sign-in address, do not open a browser.
+    #[arg(long, requires = "sso")]
+    no_browser: bool,
 }
 
 /// Creates an account with its personal workspace and saves the session.
@@ -90,15 +96,28 @@ pub async fn signup(ctx: &mut Ctx, args: SignupArgs) -> Result<String, CliError>
 
 /// Logs in and saves the session.
 pub async fn login(ctx: &mut Ctx, args: LoginArgs) -> Result<String, CliError> {
+    let body = match &args.sso {
+        Some(provider) => super::sso::login(ctx, provider, !args.no_browser).await?,
+        None => password_login(ctx, args).await?,
+    };
+    ctx.save_session(text(&body, "/token"))?;
+    if ctx.json {
+        return Ok(json(&body));
+    }
+    Ok(pairs(&[("logged in as", user_line(&body["user"])), ("server", ctx.server.clone())]))
+}
+
+/// `POST /v1/sessions` with the email and password, and the two-factor code when the server asks.
+async fn password_login(ctx: &Ctx, args: LoginArgs) -> Result<serde_json::Value, CliError> {
     let password = args.password.get()?;
-    let mut req = json!({"email": args.email, "password": password});
+    let mut req = json!({"email": args.email.clone().unwrap_or_default(), "password": password});
     if let Some(c) = &args.totp_code {
         req["totp_code"] = c.trim().into();
     }
     if let Some(c) = &args.recovery_code {
         req["recovery_code"] = c.trim().into();
     }
-    let body = match ctx.anon().post("/v1/sessions", &req).await {
+    match ctx.anon().post("/v1/sessions", &req).await {
         Err(CliError::Problem { code: Some(code), .. })
             if code == "totp_required" && args.totp_code.is_none() && args.recovery_code.is_none() =>
         {
@@ -108,15 +127,10 @@ pub async fn login(ctx: &mut Ctx, args: LoginArgs) -> Result<String, CliError> {
                 "two-factor is on for this account: give --totp-code (or --recovery-code)",
             )?;
             req["totp_code"] = code.trim().into();
-            ctx.anon().post("/v1/sessions", &req).await?
+            ctx.anon().post("/v1/sessions", &req).await
         }
-        other => other?,
-    };
-    ctx.save_session(text(&body, "/token"))?;
-    if ctx.json {
-        return Ok(json(&body));
+        other => other,
     }
-    Ok(pairs(&[("logged in as", user_line(&body["user"])), ("server", ctx.server.clone())]))
 }
 
 /// Ends the session on the server, then forgets the token.

@@ -22,6 +22,7 @@ mod output;
 mod password;
 mod prompt;
 mod resources;
+mod sso;
 mod two_factor;
 mod usage;
 mod webhooks;
@@ -55,7 +56,7 @@ use ctx::Ctx;
 pub enum ClientCommand {
     /// Create an account (with its personal workspace) and log in.
     Signup(SignupArgs),
-    /// Log in and save the session.
+    /// Log in (with a password, or through an identity provider with --sso) and save the session.
     Login(LoginArgs),
     /// End the session on the server and forget it here.
     Logout,

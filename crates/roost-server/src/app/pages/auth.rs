@@ -27,17 +27,19 @@ pub struct AuthPage {
     name: String,
     email: String,
     flash: Flash,
+    /// Single sign-on providers: `(id, name)`, one button each.
+    providers: Vec<(String, String)>,
 }
 
 /// Where to go after signing in: a dashboard path only (never another site).
-fn safe_next(next: Option<&str>) -> String {
+pub(super) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with("/app") && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
         _ => "/app".into(),
     }
 }
 
-fn auth_page(
+pub(super) fn auth_page(
     st: &AppState,
     headers: &HeaderMap,
     signup: bool,
@@ -60,6 +62,7 @@ fn auth_page(
         name: name.to_string(),
         email: email.to_string(),
         flash,
+        providers: st.oidc.all().into_iter().map(|p| (p.id.clone(), p.display_name().to_string())).collect(),
     };
     let status = page.flash.status();
     let mut res = (status, page).into_response();
@@ -87,7 +90,7 @@ struct TokenAnswer {
 }
 
 /// Signs in with the token and goes on to `next`.
-fn signed_in(st: &AppState, headers: &HeaderMap, token: &str, next: &str) -> Response {
+pub(super) fn signed_in(st: &AppState, headers: &HeaderMap, token: &str, next: &str) -> Response {
     let mut res = Redirect::to(next).into_response();
     let secure = session::secure(st, headers);
     let max_age = i64::from(st.settings.session_ttl_days) * 86_400;

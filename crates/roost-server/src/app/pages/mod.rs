@@ -7,6 +7,7 @@ pub mod auth;
 pub mod credits;
 pub mod members;
 pub mod orgs;
+pub mod sso;
 pub mod workspace;
 pub mod ws_admin;
 

@@ -6,6 +6,7 @@ mod browser;
 mod guards;
 mod roles;
 mod snapshots;
+mod sso_browser;
 mod story;
 pub(crate) mod web;
 mod webdriver;
