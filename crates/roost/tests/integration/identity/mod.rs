@@ -4,7 +4,7 @@
 mod domains;
 mod email;
 mod mail;
-mod rfc6238;
+pub(crate) mod rfc6238;
 mod sessions;
 mod two_factor;
 
