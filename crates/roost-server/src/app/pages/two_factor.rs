@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn a_sealed_password_opens_only_with_its_own_secret() {
-        let sealed = seal("pre_a", "correct horse battery ✓").unwrap();
+        let sealed = seal("pre_a", "correct horse battery ✓").expect("sealed");
         assert!(!sealed.contains("horse"));
         assert_eq!(unseal("pre_a", &sealed).as_deref(), Some("correct horse battery ✓"));
         assert_ne!(unseal("pre_b", &sealed).as_deref(), Some("correct horse battery ✓"));
@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn the_qr_code_is_inline_svg() {
-        let svg = qr_svg("otpauth://totp/Roost:a%40example.org?secret=ABC&issuer=Roost").unwrap();
+        let svg = qr_svg("otpauth://totp/Roost:a%40example.org?secret=ABC&issuer=Roost").expect("fits");
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{svg}");
         assert!(!svg.contains("<script") && !svg.contains("style="));
     }
