@@ -181,6 +181,7 @@ pub(super) async fn render(st: &AppState, s: &Session, org: &str, q: &Option<Str
         &c,
         org,
         &wallets.items,
+        &names,
         may(Permission::WatchCredits),
         may(Permission::ManageBilling),
         ev_type,

@@ -2,6 +2,8 @@
 //! (owner, admin, billing), its auto-reload (owner, billing) and the org's recent events with a type
 //! filter and paging (owner, admin, billing).
 
+use std::collections::HashMap;
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::Method;
@@ -57,13 +59,14 @@ impl Signals {
     }
 }
 
-/// A short, readable line of an event's data: its plain values, nested ones compact.
-pub fn summary(data: &Value) -> String {
+/// A short, readable line of an event's data: its plain values (ids as the names in `names`),
+/// nested ones compact.
+pub fn summary(data: &Value, names: &HashMap<String, String>) -> String {
     let Some(obj) = data.as_object() else { return String::new() };
     let parts: Vec<String> = obj
         .iter()
         .map(|(k, v)| match v {
-            Value::String(s) => format!("{k}: {s}"),
+            Value::String(s) => format!("{k}: {}", names.get(s).unwrap_or(s)),
             Value::Null => format!("{k}: none"),
             other => format!("{k}: {other}"),
         })
@@ -77,6 +80,7 @@ pub async fn load(
     c: &Call<'_>,
     org: &str,
     wallets: &[Wallet],
+    names: &HashMap<String, String>,
     may_watch: bool,
     may_reload: bool,
     q_type: String,
@@ -103,7 +107,7 @@ pub async fn load(
                 .items
                 .into_iter()
                 .map(|e| EventLine {
-                    summary: summary(&e.data),
+                    summary: summary(&e.data, names),
                     kind: e.r#type,
                     at: e.created_at,
                     workspace_id: e.workspace_id,
@@ -159,15 +163,18 @@ async fn set_auto_reload(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::summary;
     use serde_json::json;
 
     #[test]
     fn a_summary_lists_plain_values_and_stays_short() {
-        let s = summary(&json!({"available": 40, "kind": "credits", "threshold": null}));
-        assert_eq!(s, "available: 40, kind: credits, threshold: none");
-        let long = summary(&json!({"text": "x".repeat(500)}));
+        let names = HashMap::from([("usr_1".to_string(), "ann@example.org".to_string())]);
+        let s = summary(&json!({"available": 40, "by": "usr_1", "kind": "credits", "threshold": null}), &names);
+        assert_eq!(s, "available: 40, by: ann@example.org, kind: credits, threshold: none");
+        let long = summary(&json!({"text": "x".repeat(500)}), &names);
         assert_eq!(long.chars().count(), 201);
-        assert_eq!(summary(&json!("not an object")), "");
+        assert_eq!(summary(&json!("not an object"), &names), "");
     }
 }
