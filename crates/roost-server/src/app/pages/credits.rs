@@ -176,7 +176,6 @@ pub(super) async fn render(st: &AppState, s: &Session, org: &str, q: &Option<Str
             Err(e) => usage_error = Some(super::human(&e)),
         }
     }
-    let (ev_type, ev_cursor) = (query(q, "ev_type").unwrap_or_default(), query(q, "ev_cursor").unwrap_or_default());
     let sig = signals::load(
         &c,
         org,
@@ -184,8 +183,7 @@ pub(super) async fn render(st: &AppState, s: &Session, org: &str, q: &Option<Str
         &names,
         may(Permission::WatchCredits),
         may(Permission::ManageBilling),
-        ev_type,
-        ev_cursor,
+        q,
     )
     .await;
     let here = format!("/app/o/{org}/credits");

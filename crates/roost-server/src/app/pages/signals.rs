@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::credits::render;
 use super::workspace::num;
-use super::{Flash, done, on, problem_page, qs, whole_page};
+use super::{Flash, done, on, problem_page, qs, query, whole_page};
 use crate::AppState;
 use crate::app::call::{Call, Problem};
 use crate::app::model::{AutoReload, List, OrgEvent, Wallet};
@@ -75,7 +75,7 @@ pub fn summary(data: &Value, names: &HashMap<String, String>) -> String {
     if s.chars().count() > 200 { format!("{}…", s.chars().take(200).collect::<String>()) } else { s }
 }
 
-/// Reads what the person may see: `q_type` and `q_cursor` page the events.
+/// Reads what the person may see; `ev_type` and `ev_cursor` in the page's query `q` page the events.
 pub async fn load(
     c: &Call<'_>,
     org: &str,
@@ -83,10 +83,11 @@ pub async fn load(
     names: &HashMap<String, String>,
     may_watch: bool,
     may_reload: bool,
-    q_type: String,
-    q_cursor: String,
+    q: &Option<String>,
 ) -> Signals {
-    let mut s = Signals { may_watch, ev_type: q_type, ..Signals::default() };
+    let ev_type = query(q, "ev_type").unwrap_or_default();
+    let q_cursor = query(q, "ev_cursor").unwrap_or_default();
+    let mut s = Signals { may_watch, ev_type, ..Signals::default() };
     if may_reload {
         for w in wallets {
             if let Ok(r) = c.get::<AutoReload>(&format!("/v1/orgs/{org}/wallets/{}/auto-reload", w.id)).await {
