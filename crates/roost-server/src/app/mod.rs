@@ -54,6 +54,7 @@ pub fn router(api: Router) -> Router<AppState> {
         .merge(pages::two_factor::router())
         .merge(pages::signals::router())
         .merge(pages::webhooks::router())
+        .merge(pages::reset::router())
         .route("/app/{*rest}", get(not_found).post(not_found))
         .layer(axum::Extension(Api(api)))
         .layer(axum::middleware::from_fn(plain_paths))

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod credits;
 pub mod members;
 pub mod orgs;
+pub mod reset;
 pub mod signals;
 pub mod two_factor;
 pub mod webhooks;

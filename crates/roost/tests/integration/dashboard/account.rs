@@ -97,3 +97,63 @@ async fn email_verification(smtp: SmtpServer, s: TestServer) {
     let r = ann.post(&page, "/app/verify-email", &[("token", &token)]).await;
     assert_eq!(r.status, 410, "{}", r.html);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_reset_sqlite() {
+    if let Some((smtp, s)) = start_with_smtp(Backend::Sqlite).await {
+        password_reset(smtp, s).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_reset_postgres() {
+    if let Some((smtp, s)) = start_with_smtp(Backend::Postgres).await {
+        password_reset(smtp, s).await;
+    }
+}
+
+/// "Forgot your password?" on the sign-in page, the mail, its link, a new password; every session
+/// ends and the new password signs in.
+async fn password_reset(smtp: SmtpServer, s: TestServer) {
+    let (ann, email) = Web::sign_up(&s, "Ann").await;
+    let stranger = Web::new(&s);
+    let sign_in = stranger.get("/app/sign-in").await;
+    assert!(sign_in.has(r#"href="/app/forgot-password""#), "{}", sign_in.html);
+    let form = stranger.get("/app/forgot-password").await;
+    assert_eq!(form.status, 200, "{}", form.html);
+    // The same answer for an address without an account.
+    let r = stranger.post(&form, "/app/forgot-password", &[("email", "nobody@example.org")]).await;
+    assert!(r.has(r#"id="reset-sent""#), "{}", r.html);
+    let r = stranger.post(&form, "/app/forgot-password", &[("email", &email)]).await;
+    assert_eq!(r.status, 200, "{}", r.html);
+    assert!(r.has(r#"id="reset-sent""#) && r.has(&email), "{}", r.html);
+
+    let mails = smtp.wait_for(&email, 1).await;
+    let text = mails[0]["text"].as_str().expect("text part");
+    let prefix = format!("{PUBLIC_URL}/app/reset-password?token=");
+    let at = text.find(&prefix).unwrap_or_else(|| panic!("no link in {text}")) + PUBLIC_URL.len();
+    let link: String = text[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+    let page = stranger.get(&link).await;
+    let token = page.attr(r#"name="token" value=""#).expect("the token in the form");
+    assert!(token.starts_with("rsr_"), "{token}");
+    // Too short: said next to the field; a made-up token: a clear message.
+    let r = stranger.post(&page, "/app/reset-password", &[("token", &token), ("password", "short")]).await;
+    assert_eq!(r.status, 422, "{}", r.html);
+    let r = stranger
+        .post(&page, "/app/reset-password", &[("token", "rsr_madeup"), ("password", "a new long password")])
+        .await;
+    assert_eq!(r.status, 410, "{}", r.html);
+    assert!(r.has("This link was used already or has expired"), "{}", r.html);
+    let r =
+        stranger.post(&page, "/app/reset-password", &[("token", &token), ("password", "a new long password")]).await;
+    assert_eq!(r.status, 200, "{}", r.html);
+    assert!(r.has(r#"id="reset-done""#), "{}", r.html);
+
+    // Ann's open session ended; the new password signs in, the old one does not.
+    assert_eq!(ann.get("/app/account").await.status, 303);
+    let form = stranger.get("/app/sign-in").await;
+    let old = stranger.post(&form, "/app/sign-in", &[("email", &email), ("password", "correct horse battery")]).await;
+    assert_eq!(old.status, 401, "{}", old.html);
+    let new = stranger.post(&form, "/app/sign-in", &[("email", &email), ("password", "a new long password")]).await;
+    assert_eq!(new.status, 303, "{}", new.html);
+}
