@@ -11,7 +11,7 @@ mod notices;
 pub(crate) mod oidc;
 mod oidc_clients;
 mod oidc_domains;
-mod rfc6238;
+pub(crate) mod rfc6238;
 mod sessions;
 mod two_factor;
 
