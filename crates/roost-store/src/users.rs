@@ -138,6 +138,15 @@ impl Store {
         .await?)
     }
 
+    /// Changes a user's display name.
+    pub async fn rename_user(&self, user_id: &str, name: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET name = $1 WHERE id = $2").bind(name).bind(user_id).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     /// Makes a workspace the user's active one.
     pub async fn set_active_workspace(&self, user_id: &str, workspace_id: &str) -> Result<()> {
         let done = sqlx::query("UPDATE users SET active_workspace_id = $1 WHERE id = $2")

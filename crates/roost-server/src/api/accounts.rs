@@ -29,7 +29,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(signup))
         .routes(routes!(login))
         .routes(routes!(logout))
-        .routes(routes!(me))
+        .routes(routes!(me, rename_me))
         .routes(routes!(set_active_workspace))
         .routes(routes!(current_workspace))
 }
@@ -234,6 +234,28 @@ async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>
         "active_workspace_id": active_id,
         "memberships": memberships
     })))
+}
+
+/// Body of `PATCH /v1/me`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameMe {
+    /// The name other members see (1–100 characters).
+    name: String,
+}
+
+/// Changes the signed-in person's name (API keys cannot).
+#[utoipa::path(patch, path = "/v1/me", tag = "accounts", security(("bearer" = [])), request_body = RenameMe,
+    responses((status = 200, body = UserView), (status = 401, description = "unauthenticated", body = Problem),
+              (status = 403, description = "forbidden: an API key", body = Problem),
+              (status = 422, description = "invalid_request", body = Problem)))]
+async fn rename_me(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<RenameMe>) -> ApiResult<Json<UserView>> {
+    let user = caller.user()?;
+    let mut e = Errors::default();
+    let name = e.name("name", &b.name);
+    e.finish().map_err(ApiError::invalid)?;
+    st.store.rename_user(&user.id, &name).await?;
+    Ok(Json(UserView { id: user.id.clone(), email: user.email.clone(), name }))
 }
 
 /// Body of `PUT /v1/me/active-workspace`.

@@ -1,7 +1,6 @@
 //! Account settings: who is signed in, email verification, the password (`PUT /v1/me/password`,
 //! which ends every other session), two-factor sign-in (its forms are in [`super::two_factor`]),
-//! and the person's sessions (`GET /v1/me/sessions`, end one). The API has no call that renames a
-//! user, so the name is shown, not edited.
+//! the person's sessions (`GET /v1/me/sessions`, end one), and their name (`PATCH /v1/me`).
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -24,6 +23,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/app/account", get(show))
         .route("/app/account/password", post(change_password))
+        .route("/app/account/name", post(rename))
         .route("/app/account/sessions/{id}/end", post(end_session))
         .route("/app/account/verify-email", post(send_verification))
         .route("/app/verify-email", get(verify_page).post(verify))
@@ -95,6 +95,16 @@ async fn change_password(State(st): State<AppState>, p: Posted) -> Response {
     match r {
         Ok(_) => done("/app/account", "password"),
         Err(e) => render(&st, &p.s, Extras::flash(Flash::for_form("password", e))).await,
+    }
+}
+
+/// Changes the person's name (`PATCH /v1/me`).
+async fn rename(State(st): State<AppState>, p: Posted) -> Response {
+    let body = json!({"name": p.f.get("name")});
+    let r: Result<Value, Problem> = p.s.call().send(Method::PATCH, "/v1/me", Some(body), None).await;
+    match r {
+        Ok(_) => done("/app/account", "your_name"),
+        Err(e) => render(&st, &p.s, Extras::flash(Flash::for_form("name", e))).await,
     }
 }
 

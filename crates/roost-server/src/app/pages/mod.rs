@@ -251,6 +251,7 @@ pub fn notice_for(done: Option<&str>) -> Option<String> {
         "renamed" => "Saved.",
         "plan" => "Plan changed.",
         "password" => "Password changed. Your other sessions have ended.",
+        "your_name" => "Name changed.",
         "totp_off" => "Two-factor sign-in is off.",
         "session_ended" => "That session has ended.",
         "verification_sent" => "A verification link is on its way to your email address.",

@@ -2,13 +2,14 @@
 //! one marked) and ending another one, and email verification from the button to the mailed link
 //! (through a real SMTP server).
 
+use serde_json::json;
 use roost_test_kit::peers::SmtpServer;
 use roost_test_kit::{Backend, TestServer};
 
 use super::web::{Page, Web};
 use crate::identity::{PUBLIC_URL, start_with_smtp};
 
-both_backends!(sessions_listed_and_ended);
+both_backends!(sessions_listed_and_ended, name_changed);
 
 /// The rows of the sessions table.
 fn session_rows(p: &Page) -> usize {
@@ -156,4 +157,39 @@ async fn password_reset(smtp: SmtpServer, s: TestServer) {
     assert_eq!(old.status, 401, "{}", old.html);
     let new = stranger.post(&form, "/app/sign-in", &[("email", &email), ("password", "a new long password")]).await;
     assert_eq!(new.status, 303, "{}", new.html);
+}
+
+/// The account page changes the person's name through `PATCH /v1/me`; bad names are refused next
+/// to the field, and API keys may not rename anyone.
+async fn name_changed(s: TestServer) {
+    let (ann, _) = Web::sign_up(&s, "Ann").await;
+    let acct = ann.get("/app/account").await;
+    assert!(acct.has(r#"id="display-name" name="name" value="Ann""#), "{}", acct.html);
+    let r = ann.post(&acct, "/app/account/name", &[("name", "  Ann Lee ")]).await;
+    assert_eq!(r.status, 303, "{}", r.html);
+    let acct = ann.open(&r.location.unwrap()).await;
+    assert!(acct.has("Name changed.") && acct.has("<strong>Ann Lee</strong>"), "{}", acct.html);
+    let long = "x".repeat(101);
+    for (bad, says) in [("   ", "must not be blank"), (long.as_str(), "at most 100")] {
+        let r = ann.post(&acct, "/app/account/name", &[("name", bad)]).await;
+        assert_eq!(r.status, 422, "{}", r.html);
+        assert!(r.has(says), "{says}: {}", r.html);
+    }
+
+    // Through the API: the name is what /v1/me and the members list say; a key is refused.
+    let (bob, _) = s.signup("Bob").await;
+    let r = bob.patch("/v1/me", &json!({"name": "Robert"})).await.unwrap();
+    assert_eq!((r.status, &r.body["name"]), (200, &json!("Robert")), "{}", r.body);
+    assert_eq!(bob.get("/v1/me").await.unwrap().body["user"]["name"], "Robert");
+    for bad in [json!({"name": ""}), json!({}), json!({"name": 7}), json!({"name": "a", "x": 1})] {
+        let r = bob.patch("/v1/me", &bad).await.unwrap();
+        assert!(matches!(r.status, 400 | 422), "{bad} → {} {}", r.status, r.body);
+    }
+    let ws = bob.get("/v1/me").await.unwrap().body["active_workspace_id"].as_str().unwrap().to_string();
+    let key = bob.post(&format!("/v1/workspaces/{ws}/keys"), &json!({"name": "k"})).await.unwrap();
+    let as_key = s.client.with_token(key.body["secret"].as_str().unwrap());
+    crate::support::expect_problem(&as_key.patch("/v1/me", &json!({"name": "Key"})).await.unwrap(), 403, "forbidden");
+    let (org, _) = s.org(&bob, "Acme", "business").await;
+    let members = bob.get(&format!("/v1/orgs/{org}/members")).await.unwrap();
+    assert_eq!(members.body["items"][0]["name"], "Robert", "{}", members.body);
 }
