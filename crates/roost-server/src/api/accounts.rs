@@ -40,7 +40,13 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 pub struct SignupRequest {
     email: String,
     /// At least 10 characters.
+    #[schema(min_length = 10, max_length = 1024)]
     password: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
 }
 

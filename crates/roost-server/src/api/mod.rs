@@ -2,6 +2,7 @@
 
 mod accounts;
 mod audit;
+pub mod contract;
 pub mod credits;
 mod domains;
 mod events;
@@ -50,12 +51,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
 }
 
-/// Adds the document's title and the bearer security scheme.
+/// Adds the document's title and the bearer security scheme, and completes every operation's
+/// responses (see [`contract`]).
 pub fn finish_openapi(mut doc: OpenApi) -> OpenApi {
     doc.info = InfoBuilder::new()
         .title("roost API")
         .version("1")
-        .description(Some("Tenancy and prepaid credits for SaaS products. The contract is shared/API.md."))
+        .description(Some("Tenancy and prepaid credits for SaaS products. The contract is docs/api.md."))
         .build();
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -67,6 +69,8 @@ pub fn finish_openapi(mut doc: OpenApi) -> OpenApi {
                 .build(),
         ),
     );
+    contract::describe_itself(&mut doc);
+    utoipa::Modify::modify(&contract::Contract, &mut doc);
     doc
 }
 
