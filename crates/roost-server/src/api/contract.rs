@@ -74,6 +74,24 @@ pub fn describe_itself(doc: &mut OpenApi) {
     doc.paths.add_path_operation(OPENAPI_PATH, vec![HttpMethod::Get], op);
 }
 
+/// Declares the plans of this server's catalog as the values a `plan` field takes.
+pub fn name_the_plans(doc: &mut OpenApi, plans: &[&str]) {
+    let Some(components) = doc.components.as_mut() else { return };
+    for schema in ["CreateOrg", "ChangePlan"] {
+        if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(schema)
+            && let Some(plan) = o.properties.get_mut("plan")
+        {
+            *plan = RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(plans.iter().copied()))
+                    .description(Some("A plan of this server's catalog (`GET /v1/plans`)"))
+                    .build(),
+            ));
+        }
+    }
+}
+
 /// What an operation is, as far as the shared layers care.
 #[derive(Debug, Default)]
 struct Traits {
@@ -119,7 +137,7 @@ fn traits(path: &str, op: &Operation) -> Traits {
 
 fn complete(path: &str, op: &mut Operation) {
     declare_path_params(path, op);
-    bound_list_params(op);
+    bound_params(op);
     let t = traits(path, op);
     let responses = &mut op.responses.responses;
     let mut add = |status: u16, description: &str, retry_after: bool| {
@@ -243,13 +261,25 @@ fn path_param_description(name: &str) -> &'static str {
     }
 }
 
-/// `?limit=` is 1–500 on every list (see [`crate::extract::Params::limit`]).
-fn bound_list_params(op: &mut Operation) {
+/// `?limit=` is 1–500 on every list (see [`crate::extract::Params::limit`]); an
+/// `Idempotency-Key` is 1–255 visible characters (see `credits::idem`).
+fn bound_params(op: &mut Operation) {
     for p in op.parameters.iter_mut().flatten() {
-        if let RefOr::T(p) = p
-            && p.parameter_in == ParameterIn::Query
-            && p.name == "limit"
-        {
+        let RefOr::T(p) = p else { continue };
+        if p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("Idempotency-Key") {
+            p.schema = Some(RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(255))
+                    .pattern(Some(r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"))
+                    .build(),
+            )));
+            p.description.get_or_insert_with(|| {
+                "Makes a retry safe: the same key and body replay the first answer (kept at least 24 h)".into()
+            });
+        }
+        if p.parameter_in == ParameterIn::Query && p.name == "limit" {
             p.schema = Some(RefOr::T(Schema::Object(
                 ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(MAX_LIMIT)).build(),
             )));

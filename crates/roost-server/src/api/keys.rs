@@ -83,8 +83,8 @@ async fn create_key(
             }
         },
     };
-    if b.spend_limit.is_some_and(|l| l < 0) {
-        e.add("spend_limit", "must be zero or more");
+    if b.spend_limit.is_some_and(|l| !(0..=super::credits::MAX_AMOUNT).contains(&l)) {
+        e.add("spend_limit", format!("must be from 0 to {}", super::credits::MAX_AMOUNT));
     }
     check_rpm(&st, &mut e, &w.org.plan, b.rpm);
     e.finish().map_err(ApiError::invalid)?;
@@ -215,7 +215,7 @@ fn check_rpm(st: &AppState, e: &mut Errors, plan: &str, rpm: Option<i64>) {
 pub struct UpdateKey {
     /// The key's own requests per minute (at most the org plan's), or `null` for none. Required.
     #[serde(default, deserialize_with = "super::credits::present")]
-    #[schema(value_type = Option<i64>, minimum = 1)]
+    #[schema(value_type = Option<i64>, required, minimum = 1)]
     rpm: Option<Option<i64>>,
 }
 

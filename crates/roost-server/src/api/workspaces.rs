@@ -146,6 +146,7 @@ async fn list_ws_members(
 #[serde(deny_unknown_fields)]
 pub struct WsMemberBody {
     /// `admin`, `member` or `viewer`.
+    #[schema(value_type = roost_domain::WsRole)]
     role: String,
 }
 
