@@ -72,10 +72,8 @@ async fn every_operation_declares_the_shared_answers() {
                     problems.push(format!("{m} {p} {st}: not declared application/problem+json with Problem"));
                 }
             }
-            if st == "429" || st == "503" {
-                if r["headers"].get("Retry-After").is_none() {
-                    problems.push(format!("{m} {p} {st}: no Retry-After"));
-                }
+            if (st == "429" || st == "503") && r["headers"].get("Retry-After").is_none() {
+                problems.push(format!("{m} {p} {st}: no Retry-After"));
             }
             if authenticated && r["headers"].get("RateLimit-Remaining").is_none() {
                 problems.push(format!("{m} {p} {st}: no RateLimit-* headers"));
