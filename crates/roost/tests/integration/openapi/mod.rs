@@ -70,3 +70,23 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Says plainly, in every run, whether the OpenAPI checkers are on the machine (`.ci/run` installs
+/// them; without them the tests install them into the target dir, or say SKIPPED).
+#[test]
+fn openapi_tools_skipped_notice() {
+    for (module, package) in [("openapi_spec_validator", "openapi-spec-validator"), ("schemathesis", "schemathesis")] {
+        let found = std::process::Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if found {
+            println!("{package}: installed, the OpenAPI tests use it");
+        } else {
+            println!(
+                "NOTICE: {package} is not installed (python3 -m pip install {package}): the tests will try to install it into the target dir, or say SKIPPED"
+            );
+        }
+    }
+}
