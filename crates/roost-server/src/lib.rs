@@ -132,7 +132,7 @@ async fn check_plans_in_use(store: &Store, settings: &Settings) -> anyhow::Resul
 pub fn app(state: AppState) -> axum::Router {
     let (router, openapi) = api::router().merge(ops::router()).split_for_parts();
     let plans: Vec<&str> = state.settings.catalog.all().iter().map(|p| p.id.as_str()).collect();
-    let openapi = Arc::new(api::finish_openapi(openapi, &plans));
+    let openapi = Arc::new(api::finish_openapi(openapi, &plans, &state.settings.wallet_kinds));
     // The dashboard acts through the same routes, in process (see `app::call`).
     let dashboard = app::router(router.clone().with_state(state.clone()));
     let cors = ops::cors::layer(&state.settings.cors_origins);

@@ -10,7 +10,7 @@ use utoipa::Modify;
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{HttpMethod, Operation, Parameter, ParameterIn};
 use utoipa::openapi::response::Response;
-use utoipa::openapi::schema::{Object, ObjectBuilder, Ref, Type};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Ref, SchemaType, Type};
 use utoipa::openapi::{Content, OpenApi, RefOr, Required, Schema};
 
 use crate::extract::{MAX_BODY, MAX_LIMIT};
@@ -74,9 +74,24 @@ pub fn describe_itself(doc: &mut OpenApi) {
     doc.paths.add_path_operation(OPENAPI_PATH, vec![HttpMethod::Get], op);
 }
 
-/// Declares the plans of this server's catalog as the values a `plan` field takes.
-pub fn name_the_plans(doc: &mut OpenApi, plans: &[&str]) {
+/// Declares the plans of this server's catalog as the values a `plan` field takes, and its wallet
+/// kinds as those a charge's or hold's `wallet` takes.
+pub fn name_the_catalog(doc: &mut OpenApi, plans: &[&str], wallet_kinds: &[String]) {
     let Some(components) = doc.components.as_mut() else { return };
+    for schema in ["ChargeBody", "HoldBody"] {
+        if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(schema)
+            && let Some(wallet) = o.properties.get_mut("wallet")
+        {
+            let kinds = wallet_kinds.iter().map(|k| serde_json::Value::from(k.as_str()));
+            *wallet = RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                    .enum_values(Some(kinds.chain([serde_json::Value::Null])))
+                    .description(Some("A wallet kind of this server (default: the first, `credits`)"))
+                    .build(),
+            ));
+        }
+    }
     for schema in ["CreateOrg", "ChangePlan"] {
         if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(schema)
             && let Some(plan) = o.properties.get_mut("plan")

@@ -51,9 +51,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
 }
 
-/// Adds the document's title and the bearer security scheme, names the catalog's `plans`, and
-/// completes every operation's responses (see [`contract`]).
-pub fn finish_openapi(mut doc: OpenApi, plans: &[&str]) -> OpenApi {
+/// Adds the document's title and the bearer security scheme, names the catalog's `plans` and the
+/// `wallet_kinds`, and completes every operation's responses (see [`contract`]).
+pub fn finish_openapi(mut doc: OpenApi, plans: &[&str], wallet_kinds: &[String]) -> OpenApi {
     doc.info = InfoBuilder::new()
         .title("roost API")
         .version("1")
@@ -70,7 +70,7 @@ pub fn finish_openapi(mut doc: OpenApi, plans: &[&str]) -> OpenApi {
         ),
     );
     contract::describe_itself(&mut doc);
-    contract::name_the_plans(&mut doc, plans);
+    contract::name_the_catalog(&mut doc, plans, wallet_kinds);
     utoipa::Modify::modify(&contract::Contract, &mut doc);
     doc
 }

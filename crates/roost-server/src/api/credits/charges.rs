@@ -34,6 +34,7 @@ pub struct ChargeBody {
     /// The wallet kind (default `credits`).
     wallet: Option<String>,
     /// Anything to keep with the charge (a JSON object, at most 4 KiB).
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 

@@ -17,7 +17,7 @@ use super::{PEER_CACHE, Scratch, operations, served};
 /// state: for these operations, a schema-valid request may also be refused with 422 (a wrong TOTP
 /// code, an `rpm` above the org plan's, a webhook URL that does not resolve, a workspace of another
 /// org, `monthly_max` below one reload, a zero adjustment, a settle above what is held …).
-const STATEFUL_422: [(&str, &str); 17] = [
+const STATEFUL_422: [(&str, &str); 15] = [
     ("PATCH", "/v1/orgs/{org}"),
     ("PATCH", "/v1/keys/{id}"),
     ("POST", "/v1/workspaces/{ws}/keys"),
@@ -33,8 +33,6 @@ const STATEFUL_422: [(&str, &str); 17] = [
     ("PATCH", "/v1/orgs/{org}/members/{user}"),
     ("POST", "/v1/holds/{id}/settle"),
     ("PUT", "/v1/workspaces/{ws}/budget"),
-    ("POST", "/v1/charges"),
-    ("POST", "/v1/holds"),
 ];
 
 /// Operations whose `?cursor=` must be one the server issued (any other is 422, API.md): a
