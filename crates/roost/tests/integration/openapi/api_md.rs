@@ -1,6 +1,7 @@
 //! `docs/api.md`, the project's contract, against the served OpenAPI, both ways: every route the
 //! server serves is written there, and every `METHOD /path` written there is served — unless its
-//! section, bullet or table row says *(not served yet)*, and then it must not be.
+//! section, bullet or table row says *(not served yet)*. A marked route that is served after all
+//! (a branch that built it merged) is reported as a notice to remove the marker, not a failure.
 
 use std::collections::BTreeSet;
 
@@ -96,10 +97,10 @@ async fn api_md_matches_the_openapi() {
     for d in &documented {
         let key = (d.method.clone(), normalize(&d.path));
         match (d.planned, served.contains(&key)) {
-            (true, true) => problems.push(format!(
-                "docs/api.md:{}: {} {} is served, but marked (not served yet): remove the marker",
+            (true, true) => println!(
+                "NOTICE: docs/api.md:{}: {} {} is served now: remove its (not served yet) marker",
                 d.line, d.method, d.path
-            )),
+            ),
             (false, false) => problems.push(format!(
                 "docs/api.md:{}: {} {} is not served (not in /v1/openapi.json); mark it (not served yet) or build it",
                 d.line, d.method, d.path
