@@ -1,14 +1,11 @@
 //! Real peers the server talks to, started by tests on loopback ports: an SMTP server (PyPI
 //! `aiosmtpd`, installed on demand into a cache under the target dir) and a DNS server (Debian's
-//! `dnsmasq`, which `.ci/run` installs; without it the DNS tests say SKIPPED); and the Python tools
-//! that check the served OpenAPI (`openapi-spec-validator`, `schemathesis`).
+//! `dnsmasq`, which `.ci/run` installs; without it the DNS tests say SKIPPED).
 
 mod dns;
-mod python;
 mod smtp;
 
 pub use dns::DnsServer;
-pub use python::PythonTool;
 pub use smtp::{SmtpServer, first_link, query_param};
 
 use std::path::{Path, PathBuf};
@@ -58,3 +55,8 @@ pub(crate) fn python_with(cache: &Path, module: &str, package: &str) -> Result<O
     }
     if has(Some(&dir)) { Ok(Some(dir)) } else { Err(skipped(&format!("{package} installed but not importable"))) }
 }
+
+// The Python tools that check the served OpenAPI (`openapi-spec-validator`, `schemathesis`),
+// installed on demand like aiosmtpd.
+mod python;
+pub use python::PythonTool;
