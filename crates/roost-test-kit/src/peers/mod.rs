@@ -1,11 +1,14 @@
 //! Real peers the server talks to, started by tests on loopback ports: an SMTP server (PyPI
-//! `aiosmtpd`, installed on demand into a cache under the target dir) and a DNS server (Debian's
-//! `dnsmasq`, which `.ci/run` installs; without it the DNS tests say SKIPPED).
+//! `aiosmtpd`, installed on demand into a cache under the target dir), a DNS server (Debian's
+//! `dnsmasq`, which `.ci/run` installs; without it the DNS tests say SKIPPED), and an OpenID
+//! provider (npm `oidc-provider` on the machine's Node, installed on demand like aiosmtpd).
 
 mod dns;
+mod oidc;
 mod smtp;
 
 pub use dns::DnsServer;
+pub use oidc::{Account, Browser, OidcClient, OidcProvider, Page, node_major};
 pub use smtp::{SmtpServer, first_link, query_param};
 
 use std::path::{Path, PathBuf};
