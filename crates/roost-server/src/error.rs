@@ -22,7 +22,11 @@ pub struct ApiError {
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// A problem document, for the OpenAPI description.
+/// A problem document (RFC 9457), served as `application/problem+json`. `code` is stable and
+/// machine-readable; some codes add extension members: `errors` (`invalid_request`), `available`
+/// (`insufficient_credits`), `scope`, `limit`, `used`, `resets_at` (`budget_exceeded`), `limit`
+/// (`plan_limit`), `limit_source`, `limit`, `reset_seconds` (`rate_limited`), `held`
+/// (`settle_exceeds_hold`), `hold_status` (`hold_closed`), `check`, `checks` (`not_ready`).
 #[derive(utoipa::ToSchema)]
 #[expect(dead_code, reason = "describes the wire format only")]
 pub struct Problem {

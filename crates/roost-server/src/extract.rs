@@ -66,6 +66,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     };
     // Syntax first, over the whole body: a body that is not JSON at all is 400 whatever its shape.
     let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(malformed)?;
+    // serde would read a struct from an array of its fields in order: every body is an object.
+    if raw.is_array() {
+        return Err(ApiError::invalid_field("body", "must be a JSON object"));
+    }
     let value = serde_path_to_error::deserialize::<_, T>(raw);
     value.map_err(|e| {
         let path = e.path().to_string();
@@ -190,9 +194,9 @@ impl Params {
         }
     }
 
-    /// `?limit=`: 1–500, default 50.
+    /// `?limit=`: 1–500, default 50. Given but empty (`?limit=`) is not a number either.
     pub fn limit(&self) -> Result<u32, ApiError> {
-        match self.get("limit") {
+        match self.0.get("limit").map(String::as_str) {
             None => Ok(DEFAULT_LIMIT),
             Some(v) => v
                 .parse::<u32>()
@@ -248,5 +252,6 @@ mod tests {
         assert_eq!(code(b"[1,2").0, "malformed_json");
         assert_eq!(code(br#"{"emial": 5, "#).0, "malformed_json");
         assert_eq!(code(b"[]").0, "invalid_request");
+        assert_eq!(code(br#"["a@b.c", 1]"#), ("invalid_request", "body".into()));
     }
 }

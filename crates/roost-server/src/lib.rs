@@ -136,12 +136,17 @@ async fn check_plans_in_use(store: &Store, settings: &Settings) -> anyhow::Resul
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> axum::Router {
     let (router, openapi) = api::router().merge(ops::router()).split_for_parts();
-    let openapi = Arc::new(api::finish_openapi(openapi));
+    let plans: Vec<&str> = state.settings.catalog.all().iter().map(|p| p.id.as_str()).collect();
+    let openapi = Arc::new(api::finish_openapi(openapi, &plans, &state.settings.wallet_kinds));
     // The dashboard acts through the same routes, in process (see `app::call`).
     let dashboard = app::router(router.clone().with_state(state.clone()));
-    router
+    let cors = ops::cors::layer(&state.settings.cors_origins);
+    let app = router
         .merge(dashboard)
-        .route("/v1/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        .route(
+            api::contract::OPENAPI_PATH,
+            axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
@@ -153,7 +158,13 @@ pub fn app(state: AppState) -> axum::Router {
         .layer(axum::middleware::from_fn(limits::headers))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::observe::around))
-        .with_state(state)
+        .with_state(state);
+    // Outermost: preflights are answered before anything else, and every answer (a 503 of the
+    // database circuit too) carries the CORS headers a browser needs to read it.
+    match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    }
 }
 
 /// Makes sure no error leaves the server as plain text. The extractors of roost answer problems

@@ -55,6 +55,9 @@ pub struct Settings {
     pub log_format: String,
     /// Proxies (CIDRs) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<crate::ops::proxy::Cidr>,
+    /// Origins (`https://app.example.com`, or `*`) whose pages may call the API from a browser
+    /// (CORS); empty: none, the default.
+    pub cors_origins: Vec<String>,
     /// How long a client has to send a request's headers (and, on a kept-alive connection, to
     /// begin its next request).
     pub http_header_timeout_ms: u64,
@@ -165,6 +168,7 @@ impl std::fmt::Debug for Settings {
             .field("metrics", &self.metrics)
             .field("log_format", &self.log_format)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("cors_origins", &self.cors_origins)
             .field("http_header_timeout_ms", &self.http_header_timeout_ms)
             .field("http_idle_timeout_ms", &self.http_idle_timeout_ms)
             .field("http_max_connections", &self.http_max_connections)
@@ -212,6 +216,7 @@ impl Default for Settings {
             metrics: true,
             log_format: "auto".into(),
             trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
             http_header_timeout_ms: 10_000,
             http_idle_timeout_ms: 60_000,
             http_max_connections: 1024,
@@ -263,6 +268,7 @@ pub struct FileConfig {
     pub redis_url: Option<String>,
     pub redis_key_prefix: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub cors_origins: Option<Vec<String>>,
     pub http_header_timeout_ms: Option<u64>,
     pub http_idle_timeout_ms: Option<u64>,
     pub http_max_connections: Option<usize>,
@@ -373,6 +379,9 @@ impl Settings {
                 .collect::<Result<_, _>>()
                 .map_err(|e| ConfigError::Invalid(format!("trusted_proxies: {e}")))?;
         }
+        if let Some(v) = f.cors_origins {
+            self.cors_origins = v;
+        }
         if let Some(v) = f.http_header_timeout_ms {
             self.http_header_timeout_ms = v;
         }
@@ -457,6 +466,9 @@ impl Settings {
                 "http_header_timeout_ms and http_idle_timeout_ms must be at least 100 and http_max_connections at least 1"
                     .into(),
             ));
+        }
+        for o in &self.cors_origins {
+            crate::ops::cors::check_origin(o).map_err(ConfigError::Invalid)?;
         }
         self.dashboard.validate()?;
         self.validate_mail()?;
@@ -598,6 +610,18 @@ mod tests {
             assert!(Settings::default().apply(f).is_err(), "{bad} accepted");
         }
         assert!(toml::from_str::<FileConfig>("[dashboard]\ncolour = \"#fff\"").is_err());
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        let f: FileConfig = toml::from_str("cors_origins = [\"https://app.example.com/path\"]").expect("parses");
+        assert!(Settings::default().apply(f).is_err(), "an origin with a path was accepted");
+        let f: FileConfig =
+            toml::from_str("cors_origins = [\"https://app.example.com\", \"http://localhost:5173\"]").expect("parses");
+        let mut s = Settings::default();
+        s.apply(f).expect("valid origins");
+        assert_eq!(s.cors_origins, ["https://app.example.com", "http://localhost:5173"]);
+        assert!(Settings::default().cors_origins.is_empty(), "CORS must be off by default");
     }
 
     #[test]

@@ -32,10 +32,16 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
     /// RFC 3339; the key stops working then.
     expires_at: Option<String>,
     /// Most this key may spend per cycle (enforced by the ledger).
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     spend_limit: Option<i64>,
     /// The key's own requests per minute, at most the org plan's `rpm`.
     #[schema(minimum = 1, maximum = 60_000_000)]
@@ -78,8 +84,8 @@ async fn create_key(
             }
         },
     };
-    if b.spend_limit.is_some_and(|l| l < 0) {
-        e.add("spend_limit", "must be zero or more");
+    if b.spend_limit.is_some_and(|l| !(0..=super::credits::MAX_AMOUNT).contains(&l)) {
+        e.add("spend_limit", format!("must be from 0 to {}", super::credits::MAX_AMOUNT));
     }
     check_rpm(&st, &mut e, &w.org.plan, b.rpm);
     e.finish().map_err(ApiError::invalid)?;
@@ -138,6 +144,7 @@ async fn manageable_key(st: &AppState, caller: &Caller, id: &str) -> ApiResult<A
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
     /// How long the old secret keeps working (default 0, at most 30 days).
+    #[schema(minimum = 0, maximum = 2_592_000)]
     grace_seconds: Option<i64>,
 }
 
@@ -209,7 +216,7 @@ fn check_rpm(st: &AppState, e: &mut Errors, plan: &str, rpm: Option<i64>) {
 pub struct UpdateKey {
     /// The key's own requests per minute (at most the org plan's), or `null` for none. Required.
     #[serde(default, deserialize_with = "super::credits::present")]
-    #[schema(value_type = Option<i64>, minimum = 1, maximum = 60_000_000)]
+    #[schema(value_type = Option<i64>, required, minimum = 1, maximum = 60_000_000)]
     rpm: Option<Option<i64>>,
 }
 

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod audit;
+pub mod contract;
 pub mod credits;
 mod domains;
 mod events;
@@ -52,12 +53,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
 }
 
-/// Adds the document's title and the bearer security scheme.
-pub fn finish_openapi(mut doc: OpenApi) -> OpenApi {
+/// Adds the document's title and the bearer security scheme, names the catalog's `plans` and the
+/// `wallet_kinds`, and completes every operation's responses (see [`contract`]).
+pub fn finish_openapi(mut doc: OpenApi, plans: &[&str], wallet_kinds: &[String]) -> OpenApi {
     doc.info = InfoBuilder::new()
         .title("roost API")
         .version("1")
-        .description(Some("Tenancy and prepaid credits for SaaS products. The contract is shared/API.md."))
+        .description(Some("Tenancy and prepaid credits for SaaS products. The contract is docs/api.md."))
         .build();
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -69,6 +71,9 @@ pub fn finish_openapi(mut doc: OpenApi) -> OpenApi {
                 .build(),
         ),
     );
+    contract::describe_itself(&mut doc);
+    contract::name_the_catalog(&mut doc, plans, wallet_kinds);
+    utoipa::Modify::modify(&contract::Contract, &mut doc);
     doc
 }
 

@@ -30,7 +30,13 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateResource {
     /// 1–64 of a-z, 0-9, `_`, `-` (e.g. `postgres`, `bucket`).
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     kind: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
 }
 

@@ -89,6 +89,7 @@ async fn end_session(State(st): State<AppState>, caller: Caller, Path(id): Path<
 pub struct ChangePassword {
     current_password: String,
     /// At least 10 characters.
+    #[schema(min_length = 10, max_length = 1024)]
     password: String,
 }
 

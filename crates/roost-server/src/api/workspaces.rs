@@ -29,6 +29,11 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceBody {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
 }
 
@@ -144,6 +149,7 @@ async fn list_ws_members(
 #[serde(deny_unknown_fields)]
 pub struct WsMemberBody {
     /// `admin`, `member` or `viewer`.
+    #[schema(value_type = roost_domain::WsRole)]
     role: String,
 }
 

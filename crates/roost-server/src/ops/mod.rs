@@ -1,6 +1,7 @@
 //! Running roost in production: liveness and readiness, metrics, the request middleware, the
 //! client's address behind proxies, and the HTTP connection loop.
 
+pub mod cors;
 pub mod http;
 pub mod observe;
 pub mod proxy;

@@ -86,7 +86,7 @@ pub async fn around(State(st): State<AppState>, mut req: Request, next: Next) ->
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
-    let guarded = route.starts_with("/v1/") && route != "/v1/openapi.json";
+    let guarded = route.starts_with("/v1/") && route != crate::api::contract::OPENAPI_PATH;
     let mut res = async {
         if guarded && st.breaker.is_open() {
             return database_unavailable();

@@ -58,3 +58,8 @@ pub(crate) fn python_with(cache: &Path, module: &str, package: &str) -> Result<O
     }
     if has(Some(&dir)) { Ok(Some(dir)) } else { Err(skipped(&format!("{package} installed but not importable"))) }
 }
+
+// The Python tools that check the served OpenAPI (`openapi-spec-validator`, `schemathesis`),
+// installed on demand like aiosmtpd.
+mod python;
+pub use python::PythonTool;

@@ -22,6 +22,7 @@ mod invitations;
 mod keys;
 mod ledger_load;
 mod limits;
+mod openapi;
 mod ops;
 mod orgs;
 mod replicas;

@@ -28,7 +28,7 @@ use crate::extract::ApiJson;
 pub struct AlertsBody {
     /// `credits.low_balance` is sent when available credits fall below this; `null` turns it off.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000_000_000_i64)]
+    #[schema(value_type = Option<i64>, required, minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     low_balance: Option<Option<i64>>,
 }
 

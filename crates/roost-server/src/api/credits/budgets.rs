@@ -25,9 +25,10 @@ use crate::extract::ApiJson;
 pub struct WsBudgetBody {
     /// The most this workspace may draw per cycle; `null` removes the budget.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, required, minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     limit: Option<Option<i64>>,
     /// Percentages of the limit at which a `budget.alert` audit event is written (default 50, 80, 100).
+    #[schema(max_items = 10)]
     alert_percents: Option<Vec<u32>>,
 }
 
@@ -38,7 +39,7 @@ pub struct MemberBudgetBody {
     /// The most this member may draw in this workspace per cycle (their keys' charges included);
     /// `null` removes it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, required, minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     limit: Option<Option<i64>>,
 }
 

@@ -22,12 +22,19 @@ use crate::extract::HeadersAndJson;
 #[serde(deny_unknown_fields)]
 pub struct ChargeBody {
     /// Credits to charge (≥ 1).
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     amount: i64,
     /// What the credits paid for, e.g. `llm.tokens` (1–100 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     action: String,
     /// The wallet kind (default `credits`).
     wallet: Option<String>,
     /// Anything to keep with the charge (a JSON object, at most 4 KiB).
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 

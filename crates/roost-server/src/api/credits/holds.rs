@@ -23,9 +23,17 @@ use crate::extract::HeadersAndJson;
 #[serde(deny_unknown_fields)]
 pub struct HoldBody {
     /// Credits to reserve (≥ 1).
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     amount: i64,
+    /// What the credits are held for (1–100 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     action: String,
     /// How long the hold lives unless settled or released (1 s – 7 days, default 900).
+    #[schema(minimum = 1, maximum = 604_800)]
     ttl_seconds: Option<i64>,
     /// The wallet kind (default `credits`).
     wallet: Option<String>,
@@ -84,6 +92,7 @@ pub(super) async fn get_hold(
 #[serde(deny_unknown_fields)]
 pub struct SettleBody {
     /// What to charge of the hold (1 ≤ amount ≤ held); the rest goes back.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     amount: i64,
 }
 

@@ -73,6 +73,7 @@ pub(super) async fn acting_wallets(
 #[serde(deny_unknown_fields)]
 pub struct TopupBody {
     /// Credits to add (≥ 1). Top-ups never expire.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     amount: i64,
 }
 
@@ -114,8 +115,14 @@ pub(super) async fn wallet_param(st: &AppState, o: &OrgCtx, wallet: &str) -> Api
 #[serde(deny_unknown_fields)]
 pub struct AdjustBody {
     /// Credits to add (> 0) or take away (< 0, drawn in draw-down order).
+    #[schema(minimum = -1_000_000_000_000_000_i64, maximum = 1_000_000_000_000_000_i64)]
     amount: i64,
     /// Why: kept in the journal and the audit log.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     reason: String,
     /// When added credits expire (default: never).
     expires_at: Option<String>,
