@@ -82,6 +82,7 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 7, name: "events", sql: include_str!("../migrations/sqlite/0007_events.sql") },
     Migration { version: 8, name: "webhooks", sql: include_str!("../migrations/sqlite/0008_webhooks.sql") },
     Migration { version: 9, name: "key_rpm", sql: include_str!("../migrations/sqlite/0009_key_rpm.sql") },
+    Migration { version: 12, name: "audit_chain", sql: include_str!("../migrations/sqlite/0012_audit_chain.sql") },
 ];
 
 static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -92,6 +93,7 @@ static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 7, name: "events", sql: include_str!("../migrations/postgres/0007_events.sql") },
     Migration { version: 8, name: "webhooks", sql: include_str!("../migrations/postgres/0008_webhooks.sql") },
     Migration { version: 9, name: "key_rpm", sql: include_str!("../migrations/postgres/0009_key_rpm.sql") },
+    Migration { version: 12, name: "audit_chain", sql: include_str!("../migrations/postgres/0012_audit_chain.sql") },
 ];
 
 impl Dialect for Sqlite {

@@ -1,6 +1,7 @@
 //! Operations (issue 11): faults the server survives, start-up errors, HTTP connection limits,
 //! metrics, readiness, request ids, proxies, and the list cursors.
 
+mod audit_chain;
 mod cursors;
 mod faults;
 mod http;
