@@ -2,6 +2,7 @@
 
 mod audit;
 mod audit_chain;
+mod backup;
 mod connect;
 mod dialect;
 mod domains;
@@ -29,6 +30,7 @@ use sqlx::{AnyPool, Row, Transaction};
 
 pub use audit::AuditFilter;
 pub use audit_chain::{BadLink, ChainReport};
+pub use backup::{BackupInfo, inspect as inspect_backup, restore_sqlite};
 pub use connect::{PoolSettings, is_transient};
 pub use dialect::{Dialect, Migration, Postgres, Sqlite};
 pub use domains::OrgDomain;

@@ -2,6 +2,7 @@
 //! metrics, readiness, request ids, proxies, and the list cursors.
 
 mod audit_chain;
+mod backup;
 mod cursors;
 mod faults;
 mod http;
