@@ -1,11 +1,14 @@
 //! Real peers the server talks to, started by tests on loopback ports: an SMTP server (PyPI
 //! `aiosmtpd`, installed on demand into a cache under the target dir) and a DNS server (Debian's
-//! `dnsmasq`, which `.ci/run` installs; without it the DNS tests say SKIPPED).
+//! `dnsmasq`, which `.ci/run` installs; without it the DNS tests say SKIPPED), and PostgreSQL
+//! clusters of a test's own (`initdb`, `pg_basebackup`) for TLS and failover.
 
 mod dns;
+mod pg;
 mod smtp;
 
 pub use dns::DnsServer;
+pub use pg::{PgCluster, chown, pg_bin_dir};
 pub use smtp::{SmtpServer, first_link, query_param};
 
 use std::path::{Path, PathBuf};

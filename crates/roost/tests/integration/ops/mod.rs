@@ -4,8 +4,10 @@
 mod audit_chain;
 mod backup;
 mod cursors;
+mod failover;
 mod faults;
 mod http;
 mod kit;
 mod observe;
+mod pg_tls;
 mod startup;
