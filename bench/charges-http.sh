@@ -7,7 +7,11 @@
 # by exactly the acknowledged charges (requests wrk left unanswered are replayed with their
 # Idempotency-Key, so each one is known to have charged once). With TOTAL, keeps charging until
 # the org has TOTAL charges and prints the server's memory along the way.
-# Usage: [RATE_LIMITS=on] bench/charges-http.sh [DURATION_SECONDS] [DATABASE_URL] [TOTAL]   (needs wrk: apt-get install wrk)
+# Usage: [RATE_LIMITS=on] [SIGNALS=on] bench/charges-http.sh [DURATION_SECONDS] [DATABASE_URL] [TOTAL]   (needs wrk)
+#   SIGNALS=on: rate limits on through Redis (127.0.0.1:6379) with a plan rpm and a key rpm too high to
+#   refuse anything (so every request is checked and counted, and none is refused), a webhook endpoint
+#   subscribed to every event (a receiver started here), and a low-balance alert on the wallet (the
+#   charge path's watched-wallet scan runs). bench/signals-http.sh compares it with SIGNALS=off.
 #   DATABASE_URL: empty for a fresh SQLite file; a postgres://…/DB admin URL makes a fresh database
 #   next to DB (needs psql) and drops it at the end.
 # wrk runs one thread per connection (so a connection keeps its key), on the same 2 cores as the server.
@@ -26,6 +30,7 @@ pid=""
 pgdb=""
 cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    [ -n "${receiver:-}" ] && kill "$receiver" 2>/dev/null || true
     [ -n "$pgdb" ] && psql -q "$url" -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null || true
     rm -rf "$tmp"
 }
@@ -41,6 +46,64 @@ esac
 # Rate limits off unless RATE_LIMITS=on: the business plan's 3000 requests a minute would refuse
 # most of this traffic (429), and the books check needs every charge answered 201.
 echo "rate_limits = ${RATE_LIMITS:-off}" | sed 's/= on$/= true/; s/= off$/= false/' >"$tmp/roost.toml"
+plan=business
+key_rpm=""
+if [ "${SIGNALS:-off}" = on ]; then
+    plan=bench
+    key_rpm=',"rpm":60000000'
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "SIGNALS=on needs Redis at 127.0.0.1:6379" >&2; exit 1; }
+    # A receiver that answers every delivery 204 and counts them.
+    cat >"$tmp/receiver.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    n = 0
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        H.n += 1
+        self.send_response(204); self.end_headers()
+    def do_GET(self):
+        b = str(H.n).encode(); self.send_response(200); self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+    python3 "$tmp/receiver.py" >"$tmp/receiver.port" &
+    receiver=$!
+    for _ in $(seq 50); do [ -s "$tmp/receiver.port" ] && break; sleep 0.1; done
+    cat >"$tmp/roost.toml" <<TOML
+rate_limits = true
+redis_url = "redis://127.0.0.1:6379"
+redis_key_prefix = "roost-bench-$$-$RANDOM:"
+webhooks_allow_private = true
+[[plans]]
+id = "free"
+name = "Free"
+paid = false
+seats_included = 1
+max_seats = 1
+extra_seat_price = 0
+max_workspaces = 1
+monthly_credits = 100
+rollover_cap = 0
+rpm = 60
+resource_quotas = {}
+trial_days = 0
+[[plans]]
+id = "bench"
+name = "Bench"
+paid = true
+seats_included = 10
+max_seats = 10
+extra_seat_price = 0
+max_workspaces = 100
+monthly_credits = 0
+rollover_cap = 0
+rpm = 60000000
+resource_quotas = {}
+trial_days = 0
+TOML
+fi
 ROOST_LOG=warn "$bin" serve --listen 127.0.0.1:0 --database-url "$db" --config "$tmp/roost.toml" >"$tmp/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$tmp/server.log" && break; sleep 0.1; done
@@ -49,7 +112,7 @@ j() { python3 -c "import sys,json; d=json.load(sys.stdin); print(eval(sys.argv[1
 email="bench-$RANDOM$RANDOM@example.com"
 token=$(curl -sf -XPOST "$base/v1/signup" -d "{\"email\":\"$email\",\"password\":\"benchmark password\",\"name\":\"Bench\"}" | j 'd["token"]')
 auth=(-H "Authorization: Bearer $token")
-org=$(curl -sf -XPOST "$base/v1/orgs" "${auth[@]}" -d '{"name":"Bench","plan":"business"}')
+org=$(curl -sf -XPOST "$base/v1/orgs" "${auth[@]}" -d "{\"name\":\"Bench\",\"plan\":\"$plan\"}")
 org_id=$(echo "$org" | j 'd["org"]["id"]')
 wss=("$(echo "$org" | j 'd["workspace"]["id"]')")
 for i in $(seq 2 "$workspaces"); do
@@ -57,9 +120,14 @@ for i in $(seq 2 "$workspaces"); do
 done
 curl -sf -XPOST "$base/v1/orgs/$org_id/wallets/credits/topups" "${auth[@]}" \
      -H "Idempotency-Key: fund" -d '{"amount":1000000000000}' >/dev/null
+if [ "${SIGNALS:-off}" = on ]; then
+    curl -sf -XPOST "$base/v1/orgs/$org_id/webhooks" "${auth[@]}" \
+         -d "{\"url\":\"http://127.0.0.1:$(cat "$tmp/receiver.port")/hook\",\"events\":[\"*\"]}" >/dev/null
+    curl -sf -XPUT "$base/v1/orgs/$org_id/wallets/credits/alerts" "${auth[@]}" -d '{"low_balance":1}' >/dev/null
+fi
 for i in $(seq 0 $((conns - 1))); do
     ws=${wss[$((i % workspaces))]}
-    curl -sf -XPOST "$base/v1/workspaces/$ws/keys" "${auth[@]}" -d "{\"name\":\"bench $i\"}" | j 'd["secret"]'
+    curl -sf -XPOST "$base/v1/workspaces/$ws/keys" "${auth[@]}" -d "{\"name\":\"bench $i\"$key_rpm}" | j 'd["secret"]'
 done >"$tmp/keys"
 export ROOST_KEYS="$tmp/keys"
 balance() { curl -sf "$base/v1/orgs/$org_id/wallets" "${auth[@]}" | j 'd["items"][0]["balance"]'; }
@@ -112,6 +180,20 @@ echo "charge statuses: $statuses"
 [ "$moved" -eq "$acked" ] || { echo "FAIL: the balance moved by $moved, but $acked charges were acknowledged" >&2; exit 1; }
 [ "$non201" -eq 0 ] || { echo "FAIL: $non201 charges were not answered 201" >&2; exit 1; }
 echo "books: OK; charged so far: $(charged); server RSS: $(rss) MB"
+if [ "${SIGNALS:-off}" = on ]; then
+    checks=$(curl -sf "$base/metrics" | python3 -c '
+import sys, re
+b = {}
+for line in sys.stdin:
+    m = re.match(r"roost_rate_limit_check_seconds_bucket\{.*le=\"([^\"]+)\".*\} (\S+)", line)
+    if m: b[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = float(m.group(2))
+total = b.get(float("inf"), 0)
+def q(p):
+    for le in sorted(b):
+        if b[le] >= p * total: return le * 1000
+print(f"{int(total)} checks, p50 <= {q(0.5):.2f} ms, p99 <= {q(0.99):.2f} ms (histogram bucket bounds)")')
+    echo "rate-limit checks (Redis): $checks; webhook deliveries received: $(curl -sf "http://127.0.0.1:$(cat "$tmp/receiver.port")/")"
+fi
 if [ "$total" -gt 0 ]; then
     while [ "$(charged)" -lt "$total" ]; do
         wrk -t"$conns" -c"$conns" -d30s -s bench/charge.lua "$base" >/dev/null

@@ -111,7 +111,13 @@ pub enum CatalogError {
     Duplicate(String),
     #[error("the personal plan `{0}` is not in the catalog")]
     NoPersonalPlan(String),
+    #[error("plan `{0}`: rpm must be from 1 to {MAX_RPM} (one request a microsecond), or absent for no limit")]
+    Rpm(String),
 }
+
+/// The highest requests-per-minute limit there is: one request a microsecond, the rate limiter's
+/// resolution. A plan or key may be unlimited instead.
+pub const MAX_RPM: u32 = 60_000_000;
 
 impl Catalog {
     /// A catalog from configuration, checked for duplicates and for the personal plan.
@@ -126,6 +132,9 @@ impl Catalog {
         }
         if !plans.iter().any(|p| p.id == personal_plan) {
             return Err(CatalogError::NoPersonalPlan(personal_plan.into()));
+        }
+        if let Some(p) = plans.iter().find(|p| p.rpm.is_some_and(|r| !(1..=MAX_RPM).contains(&r))) {
+            return Err(CatalogError::Rpm(p.id.clone()));
         }
         Ok(Self { plans })
     }
@@ -219,6 +228,21 @@ mod tests {
         assert_eq!(ws, [Some(Some(1)), Some(Some(3)), Some(None)]);
         assert_eq!(c.get("solo").and_then(|p| p.max_seats), Some(1));
         assert_eq!(c.get("pro").and_then(|p| p.max_seats), Some(1));
+    }
+
+    #[test]
+    fn a_plan_rpm_is_from_one_to_one_a_microsecond() {
+        for (rpm, ok) in
+            [(Some(0), false), (Some(1), true), (Some(MAX_RPM), true), (Some(MAX_RPM + 1), false), (None, true)]
+        {
+            let mut plans = Catalog::builtin().all().to_vec();
+            plans[1].rpm = rpm;
+            let c = Catalog::new(plans, "free");
+            assert_eq!(c.is_ok(), ok, "{rpm:?}");
+            if let Err(e) = c {
+                assert!(e.to_string().contains("plan `solo`: rpm must be from 1 to 60000000"), "{e}");
+            }
+        }
     }
 
     #[test]

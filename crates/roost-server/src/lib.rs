@@ -10,6 +10,7 @@ pub mod extract;
 pub mod jobs;
 pub mod limits;
 pub mod mail;
+pub mod oidc;
 pub mod ops;
 pub mod settings;
 pub mod throttle;
@@ -57,6 +58,8 @@ pub struct Inner {
     pub webhook_http: reqwest::Client,
     /// The rate limits of API-key traffic.
     pub limiter: limits::Limiter,
+    /// The single sign-on providers (`[[oidc]]`) and what was fetched from them.
+    pub oidc: oidc::Oidc,
 }
 
 impl Deref for AppState {
@@ -92,6 +95,7 @@ impl AppState {
         let webhook_http = webhooks::send::client(&settings);
         let limiter =
             limits::Limiter::new(settings.rate_limits, settings.redis_url.as_deref(), &settings.redis_key_prefix)?;
+        let oidc = oidc::Oidc::new(&settings.oidc);
         Ok(Self(Arc::new(Inner {
             store,
             settings,
@@ -105,6 +109,7 @@ impl AppState {
             throttle: Default::default(),
             webhook_http,
             limiter,
+            oidc,
         })))
     }
 }

@@ -84,7 +84,8 @@ pub struct Settings {
     pub webhooks_poll_ms: u64,
     /// How long a replica holds an endpoint's lease (renewed with each event delivered).
     pub webhooks_lease_ms: u64,
-    /// How old an event must be before it is delivered (covers transactions still committing).
+    /// How old an event must be before it is delivered, or mailed as an alert (covers transactions
+    /// still committing).
     pub webhooks_settle_ms: u64,
     /// The longest a delivery may take, connecting included; slower is a failure.
     pub webhooks_timeout_ms: u64,
@@ -94,6 +95,8 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// The prefix of every Redis key roost writes.
     pub redis_key_prefix: String,
+    /// Single sign-on providers (`[[oidc]]` in `roost.toml`).
+    pub oidc: Vec<crate::oidc::ProviderSettings>,
 }
 
 /// The dashboard's branding and cookie policy.
@@ -181,6 +184,7 @@ impl std::fmt::Debug for Settings {
             .field("rate_limits", &self.rate_limits)
             .field("redis_url", &self.redis_url.as_deref().map(roost_store::redact))
             .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("oidc", &self.oidc)
             .finish()
     }
 }
@@ -228,6 +232,7 @@ impl Default for Settings {
             rate_limits: true,
             redis_url: None,
             redis_key_prefix: "roost:".into(),
+            oidc: Vec::new(),
         }
     }
 }
@@ -277,6 +282,8 @@ pub struct FileConfig {
     pub webhooks_lease_ms: Option<u64>,
     pub webhooks_settle_ms: Option<u64>,
     pub webhooks_timeout_ms: Option<u64>,
+    /// Single sign-on providers; replaces the (empty) default list when present.
+    pub oidc: Option<Vec<crate::oidc::ProviderSettings>>,
 }
 
 /// Why the configuration was refused.
@@ -393,6 +400,9 @@ impl Settings {
         if let Some(v) = f.redis_key_prefix {
             self.redis_key_prefix = v;
         }
+        if let Some(v) = f.oidc {
+            self.oidc = v;
+        }
         let plans = f.plans.unwrap_or_else(|| self.catalog.all().to_vec());
         self.catalog = Catalog::new(plans, &self.personal_plan)?;
         self.validate()
@@ -451,6 +461,7 @@ impl Settings {
         self.dashboard.validate()?;
         self.validate_mail()?;
         self.validate_webhooks()?;
+        crate::oidc::validate(&self.oidc).map_err(ConfigError::Invalid)?;
         Catalog::new(self.catalog.all().to_vec(), &self.personal_plan)?;
         Ok(())
     }

@@ -72,7 +72,8 @@ pub(crate) async fn insert_session(
 }
 
 impl Store {
-    /// Opens a session for a user, described by `meta`.
+    /// Opens a session for a user, described by `meta` (its IP address and user agent are known
+    /// places of the user from then on).
     pub async fn open_session(
         &self,
         token_hash: &str,
@@ -81,8 +82,12 @@ impl Store {
         expires_at: i64,
         meta: &SessionMeta,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        insert_session(&mut conn, token_hash, user_id, now, expires_at, meta).await
+        let mut tx = self.write().await?;
+        insert_session(&mut tx, token_hash, user_id, now, expires_at, meta).await?;
+        // Known from now on, so a later sign-in from here mails no "new sign-in" notice.
+        crate::notices::note_device(&mut tx, user_id, meta, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The user behind a session token that has not expired and was last used after `idle_after`.

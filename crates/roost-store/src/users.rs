@@ -44,48 +44,10 @@ impl Store {
     /// [`Store::signup`], describing the session it opens.
     pub async fn signup_with_session(&self, s: &NewSignup, meta: &SessionMeta, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
-        let now = ctx.now;
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, active_workspace_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&s.user_id)
-        .bind(&s.email)
-        .bind(&s.name)
-        .bind(&s.password_hash)
-        .bind(&s.workspace_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(Rule::EmailTaken.into()),
-            other => other?,
-        };
-        sqlx::query(
-            "INSERT INTO orgs (id, name, kind, plan, owner_id, trial_used, plan_started_at, created_at) VALUES ($1, $2, 'personal', $3, $4, 0, $5, $5)",
-        )
-        .bind(&s.org_id)
-        .bind(&s.org_name)
-        .bind(&s.plan)
-        .bind(&s.user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO org_members (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
-            .bind(&s.org_id)
-            .bind(&s.user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        insert_workspace(&mut tx, &s.org_id, &s.workspace_id, &s.workspace_name, true, true, &s.user_id, now).await?;
-        insert_session(&mut tx, &s.token_hash, &s.user_id, now, s.session_expires_at, meta).await?;
-        let org = Entry {
-            org_id: &s.org_id,
-            action: "org.created",
-            workspace_id: Some(&s.workspace_id),
-            target: Some(("org", &s.org_id)),
-            detail: json!({"kind": "personal", "plan": s.plan}),
-        };
-        record(&mut tx, ctx, org).await?;
+        insert_account(&mut tx, s, ctx).await?;
+        insert_session(&mut tx, &s.token_hash, &s.user_id, ctx.now, s.session_expires_at, meta).await?;
+        // The first place the person signs in from: never worth a "new sign-in" notice.
+        crate::notices::note_device(&mut tx, &s.user_id, meta, ctx.now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -188,6 +150,53 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Creates a user with their personal org and its one workspace (made active), inside `tx`: what
+/// signup does, without the session. A taken email is [`Rule::EmailTaken`].
+pub(crate) async fn insert_account(tx: &mut sqlx::AnyConnection, s: &NewSignup, ctx: &Ctx) -> Result<()> {
+    let now = ctx.now;
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, email, name, password_hash, active_workspace_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&s.user_id)
+    .bind(&s.email)
+    .bind(&s.name)
+    .bind(&s.password_hash)
+    .bind(&s.workspace_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Err(e) if is_unique_violation(&e) => return Err(Rule::EmailTaken.into()),
+        other => other?,
+    };
+    sqlx::query(
+        "INSERT INTO orgs (id, name, kind, plan, owner_id, trial_used, plan_started_at, created_at) VALUES ($1, $2, 'personal', $3, $4, 0, $5, $5)",
+    )
+    .bind(&s.org_id)
+    .bind(&s.org_name)
+    .bind(&s.plan)
+    .bind(&s.user_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO org_members (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
+        .bind(&s.org_id)
+        .bind(&s.user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    insert_workspace(tx, &s.org_id, &s.workspace_id, &s.workspace_name, true, true, &s.user_id, now).await?;
+    let org = Entry {
+        org_id: &s.org_id,
+        action: "org.created",
+        workspace_id: Some(&s.workspace_id),
+        target: Some(("org", &s.org_id)),
+        detail: json!({"kind": "personal", "plan": s.plan}),
+    };
+    record(tx, ctx, org).await?;
+    Ok(())
 }
 
 /// Inserts a workspace and makes `creator` its admin.

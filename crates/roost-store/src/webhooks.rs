@@ -28,6 +28,8 @@ pub struct Webhook {
     pub cursor: String,
     /// Failed attempts of the event after `cursor`.
     pub attempt: i64,
+    /// When the next attempt is due (ms; 0: as soon as there is something to send).
+    pub next_at: i64,
 }
 
 impl std::fmt::Debug for Webhook {
@@ -55,7 +57,7 @@ impl Webhook {
 /// The columns [`webhook_from`] reads.
 macro_rules! webhook_cols {
     () => {
-        "id, org_id, url, events, description, enabled, secret, old_secret, old_secret_until, created_at, cursor, attempt"
+        "id, org_id, url, events, description, enabled, secret, old_secret, old_secret_until, created_at, cursor, attempt, next_at"
     };
 }
 pub(crate) use webhook_cols;
@@ -76,6 +78,7 @@ pub(crate) fn webhook_from(r: &AnyRow) -> Result<Webhook, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         cursor: r.try_get("cursor")?,
         attempt: r.try_get("attempt")?,
+        next_at: r.try_get("next_at")?,
     })
 }
 

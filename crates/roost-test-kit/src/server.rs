@@ -75,12 +75,14 @@ impl TestServer {
     }
 
     async fn boot(database: Arc<FreshDatabase>, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
         let mut settings = test_settings(database.url().to_string());
+        // Links and redirects (single sign-on's callback) point at this very server.
+        settings.public_url = base.clone();
         adjust(&mut settings);
         // A test may point the server elsewhere (a relay, another file): follow it.
         let database_url = settings.database_url.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
         let clock = Arc::new(ManualClock::new());
         let (stop, stopped) = oneshot::channel::<()>();
         let c: Arc<dyn roost_server::Clock> = clock.clone();

@@ -34,6 +34,11 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a shell completion script, e.g. `roost completions bash > /etc/bash_completion.d/roost`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -212,6 +217,15 @@ async fn main() -> ExitCode {
         Command::Restore(a) => restore_cmd(a).await,
         Command::Config(ConfigCommand::Default) => {
             print!("{}", roost_server::settings::EXAMPLE_CONFIG);
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "roost",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Command::Client(c) => return ExitCode::from(u8::try_from(cli::run(c, cli.global).await).unwrap_or(1)),

@@ -18,11 +18,11 @@ use super::domains::match_domains;
 use super::sessions::session_meta;
 use super::totp::{account_key, second_factor};
 use super::{acting_ws, ws_ctx};
-use crate::AppState;
 use crate::auth::{Caller, Who};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ClientIp};
 use crate::views::{UserView, WorkspaceView};
+use crate::{AppState, mail};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -165,7 +165,13 @@ async fn login(
     st.throttle.clear(&acct_key);
     let token = tokens::generate(USER_TOKEN_PREFIX);
     let expires = now + i64::from(st.settings.session_ttl_days) * DAY_MS;
-    st.store.open_session(&tokens::hash(&token), &user.id, now, expires, &session_meta(ip.clone(), &headers)).await?;
+    let meta = session_meta(ip.clone(), &headers);
+    let at = roost_domain::time::to_rfc3339(now);
+    let notice =
+        mail::new_sign_in(&st.settings, &user.email, meta.ip.as_deref(), meta.user_agent.as_deref(), &at).into_outbox();
+    if st.store.open_session_with_notice(&tokens::hash(&token), &user.id, now, expires, &meta, &notice).await? {
+        st.mailer.wake();
+    }
     // Joining orgs through a verified domain is a side effect: it never fails the sign-in.
     if let Err(e) = match_domains(&st, &user, ip).await {
         tracing::warn!(user = %user.id, code = e.code, detail = %e.detail, "joining orgs by verified domain");

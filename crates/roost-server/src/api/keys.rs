@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use roost_domain::plans::MAX_RPM;
 use roost_domain::time::parse_rfc3339;
 use roost_domain::tokens::{self, API_KEY_PREFIX};
 use roost_domain::validate::Errors;
@@ -37,6 +38,7 @@ pub struct CreateKey {
     /// Most this key may spend per cycle (enforced by the ledger).
     spend_limit: Option<i64>,
     /// The key's own requests per minute, at most the org plan's `rpm`.
+    #[schema(minimum = 1, maximum = 60_000_000)]
     rpm: Option<i64>,
 }
 
@@ -190,12 +192,12 @@ async fn revoke_key(State(st): State<AppState>, caller: Caller, Path(id): Path<S
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A key's `rpm`: at least 1, and never above the org plan's (422 otherwise).
+/// A key's `rpm`: from 1 to [`MAX_RPM`], and never above the org plan's (422 otherwise).
 fn check_rpm(st: &AppState, e: &mut Errors, plan: &str, rpm: Option<i64>) {
     let Some(rpm) = rpm else { return };
     let org_rpm = st.settings.catalog.get(plan).and_then(|p| p.rpm);
-    if rpm < 1 {
-        e.add("rpm", "must be at least 1");
+    if !(1..=i64::from(MAX_RPM)).contains(&rpm) {
+        e.add("rpm", format!("must be from 1 to {MAX_RPM}"));
     } else if let Some(max) = org_rpm.filter(|m| rpm > i64::from(*m)) {
         e.add("rpm", format!("must not be above the organization's plan rpm of {max}"));
     }
@@ -207,7 +209,7 @@ fn check_rpm(st: &AppState, e: &mut Errors, plan: &str, rpm: Option<i64>) {
 pub struct UpdateKey {
     /// The key's own requests per minute (at most the org plan's), or `null` for none. Required.
     #[serde(default, deserialize_with = "super::credits::present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 60_000_000)]
     rpm: Option<Option<i64>>,
 }
 

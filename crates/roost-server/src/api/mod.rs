@@ -9,6 +9,7 @@ mod identity;
 mod invitations;
 mod keys;
 mod limits;
+mod oidc;
 mod orgs;
 mod plans;
 mod resources;
@@ -36,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(identity::router())
         .merge(sessions::router())
         .merge(totp::router())
+        .merge(oidc::router())
         .merge(domains::router())
         .merge(plans::router())
         .merge(orgs::router())

@@ -46,13 +46,20 @@ pub struct WebhookView {
     pub description: Option<String>,
     pub enabled: bool,
     pub created_at: String,
+    /// Failed attempts at the event delivery is waiting on (0: none is being retried).
+    pub failed_attempts: i64,
+    /// When that event is tried again (`null`: no retry pending).
+    pub next_retry_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
 
 impl From<Webhook> for WebhookView {
     fn from(w: Webhook) -> Self {
+        let retrying = w.enabled && w.attempt > 0 && w.next_at > 0;
         Self {
+            failed_attempts: w.attempt,
+            next_retry_at: retrying.then(|| to_rfc3339(w.next_at)),
             id: w.id,
             org_id: w.org_id,
             url: w.url,
@@ -179,6 +186,7 @@ async fn create_webhook(
         // It receives what happens from now on.
         cursor: IdKind::Event.generate(),
         attempt: 0,
+        next_at: 0,
     };
     st.store.create_webhook(&w, &caller.ctx(now)).await?;
     let secret = w.secret.clone();

@@ -108,7 +108,8 @@ async fn update_workspace(
     Ok(Json(view))
 }
 
-/// Deletes a workspace (org owner only), revoking its keys. Primary and personal ones are protected.
+/// Deletes a workspace (org owner only), revoking its keys and releasing its open holds. Primary and
+/// personal ones are protected.
 #[utoipa::path(delete, path = "/v1/workspaces/{ws}", tag = "workspaces", security(("bearer" = [])),
     responses((status = 204), (status = 403, description = "forbidden", body = Problem), (status = 409, description = "workspace_protected", body = Problem)))]
 async fn delete_workspace(State(st): State<AppState>, caller: Caller, Path(ws): Path<String>) -> ApiResult<StatusCode> {
@@ -116,8 +117,10 @@ async fn delete_workspace(State(st): State<AppState>, caller: Caller, Path(ws): 
     if !w.org_role.is_some_and(|r| r.allows(Permission::DeleteWorkspace)) {
         return Err(ApiError::forbidden("only the org owner deletes workspaces"));
     }
+    let (org_id, ws_id) = (w.ws.org_id.clone(), w.ws.id.clone());
     let (ws, ctx) = (w.ws, caller.ctx(st.clock.now_ms()));
     revoking(&st, move |st| async move { st.store.delete_workspace(&ws, &ctx).await }).await?;
+    super::credits::release_workspace_holds(&st, &caller, &org_id, &ws_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -47,12 +47,19 @@ pub struct Call<'a> {
     api: &'a Api,
     token: Option<&'a str>,
     ip: Option<SocketAddr>,
+    user_agent: Option<&'a str>,
 }
 
 impl<'a> Call<'a> {
     /// Acting with `token` (a user token), from the peer `ip` (so audit records the person's address).
     pub fn new(api: &'a Api, token: Option<&'a str>, ip: Option<SocketAddr>) -> Self {
-        Self { api, token, ip }
+        Self { api, token, ip, user_agent: None }
+    }
+
+    /// Passes the person's `User-Agent` on (sign-in records it with the session it opens).
+    pub fn user_agent(mut self, ua: Option<&'a str>) -> Self {
+        self.user_agent = ua;
+        self
     }
 
     /// `GET path`, decoded as `T`.
@@ -71,6 +78,9 @@ impl<'a> Call<'a> {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if let Some(ua) = self.user_agent {
+            req = req.header(header::USER_AGENT, ua);
         }
         if let Some(k) = idempotency_key {
             req = req.header("idempotency-key", k);

@@ -23,6 +23,10 @@ fn when_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error>
 #[derive(Debug, Clone, Deserialize)]
 pub struct Me {
     pub user: UserRef,
+    #[serde(default)]
+    pub email_verified: bool,
+    #[serde(default)]
+    pub totp_enabled: bool,
     pub active_workspace_id: String,
     pub memberships: Vec<Membership>,
 }
@@ -122,6 +126,8 @@ pub struct OrgDetail {
     pub owner_id: String,
     #[serde(deserialize_with = "when_opt", default)]
     pub trial_ends_at: Option<String>,
+    #[serde(default)]
+    pub require_2fa: bool,
     pub seats: Seats,
     pub usage: OrgUsage,
 }
@@ -222,6 +228,9 @@ pub struct Wallet {
     pub grants: Vec<Grant>,
     #[serde(deserialize_with = "when_opt", default)]
     pub cycle_ends_at: Option<String>,
+    /// The low-balance alert threshold (`None`: off).
+    #[serde(default)]
+    pub low_balance: Option<i64>,
 }
 
 /// A grant of credits.
@@ -285,4 +294,68 @@ pub struct JournalEntry {
     pub balance_after: i64,
     #[serde(deserialize_with = "when")]
     pub at: String,
+}
+
+/// One of the person's sessions (`GET /v1/me/sessions`).
+#[derive(Debug, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    #[serde(deserialize_with = "when")]
+    pub created_at: String,
+    #[serde(deserialize_with = "when")]
+    pub last_used_at: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub current: bool,
+}
+
+/// A wallet's auto-reload (`GET …/auto-reload`).
+#[derive(Debug, Deserialize)]
+pub struct AutoReload {
+    pub enabled: bool,
+    pub threshold: i64,
+    pub amount: i64,
+    pub monthly_max: i64,
+    pub reloaded_this_month: i64,
+}
+
+/// An org event (`GET /v1/orgs/{org}/events`).
+#[derive(Debug, Deserialize)]
+pub struct OrgEvent {
+    pub id: String,
+    pub r#type: String,
+    #[serde(deserialize_with = "when")]
+    pub created_at: String,
+    pub workspace_id: Option<String>,
+    pub data: serde_json::Value,
+}
+
+/// A webhook endpoint (its secret only once, on creation).
+#[derive(Debug, Deserialize)]
+pub struct Webhook {
+    pub id: String,
+    pub org_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    #[serde(deserialize_with = "when")]
+    pub created_at: String,
+    /// Failed attempts at the event it is stuck on (0: nothing pending a retry).
+    #[serde(default)]
+    pub failed_attempts: i64,
+    #[serde(deserialize_with = "when_opt", default)]
+    pub next_retry_at: Option<String>,
+}
+
+/// One delivery attempt of a webhook.
+#[derive(Debug, Deserialize)]
+pub struct Delivery {
+    pub event_id: String,
+    pub attempt: i64,
+    #[serde(deserialize_with = "when")]
+    pub at: String,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
 }

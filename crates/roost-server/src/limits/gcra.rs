@@ -54,9 +54,10 @@ impl Cell {
     }
 }
 
-/// Microseconds between two requests at an even pace.
+/// Microseconds between two requests at an even pace: at least one, so that a limit above the
+/// resolution (plans and keys are held to `MAX_RPM`) still counts instead of dividing by zero.
 pub fn interval_us(limit: u32) -> i64 {
-    PERIOD_US / i64::from(limit.max(1))
+    (PERIOD_US / i64::from(limit.max(1))).max(1)
 }
 
 fn ceil_seconds(us: i64) -> u64 {
@@ -90,5 +91,18 @@ mod tests {
         assert_eq!((c.remaining(), c.retry_seconds(), c.reset_seconds()), (0, 1, 60));
         let (c, _) = check(limit, tat, now + interval_us(limit));
         assert!(c.allows());
+    }
+
+    /// Found by the benchmark: a limit above 60,000,000 a minute made the interval 0 and
+    /// `remaining` divided by zero (every request answered 500).
+    #[test]
+    fn limits_at_and_above_the_resolution_count_without_dividing_by_zero() {
+        for limit in [roost_domain::plans::MAX_RPM, roost_domain::plans::MAX_RPM + 1, 100_000_000, u32::MAX] {
+            assert_eq!(interval_us(limit), 1, "{limit}");
+            let (c, tat) = check(limit, 0, 5_000_000);
+            assert!(c.allows());
+            assert_eq!((c.remaining(), tat), (59_999_999, 5_000_001), "{limit}");
+            assert_eq!(c.reset_seconds(), 1);
+        }
     }
 }

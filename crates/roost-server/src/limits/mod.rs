@@ -85,7 +85,13 @@ impl Limiter {
     /// Counts a request of `key` against its limits: `None` when no limit applies, else the
     /// tightest limit, refused or not.
     pub async fn check(&self, st: &AppState, key: &ApiKey) -> ApiResult<Option<Decision>> {
+        let started = std::time::Instant::now();
         let cells = self.cells(st, key, true).await?;
+        if !cells.is_empty() {
+            let store = if self.shared.is_some() { "redis" } else { "local" };
+            let labels = vec![metrics::Label::new("store", store)];
+            st.telemetry.observe("roost_rate_limit_check_seconds", labels, started.elapsed().as_secs_f64());
+        }
         Ok(tightest(cells.into_iter()))
     }
 

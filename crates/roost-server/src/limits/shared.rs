@@ -18,7 +18,7 @@ local period = tonumber(ARGV[#KEYS + 1])
 local commit = ARGV[#KEYS + 2] == '1'
 local out, tats, ok = {}, {}, true
 for i = 1, #KEYS do
-  local step = math.floor(period / tonumber(ARGV[i]))
+  local step = math.max(1, math.floor(period / tonumber(ARGV[i])))
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   if tat < now then tat = now end
   local new_tat = tat + step

@@ -1,6 +1,7 @@
 //! Mail: what roost writes to people (rendered here, plain text and HTML), queued in the store's
 //! outbox inside the transaction of its cause, and sent after commit by [`sender::run`].
 
+pub mod alerts;
 pub mod sender;
 
 use roost_domain::IdKind;
@@ -132,4 +133,23 @@ pub fn two_factor_changed(settings: &Settings, to: &str, on: bool) -> Mail {
         note: "If this was not you, reset your password at once and turn two-factor on again.".into(),
     };
     render(settings, "two_factor", to, subject.into(), parts)
+}
+
+/// The notice that the account at `to` was signed in to from an IP address and user agent it
+/// was never signed in from before.
+pub fn new_sign_in(settings: &Settings, to: &str, ip: Option<&str>, user_agent: Option<&str>, at: &str) -> Mail {
+    let url = link(settings, "/app/account");
+    let parts = Parts {
+        lead: format!(
+            "Someone signed in to {to} on {} from a new place: IP address {}, {} at {at}.",
+            settings.product_name,
+            ip.unwrap_or("unknown"),
+            user_agent.map_or_else(|| "an unknown client".to_string(), |ua| format!("client \"{ua}\"")),
+        ),
+        action: "Review your sessions",
+        url: &url,
+        note: "If this was you, there is nothing to do. If not, end that session and change your password at once."
+            .into(),
+    };
+    render(settings, "new_sign_in", to, "New sign-in to your account".into(), parts)
 }

@@ -64,10 +64,15 @@ pub fn retry_delay_ms(attempts: u32) -> i64 {
     (FIRST_RETRY_DELAY_MS << doublings).min(MAX_RETRY_DELAY_MS)
 }
 
-/// Runs until aborted: delivers what is due, then sleeps until woken or `mail_poll_ms` passed.
+/// Runs until aborted: queues the mails of new alert events, delivers what is due, then sleeps
+/// until woken or `mail_poll_ms` passed.
 pub async fn run(st: AppState) {
     let every = Duration::from_millis(st.settings.mail_poll_ms);
     loop {
+        // Alert events written since the last round become mails first, then everything due goes.
+        if let Err(e) = super::alerts::queue_new(&st).await {
+            tracing::warn!(error = %e, "alert mails could not be queued; retrying next round");
+        }
         if let Err(e) = deliver_due(&st).await {
             tracing::warn!(error = %e, "mail sender failed; retrying next round");
         }

@@ -91,6 +91,17 @@ impl Store {
         Ok(r.as_ref().map(hold_from).transpose()?)
     }
 
+    /// The ids of a workspace's open holds (expired ones included: releasing them is harmless).
+    pub async fn open_holds_of_workspace(&self, org_id: &str, workspace_id: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM holds WHERE org_id = $1 AND workspace_id = $2 AND status = 'open' ORDER BY id",
+        )
+        .bind(org_id)
+        .bind(workspace_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// A budget and what its subject used in the period starting at `period_start`.
     pub async fn budget(
         &self,

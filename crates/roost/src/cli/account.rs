@@ -58,10 +58,23 @@ pub struct SignupArgs {
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
     /// The email you signed up with.
-    #[arg(long)]
-    email: String,
+    #[arg(long, required_unless_present = "sso", conflicts_with = "sso")]
+    email: Option<String>,
     #[command(flatten)]
     password: PasswordArg,
+    /// With two-factor on: the current code of your authenticator app [default: asked for when
+    /// the server wants one, from the terminal or the next line of stdin].
+    #[arg(long, conflicts_with = "recovery_code")]
+    totp_code: Option<String>,
+    /// With two-factor on: one of your recovery codes instead of a code (each works once).
+    #[arg(long)]
+    recovery_code: Option<String>,
+    /// Sign in through this identity provider (single sign-on) in your browser instead.
+    #[arg(long, value_name = "PROVIDER")]
+    sso: Option<String>,
+    /// With --sso: only print the sign-in address, do not open a browser.
+    #[arg(long, requires = "sso")]
+    no_browser: bool,
 }
 
 /// Creates an account with its personal workspace and saves the session.
@@ -83,13 +96,41 @@ pub async fn signup(ctx: &mut Ctx, args: SignupArgs) -> Result<String, CliError>
 
 /// Logs in and saves the session.
 pub async fn login(ctx: &mut Ctx, args: LoginArgs) -> Result<String, CliError> {
-    let password = args.password.get()?;
-    let body = ctx.anon().post("/v1/sessions", &json!({"email": args.email, "password": password})).await?;
+    let body = match &args.sso {
+        Some(provider) => super::sso::login(ctx, provider, !args.no_browser).await?,
+        None => password_login(ctx, args).await?,
+    };
     ctx.save_session(text(&body, "/token"))?;
     if ctx.json {
         return Ok(json(&body));
     }
     Ok(pairs(&[("logged in as", user_line(&body["user"])), ("server", ctx.server.clone())]))
+}
+
+/// `POST /v1/sessions` with the email and password, and the two-factor code when the server asks.
+async fn password_login(ctx: &Ctx, args: LoginArgs) -> Result<serde_json::Value, CliError> {
+    let password = args.password.get()?;
+    let mut req = json!({"email": args.email.clone().unwrap_or_default(), "password": password});
+    if let Some(c) = &args.totp_code {
+        req["totp_code"] = c.trim().into();
+    }
+    if let Some(c) = &args.recovery_code {
+        req["recovery_code"] = c.trim().into();
+    }
+    match ctx.anon().post("/v1/sessions", &req).await {
+        Err(CliError::Problem { code: Some(code), .. })
+            if code == "totp_required" && args.totp_code.is_none() && args.recovery_code.is_none() =>
+        {
+            let code = super::prompt::required(
+                "Two-factor code: ",
+                false,
+                "two-factor is on for this account: give --totp-code (or --recovery-code)",
+            )?;
+            req["totp_code"] = code.trim().into();
+            ctx.anon().post("/v1/sessions", &req).await
+        }
+        other => other,
+    }
 }
 
 /// Ends the session on the server, then forgets the token.

@@ -1,8 +1,10 @@
-//! `roost credits …`: an organization's wallets, top-ups and journal.
+//! `roost credits …`: an organization's wallets, top-ups and journal, and a wallet's alert and
+//! auto-reload (in `alerts.rs`).
 
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use super::alerts::{self, AlertsArgs, AutoReloadArgs};
 use super::config;
 use super::ctx::{Api, Ctx, query, seg};
 use super::error::CliError;
@@ -53,11 +55,60 @@ pub enum CreditsCommand {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
+    /// Correct a wallet by hand: add credits (> 0) or take them away (< 0). Owner only; audited.
+    Adjust {
+        /// Credits to add, or to take away when negative (e.g. -- -500).
+        #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(i64))]
+        amount: i64,
+        /// Why: kept in the journal and the audit log.
+        #[arg(long)]
+        reason: String,
+        /// When added credits expire (RFC 3339) [default: never].
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Organization id or name [default: the org of your active workspace].
+        #[arg(long)]
+        org: Option<String>,
+        /// The wallet: its kind or id [default: credits].
+        #[arg(long)]
+        wallet: Option<String>,
+        /// The Idempotency-Key [default: a random one, printed].
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Set or clear a wallet's low-balance alert (`credits.low_balance`). Owner, admin or billing.
+    Alerts(AlertsArgs),
+    /// Show a wallet's auto-reload, or turn it on or off and set its numbers. Owner or billing.
+    #[command(name = "auto-reload")]
+    AutoReload(AutoReloadArgs),
 }
 /// Runs a `credits` subcommand.
 pub async fn run(ctx: &Ctx, cmd: CreditsCommand) -> Result<String, CliError> {
     let api = ctx.user()?;
     match cmd {
+        CreditsCommand::Adjust { amount, reason, expires_at, org, wallet, idempotency_key } => {
+            let org = org_or_active(&api, org.as_deref()).await?;
+            let wallet = wallet.unwrap_or_else(|| "credits".into());
+            let key = idempotency_key.unwrap_or_else(|| roost_domain::tokens::generate("cli_"));
+            let path = format!("/v1/orgs/{}/wallets/{}/adjustments", seg(&org), seg(&wallet));
+            let mut body = json!({"amount": amount, "reason": reason});
+            if let Some(t) = expires_at {
+                body["expires_at"] = t.into();
+            }
+            let mut r = post_idem(ctx, None, &path, &key, &body).await?;
+            if ctx.json {
+                r["idempotency_key"] = key.into();
+                return Ok(json(&r));
+            }
+            let what = if r.get("grant").is_some() {
+                format!("added {} ({})", field(&r, "/grant/amount"), field(&r, "/grant/id"))
+            } else {
+                format!("took away {} ({})", field(&r, "/adjustment/amount"), field(&r, "/adjustment/id"))
+            };
+            Ok(pairs(&[("adjusted", what), ("reason", reason), ("idempotency key", key)]))
+        }
+        CreditsCommand::Alerts(a) => alerts::alerts(ctx, a).await,
+        CreditsCommand::AutoReload(a) => alerts::auto_reload(ctx, a).await,
         CreditsCommand::Balance { org } => {
             let org = org_or_active(&api, org.as_deref()).await?;
             let r = api.get(&format!("/v1/orgs/{}/wallets", seg(&org))).await?;
@@ -86,8 +137,9 @@ pub async fn run(ctx: &Ctx, cmd: CreditsCommand) -> Result<String, CliError> {
             let wallet = wallet.unwrap_or_else(|| "credits".into());
             let key = idempotency_key.unwrap_or_else(|| roost_domain::tokens::generate("cli_"));
             let path = format!("/v1/orgs/{}/wallets/{}/topups", seg(&org), seg(&wallet));
-            let r = post_idem(ctx, &path, &key, &json!({"amount": amount})).await?;
+            let mut r = post_idem(ctx, None, &path, &key, &json!({"amount": amount})).await?;
             if ctx.json {
+                r["idempotency_key"] = key.into();
                 return Ok(json(&r));
             }
             let g = &r["grant"];
@@ -113,13 +165,22 @@ pub async fn org_or_active(api: &Api, org: Option<&str>) -> Result<String, CliEr
         .map(|m| text(m, "/org_id").to_string())
         .ok_or_else(|| CliError::Input("you have no active workspace; name the organization with --org".into()))
 }
-/// `POST path` with an `Idempotency-Key`, as the logged-in user.
-async fn post_idem(ctx: &Ctx, path: &str, key: &str, body: &Value) -> Result<Value, CliError> {
+/// `POST path` with an `Idempotency-Key`, as the logged-in user (acting in workspace `ws` if given).
+pub(super) async fn post_idem(
+    ctx: &Ctx,
+    ws: Option<&str>,
+    path: &str,
+    key: &str,
+    body: &Value,
+) -> Result<Value, CliError> {
     // `user()` settles that the saved session belongs to this server; the token is read again here
     // because the Idempotency-Key header needs a client of our own.
     ctx.user()?;
     let token = config::load(&config::path()?)?.token.ok_or(CliError::NotLoggedIn)?;
-    let client = Client::new(&ctx.server).with_token(&token);
+    let mut client = Client::new(&ctx.server).with_token(&token);
+    if let Some(ws) = ws {
+        client = client.in_workspace(ws);
+    }
     let retry = |e: CliError| match e {
         CliError::Transport(line) => CliError::Transport(format!("{line}; retry with --idempotency-key {key}")),
         CliError::Problem { status: 503, code, detail } => CliError::Problem {

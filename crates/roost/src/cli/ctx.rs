@@ -110,9 +110,19 @@ impl Api {
         self.send(Method::PUT, path, Some(body)).await
     }
 
+    /// `PATCH path` with a JSON body.
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        self.send(Method::PATCH, path, Some(body)).await
+    }
+
     /// `DELETE path`.
     pub async fn delete(&self, path: &str) -> Result<Value, CliError> {
         self.send(Method::DELETE, path, None).await
+    }
+
+    /// `DELETE path` with a JSON body.
+    pub async fn delete_json(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        self.send(Method::DELETE, path, Some(body)).await
     }
 
     /// The org named by `arg`: an id as it is, or the name of an org the user belongs to.
@@ -126,15 +136,21 @@ impl Api {
         one_of(found.collect(), "organization", arg)
     }
 
-    /// The workspace named by `arg`: an id as it is, or the name of a workspace the user sees.
+    /// The workspace named by `arg`: an id as it is, or the name of a workspace the user sees —
+    /// `Org/Workspace` to name it within one organization (two orgs may both have a `Default`).
     pub async fn workspace_id(&self, arg: &str) -> Result<String, CliError> {
         if arg.starts_with("ws_") {
             return Ok(arg.to_string());
         }
         let me = self.get("/v1/me").await?;
+        let (org, name) = match arg.rsplit_once('/') {
+            Some((org, name)) if !org.is_empty() && !name.is_empty() => (Some(org), name),
+            _ => (None, arg),
+        };
         let found = memberships(&me)
+            .filter(|m| org.is_none_or(|o| text(m, "/org_name").eq_ignore_ascii_case(o) || text(m, "/org_id") == o))
             .flat_map(|m| items(&m["workspaces"]))
-            .filter(|w| text(w, "/name").eq_ignore_ascii_case(arg))
+            .filter(|w| text(w, "/name").eq_ignore_ascii_case(name))
             .map(|w| text(w, "/id"));
         one_of(found.collect(), "workspace", arg)
     }
@@ -167,7 +183,8 @@ fn one_of(found: Vec<&str>, what: &str, name: &str) -> Result<String, CliError> 
         [one] => Ok((*one).to_string()),
         [] => Err(CliError::Input(format!("no {what} named `{name}` that you can see"))),
         many => {
-            Err(CliError::Input(format!("several of your {what}s are named `{name}`; use an id: {}", many.join(", "))))
+            let hint = if what == "workspace" { "an id or ORG/WORKSPACE" } else { "an id" };
+            Err(CliError::Input(format!("several of your {what}s are named `{name}`; use {hint}: {}", many.join(", "))))
         }
     }
 }

@@ -5,16 +5,25 @@
 //! `error: …` line on stderr and exits 1. Usage errors are clap's (exit 2).
 
 mod account;
+mod alerts;
 mod audit;
 mod budget;
 mod config;
 mod credits;
 mod ctx;
+mod domains;
 mod error;
+mod holds;
 mod keys;
 mod limits;
+mod manage;
 mod orgs;
 mod output;
+mod password;
+mod prompt;
+mod resources;
+mod sso;
+mod two_factor;
 mod usage;
 mod webhooks;
 mod ws;
@@ -27,10 +36,15 @@ pub use account::{LoginArgs, SignupArgs};
 pub use audit::AuditArgs;
 pub use budget::BudgetCommand;
 pub use credits::CreditsCommand;
+pub use domains::DomainsCommand;
 pub use error::CliError;
+pub use holds::HoldsCommand;
 pub use keys::KeysCommand;
 pub use limits::LimitsArgs;
 pub use orgs::{InvitationsCommand, OrgsCommand};
+pub use password::{PasswordCommand, SessionsCommand};
+pub use resources::ResourcesCommand;
+pub use two_factor::TwoFactorCommand;
 pub use usage::UsageArgs;
 pub use webhooks::{EventsArgs, WebhooksCommand};
 pub use ws::WsCommand;
@@ -42,12 +56,24 @@ use ctx::Ctx;
 pub enum ClientCommand {
     /// Create an account (with its personal workspace) and log in.
     Signup(SignupArgs),
-    /// Log in and save the session.
+    /// Log in (with a password, or through an identity provider with --sso) and save the session.
     Login(LoginArgs),
     /// End the session on the server and forget it here.
     Logout,
     /// Show who you are logged in as.
     Whoami,
+    /// Reset a forgotten password (by mail).
+    #[command(subcommand)]
+    Password(PasswordCommand),
+    /// Your sessions: list them, end one.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Two-factor sign-in with an authenticator app.
+    #[command(subcommand, name = "2fa")]
+    TwoFactor(TwoFactorCommand),
+    /// An organization's verified mail domains (auto-join, suggestions).
+    #[command(subcommand)]
+    Domains(DomainsCommand),
     /// Organizations and their members.
     #[command(subcommand)]
     Orgs(OrgsCommand),
@@ -77,6 +103,14 @@ pub enum ClientCommand {
     Events(EventsArgs),
     /// Every limit that applies to you in a workspace: budgets, spend limits, the balance.
     Limits(LimitsArgs),
+    /// The plan catalog: seats, workspaces, credits, rate limits and trials of each plan.
+    Plans,
+    /// Resources of a workspace (apps, databases, buckets …).
+    #[command(subcommand)]
+    Resources(ResourcesCommand),
+    /// Holds: reserve credits now, settle what was used later.
+    #[command(subcommand)]
+    Holds(HoldsCommand),
 }
 
 /// Options every client command takes.
@@ -113,6 +147,10 @@ async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliEr
         ClientCommand::Login(a) => account::login(&mut ctx, a).await,
         ClientCommand::Logout => account::logout(&mut ctx).await,
         ClientCommand::Whoami => account::whoami(&ctx).await,
+        ClientCommand::Password(c) => password::password(&mut ctx, c).await,
+        ClientCommand::Sessions(c) => password::sessions(&mut ctx, c).await,
+        ClientCommand::TwoFactor(c) => two_factor::run(&ctx, c).await,
+        ClientCommand::Domains(c) => domains::run(&ctx, c).await,
         ClientCommand::Orgs(c) => orgs::run(&ctx, c).await,
         ClientCommand::Ws(c) => ws::run(&ctx, c).await,
         ClientCommand::Invitations(c) => orgs::invitations(&ctx, c).await,
@@ -124,5 +162,8 @@ async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliEr
         ClientCommand::Webhooks(c) => webhooks::run(&ctx, c).await,
         ClientCommand::Events(a) => webhooks::events(&ctx, a).await,
         ClientCommand::Limits(a) => limits::run(&ctx, a).await,
+        ClientCommand::Plans => manage::plans(&ctx).await,
+        ClientCommand::Resources(c) => resources::run(&ctx, c).await,
+        ClientCommand::Holds(c) => holds::run(&ctx, c).await,
     }
 }

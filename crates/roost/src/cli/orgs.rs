@@ -1,10 +1,11 @@
-//! `roost orgs …` and `roost invitations …`.
+//! `roost orgs …` and `roost invitations …` (the administrative ones are in `manage.rs`).
 
 use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::ctx::{Ctx, seg};
 use super::error::CliError;
+use super::manage;
 use super::output::{Table, field, items, json, more_note, pairs, text};
 
 /// Organizations: create them, see their members, invite and remove people.
@@ -55,6 +56,39 @@ pub enum OrgsCommand {
         /// User id or email of the new owner.
         user: String,
     },
+    /// Rename an organization. Owner or admin.
+    Rename {
+        /// Organization id or name.
+        org: String,
+        /// The new name.
+        name: String,
+    },
+    /// Move an organization to another plan (see `roost plans`). Owner or billing.
+    Plan {
+        /// Organization id or name.
+        org: String,
+        /// The plan id, e.g. `team`.
+        plan: String,
+    },
+    /// Delete an organization with its workspaces, keys and credits. Owner only; asks you to type
+    /// its name unless --yes.
+    Delete {
+        /// Organization id or name.
+        org: String,
+        /// Do not ask (needed when there is no terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Change a member's org role: admin, billing or member (the owner grants admin and billing).
+    Role {
+        /// Organization id or name.
+        org: String,
+        /// User id or email.
+        user: String,
+        /// The new role.
+        #[arg(value_parser = ["admin", "billing", "member"])]
+        role: String,
+    },
 }
 
 /// Invitations you received.
@@ -64,6 +98,18 @@ pub enum InvitationsCommand {
     Accept {
         /// The invitation token.
         token: String,
+    },
+    /// An organization's pending invitations. Owner or admin.
+    List {
+        /// Organization id or name.
+        org: String,
+    },
+    /// Revoke a pending invitation: its token stops working. Owner or admin.
+    Revoke {
+        /// Organization id or name.
+        org: String,
+        /// The invitation id (inv_…).
+        id: String,
     },
 }
 
@@ -167,6 +213,10 @@ pub async fn run(ctx: &Ctx, cmd: OrgsCommand) -> Result<String, CliError> {
             }
             Ok(format!("{user} now owns {org}; you are an admin\n"))
         }
+        OrgsCommand::Rename { org, name } => manage::rename_org(ctx, &api, &org, &name).await,
+        OrgsCommand::Plan { org, plan } => manage::change_plan(ctx, &api, &org, &plan).await,
+        OrgsCommand::Delete { org, yes } => manage::delete_org(ctx, &api, &org, yes).await,
+        OrgsCommand::Role { org, user, role } => manage::set_org_role(ctx, &api, &org, &user, &role).await,
     }
 }
 
@@ -185,6 +235,8 @@ pub async fn invitations(ctx: &Ctx, cmd: InvitationsCommand) -> Result<String, C
                 ("workspaces", if ws.is_empty() { "-".into() } else { ws.join(", ") }),
             ]))
         }
+        InvitationsCommand::List { org } => manage::list_invitations(ctx, &api, &org).await,
+        InvitationsCommand::Revoke { org, id } => manage::revoke_invitation(ctx, &api, &org, &id).await,
     }
 }
 

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::ctx::{Ctx, seg};
 use super::error::CliError;
+use super::manage;
 use super::orgs::{members_table, note_more};
 use super::output::{Table, field, items, json, pairs, text};
 
@@ -33,6 +34,39 @@ pub enum WsCommand {
     Members {
         /// Workspace id or name.
         ws: String,
+    },
+    /// Rename a workspace. Workspace admin.
+    Rename {
+        /// Workspace id, name, or ORG/WORKSPACE.
+        ws: String,
+        /// The new name.
+        name: String,
+    },
+    /// Delete a workspace: its keys are revoked and its holds released. Org owner only; asks you
+    /// to type its name unless --yes.
+    Delete {
+        /// Workspace id, name, or ORG/WORKSPACE.
+        ws: String,
+        /// Do not ask (needed when there is no terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Give an org member a role in a workspace (admin, member, viewer), adding them if needed.
+    Role {
+        /// Workspace id, name, or ORG/WORKSPACE.
+        ws: String,
+        /// User id or email.
+        user: String,
+        /// The workspace role.
+        #[arg(value_parser = ["admin", "member", "viewer"])]
+        role: String,
+    },
+    /// Take someone out of a workspace (they stay in the org).
+    Remove {
+        /// Workspace id, name, or ORG/WORKSPACE.
+        ws: String,
+        /// User id or email.
+        user: String,
     },
 }
 
@@ -100,6 +134,10 @@ pub async fn run(ctx: &Ctx, cmd: WsCommand) -> Result<String, CliError> {
             }
             Ok(members_table(&r))
         }
+        WsCommand::Rename { ws, name } => manage::rename_ws(ctx, &api, &ws, &name).await,
+        WsCommand::Delete { ws, yes } => manage::delete_ws(ctx, &api, &ws, yes).await,
+        WsCommand::Role { ws, user, role } => manage::set_ws_role(ctx, &api, &ws, &user, Some(&role)).await,
+        WsCommand::Remove { ws, user } => manage::set_ws_role(ctx, &api, &ws, &user, None).await,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The credit commands of the `roost` CLI (`credits`, `usage`, `budget`), run as a real process
-//! against a test server, with charges made over HTTP as a product would make them.
+//! against a test server, with charges made over HTTP as a product would make them. Its `Cli`
+//! harness is shared with `cli_manage.rs`.
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -13,36 +14,36 @@ use crate::support::{expect_problem, expect_status};
 const PASSWORD: &str = "correct horse battery";
 
 /// One person's CLI: the binary with their own `ROOST_CONFIG_DIR`.
-struct Cli {
+pub(crate) struct Cli {
     dir: PathBuf,
     base: String,
 }
 
 /// What one run of the binary did.
 #[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Out {
     /// Asserts success and returns stdout.
     #[track_caller]
-    fn ok(&self) -> &str {
+    pub(crate) fn ok(&self) -> &str {
         assert_eq!(self.code, 0, "command failed: {self:?}");
         &self.stdout
     }
 
     /// Asserts success and parses stdout as JSON.
     #[track_caller]
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
 
     /// Asserts the failure shape: exit 1, nothing on stdout, exactly one `error: …` line on stderr.
     #[track_caller]
-    fn failed(&self) -> &str {
+    pub(crate) fn failed(&self) -> &str {
         assert_eq!(self.code, 1, "expected exit 1: {self:?}");
         assert_eq!(self.stdout, "", "a failing command printed to stdout: {self:?}");
         assert_eq!(self.stderr.lines().count(), 1, "expected one stderr line: {self:?}");
@@ -52,21 +53,21 @@ impl Out {
 }
 
 impl Cli {
-    fn new(s: &TestServer) -> Self {
+    pub(crate) fn new(s: &TestServer) -> Self {
         let dir = std::env::temp_dir().join("roost-cli-tests").join(roost_domain::IdKind::User.generate());
         std::fs::create_dir_all(&dir).expect("config dir");
         Self { dir, base: s.base.clone() }
     }
 
     /// The user token the CLI saved at signup.
-    fn token(&self) -> String {
+    pub(crate) fn token(&self) -> String {
         let text = std::fs::read_to_string(self.dir.join("config.json")).expect("read config");
         let config: Value = serde_json::from_str(&text).expect("config is JSON");
         config["token"].as_str().expect("saved token").to_string()
     }
 
     /// Runs `roost ARGS --server <base>`.
-    async fn run(&self, args: &[&str]) -> Out {
+    pub(crate) async fn run(&self, args: &[&str]) -> Out {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_roost"))
             .args(args)
             .args(["--server", &self.base])
@@ -85,7 +86,7 @@ impl Cli {
     }
 
     /// Signs up through the CLI; returns `(user id, email)`.
-    async fn signup(&self, name: &str) -> (String, String) {
+    pub(crate) async fn signup(&self, name: &str) -> (String, String) {
         let email = format!("{}-{}@example.com", name.to_lowercase(), roost_domain::IdKind::User.generate());
         let body =
             self.run(&["signup", "--email", &email, "--name", name, "--password", PASSWORD, "--json"]).await.json();
@@ -101,7 +102,7 @@ impl Drop for Cli {
 
 /// The whitespace-separated cells of the first line of `table` whose first cell is `first`.
 #[track_caller]
-fn row(table: &str, first: &str) -> Vec<String> {
+pub(crate) fn row(table: &str, first: &str) -> Vec<String> {
     table
         .lines()
         .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
@@ -111,7 +112,7 @@ fn row(table: &str, first: &str) -> Vec<String> {
 
 /// The value of a `key: value` line.
 #[track_caller]
-fn pair<'a>(out: &'a str, key: &str) -> &'a str {
+pub(crate) fn pair<'a>(out: &'a str, key: &str) -> &'a str {
     let prefix = format!("{key}:");
     out.lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -119,7 +120,7 @@ fn pair<'a>(out: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no `{key}:` line in:\n{out}"))
 }
 
-fn num(v: &Value) -> i64 {
+pub(crate) fn num(v: &Value) -> i64 {
     v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
 }
 
@@ -351,4 +352,91 @@ async fn journal_lists_same_millisecond_entries_in_order() {
     assert_eq!(balances, [5700, 6000, 5000], "newest first: {}", journal.body);
 }
 
-both_backends!(cli_credits);
+both_backends!(cli_credits, cli_alerts_and_auto_reload);
+
+/// Alice sets a low-balance alert and auto-reload from the CLI; a charge over HTTP crosses both:
+/// one alert, one reload, seen through `roost events` and `roost credits auto-reload`. Turning
+/// auto-reload off keeps its numbers; a plain member may not read it.
+async fn cli_alerts_and_auto_reload(s: TestServer) {
+    let alice = Cli::new(&s);
+    alice.signup("Alice").await;
+    let created = alice.run(&["orgs", "create", "Acme", "--plan", "business", "--json"]).await.json();
+    let org = created["org"]["id"].as_str().expect("org id").to_string();
+    let ws = created["workspace"]["id"].as_str().expect("workspace id").to_string();
+    alice.run(&["ws", "switch", &ws]).await.ok();
+
+    // Never set: shown as off with zeros; `--off` changes nothing; `--on` needs the numbers.
+    let shown = alice.run(&["credits", "auto-reload"]).await;
+    assert_eq!(pair(shown.ok(), "auto-reload"), "off", "{shown:?}");
+    assert_eq!(pair(shown.ok(), "amount"), "0", "{shown:?}");
+    let wallet_line = pair(shown.ok(), "wallet").to_string();
+    assert!(wallet_line.starts_with("credits (wal_"), "{shown:?}");
+    assert_eq!(pair(alice.run(&["credits", "auto-reload", "--off"]).await.ok(), "auto-reload"), "off");
+    let line = alice.run(&["credits", "auto-reload", "--on"]).await.failed().to_string();
+    assert!(line.contains("--amount"), "{line}");
+
+    let set = alice.run(&["credits", "alerts", "--low-balance", "4000", "--org", "Acme"]).await;
+    assert_eq!(pair(set.ok(), "low-balance alert"), "below 4000", "{set:?}");
+    assert_eq!(pair(set.ok(), "wallet"), wallet_line);
+    let on = alice
+        .run(&["credits", "auto-reload", "--on", "--threshold", "3000", "--amount", "1000", "--monthly-max", "2000"])
+        .await;
+    let on = on.ok();
+    assert_eq!(
+        [pair(on, "auto-reload"), pair(on, "threshold"), pair(on, "amount"), pair(on, "monthly max")],
+        ["on", "3000", "1000", "2000"],
+        "{on}"
+    );
+    assert_eq!(pair(on, "reloaded this month"), "0");
+
+    // 5,000 → 2,500: below the alert and the reload's threshold; the reload brings it to 3,500.
+    let as_alice = s.client.with_token(&alice.token());
+    s.clock.advance(1_000);
+    let c = charge(&as_alice, "cross", 2_500).await;
+    expect_status(&c, 201);
+    let shown = alice.run(&["credits", "auto-reload", "--org", &org, "--json"]).await.json();
+    assert_eq!((num(&shown["reloaded_this_month"]), &shown["enabled"]), (1_000, &json!(true)), "{shown}");
+    let balance = alice.run(&["credits", "balance", "--json"]).await.json();
+    assert_eq!(num(&credits_wallet(&balance)["available"]), 3_500, "{balance}");
+    for kind in ["credits.low_balance", "wallet.auto_reloaded"] {
+        let ev = alice.run(&["events", "Acme", "--type", kind, "--json"]).await.json();
+        let items = ev["items"].as_array().expect("event items");
+        assert_eq!(items.len(), 1, "{kind}: {ev}");
+        if kind == "credits.low_balance" {
+            assert_eq!((num(&items[0]["data"]["available"]), num(&items[0]["data"]["threshold"])), (3_500, 4_000));
+        } else {
+            assert_eq!(num(&items[0]["data"]["amount"]), 1_000, "{ev}");
+        }
+    }
+
+    // Off keeps the numbers; the alert is cleared with `none`.
+    let off = alice.run(&["credits", "auto-reload", "--off", "--json"]).await.json();
+    assert_eq!(
+        (&off["enabled"], num(&off["threshold"]), num(&off["amount"]), num(&off["monthly_max"])),
+        (&json!(false), 3_000, 1_000, 2_000),
+        "{off}"
+    );
+    let cleared = alice.run(&["credits", "alerts", "--low-balance", "none", "--json"]).await.json();
+    assert!(cleared["low_balance"].is_null(), "{cleared}");
+    let c = charge(&as_alice, "below", 1_000).await;
+    expect_status(&c, 201);
+    assert_eq!(num(&c.body["balance_after"]), 2_500, "no reload once it is off: {}", c.body);
+    let ev = alice.run(&["events", &org, "--type", "credits.low_balance", "--json"]).await.json();
+    assert_eq!(ev["items"].as_array().map(Vec::len), Some(1), "no alert once it is cleared: {ev}");
+
+    // A plain member may read neither; bad numbers are usage errors.
+    let bob = Cli::new(&s);
+    let (_, bob_email) = bob.signup("Bob").await;
+    let grant = format!("{ws}:member");
+    let inv =
+        alice.run(&["orgs", "invite", "Acme", &bob_email, "--role", "member", "--workspace", &grant, "--json"]).await;
+    let token = inv.json()["token"].as_str().expect("invitation token").to_string();
+    bob.run(&["invitations", "accept", &token]).await.ok();
+    let line = bob.run(&["credits", "auto-reload", "--org", &org]).await.failed().to_string();
+    assert!(line.contains("forbidden") && line.contains("HTTP 403"), "{line}");
+    let line = bob.run(&["credits", "alerts", "--low-balance", "10", "--org", &org]).await.failed().to_string();
+    assert!(line.contains("forbidden") && line.contains("HTTP 403"), "{line}");
+    assert_eq!(alice.run(&["credits", "alerts", "--low-balance", "lots"]).await.code, 2);
+    assert_eq!(alice.run(&["credits", "auto-reload", "--amount", "0"]).await.code, 2);
+    assert_eq!(alice.run(&["credits", "auto-reload", "--on", "--off"]).await.code, 2);
+}

@@ -13,6 +13,7 @@ mod audit;
 mod binary;
 mod cli;
 mod cli_credits;
+mod cli_manage;
 mod credits;
 mod dashboard;
 mod hardening;

@@ -6,12 +6,12 @@ use axum::response::Response;
 use roost_domain::ledger::HoldStatus;
 use roost_domain::validate::Errors;
 use roost_domain::{IdKind, Permission};
-use roost_ledger::{Command, Op};
+use roost_ledger::{Command, Op, Refusal};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::views::{HoldView, SettleView};
-use super::{DEFAULT_HOLD_TTL, MAX_HOLD_TTL, actor_ref, check_amount, check_draw, idem, run};
+use super::{DEFAULT_HOLD_TTL, MAX_HOLD_TTL, actor_ref, check_amount, check_draw, idem, run, submit_counted};
 use crate::AppState;
 use crate::api::{acting_scope, check_id, not_found_after_access_check, ws_scope};
 use crate::auth::Caller;
@@ -119,4 +119,24 @@ pub(super) async fn release_hold(
     let h = hold_ctx(&st, &caller, &id, Permission::UseWorkspace).await?;
     let op = Op::Release { hold_id: h.id };
     run(&st, Command { org_id: h.org_id, actor: actor_ref(&caller), op, idem: None }).await
+}
+
+/// Releases the open holds of a workspace that was just deleted, so that their credits come back
+/// now rather than when each hold would have expired (a deleted workspace's holds cannot be
+/// reached through `/v1/holds/{id}` any more). A hold closed meanwhile is left as it is.
+pub(crate) async fn release_workspace_holds(
+    st: &AppState,
+    caller: &Caller,
+    org_id: &str,
+    ws_id: &str,
+) -> ApiResult<()> {
+    for hold_id in st.store.open_holds_of_workspace(org_id, ws_id).await? {
+        let cmd =
+            Command { org_id: org_id.to_string(), actor: actor_ref(caller), op: Op::Release { hold_id }, idem: None };
+        match submit_counted(st, cmd).await? {
+            Ok(_) | Err(Refusal::HoldClosed { .. }) => {}
+            Err(other) => tracing::warn!(?other, "releasing a deleted workspace's hold was refused"),
+        }
+    }
+    Ok(())
 }

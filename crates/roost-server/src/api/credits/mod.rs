@@ -8,6 +8,7 @@ mod budgets;
 mod charges;
 mod headroom;
 mod holds;
+pub(crate) use holds::release_workspace_holds;
 mod transactions;
 mod usage;
 mod views;

@@ -198,6 +198,8 @@ pub struct WalletView {
     pub cycle_started_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cycle_ends_at: Option<String>,
+    /// The `credits.low_balance` alert threshold (`null`: no alert); set with `PUT …/alerts`.
+    pub low_balance: Option<i64>,
 }
 
 impl WalletView {
@@ -222,6 +224,7 @@ impl WalletView {
             grants: gs.into_iter().map(GrantView::from).collect(),
             cycle_started_at: cycle.map(|c| to_rfc3339(c.0)),
             cycle_ends_at: cycle.map(|c| to_rfc3339(c.1)),
+            low_balance: w.low_balance,
         }
     }
 }

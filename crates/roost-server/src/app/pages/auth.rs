@@ -9,7 +9,7 @@ use roost_domain::tokens;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Flash, done, problem_page, query};
+use super::{Flash, done, problem_page, query, two_factor};
 use crate::AppState;
 use crate::app::call::{Call, Problem};
 use crate::app::session::{self, AnonPosted, PRE_COOKIE, Posted, SESSION_COOKIE, cookie, csrf_for, set_cookie};
@@ -27,17 +27,19 @@ pub struct AuthPage {
     name: String,
     email: String,
     flash: Flash,
+    /// Single sign-on providers: `(id, name)`, one button each.
+    providers: Vec<(String, String)>,
 }
 
 /// Where to go after signing in: a dashboard path only (never another site).
-fn safe_next(next: Option<&str>) -> String {
+pub(super) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with("/app") && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
         _ => "/app".into(),
     }
 }
 
-fn auth_page(
+pub(super) fn auth_page(
     st: &AppState,
     headers: &HeaderMap,
     signup: bool,
@@ -60,6 +62,7 @@ fn auth_page(
         name: name.to_string(),
         email: email.to_string(),
         flash,
+        providers: st.oidc.all().into_iter().map(|p| (p.id.clone(), p.display_name().to_string())).collect(),
     };
     let status = page.flash.status();
     let mut res = (status, page).into_response();
@@ -81,13 +84,14 @@ pub async fn sign_up_page(State(st): State<AppState>, headers: HeaderMap, RawQue
     auth_page(&st, &headers, true, &safe_next(query(&q, "next").as_deref()), None)
 }
 
+/// The token of a sign-in or sign-up.
 #[derive(Deserialize)]
-struct TokenAnswer {
-    token: String,
+pub(super) struct TokenAnswer {
+    pub token: String,
 }
 
 /// Signs in with the token and goes on to `next`.
-fn signed_in(st: &AppState, headers: &HeaderMap, token: &str, next: &str) -> Response {
+pub(super) fn signed_in(st: &AppState, headers: &HeaderMap, token: &str, next: &str) -> Response {
     let mut res = Redirect::to(next).into_response();
     let secure = session::secure(st, headers);
     let max_age = i64::from(st.settings.session_ttl_days) * 86_400;
@@ -104,11 +108,16 @@ pub async fn sign_in(State(st): State<AppState>, p: AnonPosted) -> Response {
     let f = &p.f;
     let next = safe_next(Some(f.get("next")));
     let body = json!({"email": f.get("email"), "password": f.raw("password")});
+    let ua = p.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let r: Result<TokenAnswer, Problem> =
-        Call::new(&p.api, None, p.ip).send(Method::POST, "/v1/sessions", Some(body), None).await;
+        Call::new(&p.api, None, p.ip).user_agent(ua).send(Method::POST, "/v1/sessions", Some(body), None).await;
     match r {
         Ok(t) => signed_in(&st, &p.headers, &t.token, &next),
-        // A `totp_required` answer (identity) will lead to a code step here.
+        // The password was right and two-factor is on: ask for the code.
+        Err(e) if e.code == "totp_required" => {
+            let sealed = two_factor::sealed_for(&p.headers, f.raw("password"));
+            two_factor::code_step(&st, &p.headers, &next, f.get("email"), sealed, None)
+        }
         Err(e) => auth_page(&st, &p.headers, false, &next, Some(("", f.get("email"), Flash::for_form("auth", e)))),
     }
 }
@@ -118,8 +127,9 @@ pub async fn sign_up(State(st): State<AppState>, p: AnonPosted) -> Response {
     let f = &p.f;
     let next = safe_next(Some(f.get("next")));
     let body = json!({"email": f.get("email"), "password": f.raw("password"), "name": f.get("name")});
+    let ua = p.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let r: Result<TokenAnswer, Problem> =
-        Call::new(&p.api, None, p.ip).send(Method::POST, "/v1/signup", Some(body), None).await;
+        Call::new(&p.api, None, p.ip).user_agent(ua).send(Method::POST, "/v1/signup", Some(body), None).await;
     match r {
         Ok(t) => signed_in(&st, &p.headers, &t.token, &next),
         Err(e) => {

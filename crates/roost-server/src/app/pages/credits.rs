@@ -14,8 +14,9 @@ use roost_domain::time::{DAY_MS, to_rfc3339};
 use roost_domain::{Permission, tokens};
 use serde_json::{Value, json};
 
+use super::signals::{self, Signals};
 use super::workspace::num;
-use super::{Flash, Layout, done, notice_for, problem_page, query, whole_page};
+use super::{Flash, Layout, done, notice_for, problem_page, qs, query, whole_page};
 use crate::AppState;
 use crate::app::call::{Call, Problem};
 use crate::app::chart::{Bar, bars};
@@ -63,6 +64,8 @@ pub struct CreditsPage {
     chart: String,
     usage_error: Option<String>,
     names: HashMap<String, String>,
+    /// Alerts, auto-reload and events.
+    sig: Signals,
     flash: Flash,
 }
 
@@ -92,13 +95,8 @@ async fn names(c: &Call<'_>, org: &str, workspaces: &[Workspace]) -> HashMap<Str
     n
 }
 
-/// The query string of the page itself, for links that keep the other filters.
-fn qs(pairs: &[(&str, &str)]) -> String {
-    let kept: Vec<(&str, &str)> = pairs.iter().filter(|(_, v)| !v.is_empty()).copied().collect();
-    serde_urlencoded::to_string(kept).unwrap_or_default()
-}
-
-async fn render(st: &AppState, s: &Session, org: &str, q: &Option<String>, flash: Flash) -> Response {
+/// The credits page of `org` with the query `q`, and a refusal to show.
+pub(super) async fn render(st: &AppState, s: &Session, org: &str, q: &Option<String>, flash: Flash) -> Response {
     let c = s.call();
     let m = s.me.org(org);
     let may = |p| m.is_some_and(|m| m.may(p));
@@ -178,6 +176,16 @@ async fn render(st: &AppState, s: &Session, org: &str, q: &Option<String>, flash
             Err(e) => usage_error = Some(super::human(&e)),
         }
     }
+    let sig = signals::load(
+        &c,
+        org,
+        &wallets.items,
+        &names,
+        may(Permission::WatchCredits),
+        may(Permission::ManageBilling),
+        q,
+    )
+    .await;
     let here = format!("/app/o/{org}/credits");
     let l = Layout::new(st, s, "Credits", Some(org), &here).notice(notice_for(query(q, "done").as_deref()));
     let page = CreditsPage {
@@ -202,6 +210,7 @@ async fn render(st: &AppState, s: &Session, org: &str, q: &Option<String>, flash
         chart,
         usage_error,
         names,
+        sig,
         flash,
     };
     (page.flash.status(), page).into_response()

@@ -7,6 +7,11 @@ pub mod auth;
 pub mod credits;
 pub mod members;
 pub mod orgs;
+pub mod reset;
+pub mod signals;
+pub mod sso;
+pub mod two_factor;
+pub mod webhooks;
 pub mod workspace;
 pub mod ws_admin;
 
@@ -82,6 +87,10 @@ impl Layout {
                 [("", "Organization"), ("/members", "Members"), ("/credits", "Credits"), ("/audit", "Audit log")]
             {
                 nav.push(Nav { href: format!("/app/o/{o}{path}"), label, current: false });
+            }
+            // Webhooks only for who may manage them (the page would only refuse anyone else).
+            if me.org(o).is_some_and(|m| m.may(roost_domain::Permission::ManageWebhooks)) {
+                nav.push(Nav { href: format!("/app/o/{o}/webhooks"), label: "Webhooks", current: false });
             }
         }
         nav.push(Nav { href: "/app/orgs/new".into(), label: "New organization", current: false });
@@ -171,6 +180,15 @@ pub fn human(p: &Problem) -> String {
         "transfer_not_allowed" => "Resources cannot move from an organization into a personal workspace.".into(),
         "idempotency_conflict" => "This form was already sent with other values. Reload the page.".into(),
         "rate_limited" => "Too many requests. Wait a moment and try again.".into(),
+        "totp_required" => "Enter the code from your authenticator app.".into(),
+        "two_factor_required" => {
+            "Two-factor sign-in is required here. Turn it on in your account settings, then come back.".into()
+        }
+        "totp_enabled" => "Two-factor sign-in is already on.".into(),
+        "totp_not_started" => "Two-factor sign-in is off: turn it on first.".into(),
+        "token_invalid" => "This link was used already or has expired. Ask for a new one.".into(),
+        "webhook_url_private" => "That address is private or local: webhooks go to public addresses only.".into(),
+        "webhook_url_unresolvable" => "That address could not be found. Check the host name.".into(),
         _ => p.detail.clone(),
     }
 }
@@ -181,16 +199,19 @@ pub fn human(p: &Problem) -> String {
 pub struct ErrorPage {
     pub message: String,
     pub status: u16,
+    /// The org requires two-factor and the person has it off: the page says where to turn it on.
+    pub two_factor: bool,
 }
 
 /// The error page with `status`.
 pub fn error_page(status: StatusCode, message: &str) -> Response {
-    (status, ErrorPage { message: message.to_string(), status: status.as_u16() }).into_response()
+    (status, ErrorPage { message: message.to_string(), status: status.as_u16(), two_factor: false }).into_response()
 }
 
 /// The error page for a problem from the API (404 for other tenants' things, as the API answers).
 pub fn problem_page(p: &Problem) -> Response {
-    error_page(p.status, &human(p))
+    let two_factor = p.code == "two_factor_required";
+    (p.status, ErrorPage { message: human(p), status: p.status.as_u16(), two_factor }).into_response()
 }
 
 /// Whether a refusal replaces the whole page rather than sitting next to its form: another
@@ -198,6 +219,11 @@ pub fn problem_page(p: &Problem) -> Response {
 /// form the page never offered them, so there is nowhere to put the message).
 pub fn whole_page(p: &Problem) -> bool {
     p.status == StatusCode::NOT_FOUND || p.code == "forbidden"
+}
+
+/// A `<select>` or checkbox value from a form as the API's boolean.
+pub fn on(v: &str) -> bool {
+    matches!(v, "on" | "true" | "1" | "yes")
 }
 
 /// 303 to `path` after a form succeeded, with a confirmation from a fixed list (`?done=`).
@@ -225,9 +251,24 @@ pub fn notice_for(done: Option<&str>) -> Option<String> {
         "renamed" => "Saved.",
         "plan" => "Plan changed.",
         "password" => "Password changed. Your other sessions have ended.",
+        "totp_off" => "Two-factor sign-in is off.",
+        "session_ended" => "That session has ended.",
+        "verification_sent" => "A verification link is on its way to your email address.",
+        "verified" => "Your email address is verified.",
+        "require_2fa" => "Two-factor setting saved.",
+        "alerts" => "Low-balance alert saved.",
+        "auto_reload" => "Auto-reload saved.",
+        "webhook_deleted" => "Webhook endpoint deleted.",
+        "webhook_updated" => "Webhook endpoint updated.",
         _ => return None,
     };
     Some(s.to_string())
+}
+
+/// A query string of the non-empty `pairs`, for links that keep a page's filters.
+pub fn qs(pairs: &[(&str, &str)]) -> String {
+    let kept: Vec<(&str, &str)> = pairs.iter().filter(|(_, v)| !v.is_empty()).copied().collect();
+    serde_urlencoded::to_string(kept).unwrap_or_default()
 }
 
 /// The `?key=` value of a query string.

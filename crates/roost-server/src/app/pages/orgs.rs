@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/app/o/{org}/workspaces", post(create_workspace))
         .route("/app/o/{org}/rename", post(rename))
         .route("/app/o/{org}/plan", post(change_plan))
+        .route("/app/o/{org}/two-factor", post(require_2fa))
         .route("/app/o/{org}/delete", post(delete_org))
 }
 
@@ -115,6 +116,10 @@ pub struct OrgPage {
     may_rename: bool,
     may_bill: bool,
     may_delete: bool,
+    /// Only the owner requires two-factor of the members.
+    may_require_2fa: bool,
+    /// Whether the person has two-factor on (the owner must, to require it).
+    my_totp: bool,
     flash: Flash,
 }
 
@@ -152,6 +157,8 @@ async fn render(st: &AppState, s: &Session, org_id: &str, flash: Flash, notice: 
         may_rename: may(Permission::UpdateOrg),
         may_bill: may(Permission::ManageBilling),
         may_delete: may(Permission::DeleteOrg) && !personal,
+        may_require_2fa: m.is_some_and(|m| m.org_role == "owner") && !personal,
+        my_totp: s.me.totp_enabled,
         workspaces: ws.items,
         quotas,
         plans,
@@ -196,6 +203,14 @@ async fn change_plan(State(st): State<AppState>, Path(org): Path<String>, p: Pos
     let body = json!({"plan": p.f.get("plan")});
     let r = p.s.call().send(Method::PUT, &format!("/v1/orgs/{org}/plan"), Some(body), None).await;
     act(&st, &p.s, &org, "plan", r, "plan").await
+}
+
+/// Requires two-factor of the org's members, or stops requiring it (`PATCH /v1/orgs/{org}
+/// {require_2fa}`, owner only; the owner must have it on).
+async fn require_2fa(State(st): State<AppState>, Path(org): Path<String>, p: Posted) -> Response {
+    let body = json!({"require_2fa": super::on(p.f.get("require_2fa"))});
+    let r = p.s.call().send(Method::PATCH, &format!("/v1/orgs/{org}"), Some(body), None).await;
+    act(&st, &p.s, &org, "require_2fa", r, "require_2fa").await
 }
 
 /// Deletes the org (owner; never a personal one), then back to the person's own workspace.

@@ -206,5 +206,39 @@ mod hold_return_expiry_is_journaled {
     }
 }
 
-both_backends!(settle_release_expire, settle_takes_reserved_parts_in_order, settle_charges_the_hold_workspace);
+both_backends!(
+    settle_release_expire,
+    settle_takes_reserved_parts_in_order,
+    settle_charges_the_hold_workspace,
+    deleting_a_workspace_releases_its_holds
+);
 both_backends_with!(hold_across_a_cycle_turn => super::long_sessions);
+
+/// Found by review: deleting a workspace left its open holds reserved until they expired (up to
+/// 7 days), unreachable by release (404). Deleting now releases them; other workspaces' holds and
+/// settled holds stay as they are.
+async fn deleting_a_workspace_releases_its_holds(s: TestServer) {
+    let (owner, _, org, primary) = business(&s, "Gone").await;
+    let doomed = create_ws(&owner, &org, "Doomed").await;
+    let in_doomed = owner.in_workspace(&doomed);
+    let a = created(hold(&in_doomed, 700, Some(7 * 86_400)).await);
+    let b = created(hold(&in_doomed, 300, None).await);
+    let settled = created(hold(&in_doomed, 100, None).await);
+    expect_status(&settle(&in_doomed, settled["id"].as_str().unwrap(), 100).await, 200);
+    let kept = created(hold(&owner.in_workspace(&primary), 50, None).await);
+    assert_eq!(bha(&owner, &org).await, (4_900, 1_050, 3_850));
+
+    expect_status(&owner.delete(&format!("/v1/workspaces/{doomed}")).await.unwrap(), 204);
+    assert_eq!(bha(&owner, &org).await, (4_900, 50, 4_850), "the deleted workspace's 1,000 held came back");
+    let g = owner.get(&format!("/v1/holds/{}", kept["id"].as_str().unwrap())).await.unwrap();
+    assert_eq!(g.body["status"], "open", "{}", g.body);
+    // The holds are gone with their workspace (404, like any id one cannot reach); the ledger check
+    // below confirms that nothing stays reserved for them on the grants.
+    for h in [&a, &b] {
+        let r = owner.get(&format!("/v1/holds/{}", h["id"].as_str().unwrap())).await.unwrap();
+        expect_problem(&r, 404, "not_found");
+    }
+    let w = wallet(&owner, &org).await;
+    assert_eq!(grants_of(&w), vec![("allocation".into(), 4_850, 50)], "{w}");
+    s.assert_ledger().await;
+}

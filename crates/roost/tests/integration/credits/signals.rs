@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::common::*;
 use crate::support::{expect_problem, expect_status};
 use roost_test_kit::TestServer;
+use roost_test_kit::process::Roost;
 
 /// The org's events of `kind`, oldest first, read page by page (one event a page, so paging is
 /// exercised too).
@@ -98,39 +99,7 @@ async fn low_balance_once_per_crossing(s: TestServer) {
 /// 5,000 → 2,950 (one low-balance event at the 4,000 crossing, one reload) → 3,950 → 2,950 (the
 /// month's maximum is reached: one failure event) → 2,800.
 async fn sixty_four_charges_cross_once(s: TestServer) {
-    let (owner, _, org, ws) = business(&s, "Crossing").await;
-    expect_status(&set_alert(&owner, &org, json!(4_000)).await, 200);
-    let r =
-        set_reload(&owner, &org, json!({"enabled": true, "threshold": 3_000, "amount": 1_000, "monthly_max": 1_000}))
-            .await;
-    expect_status(&r, 200);
-    assert_eq!(
-        r.body,
-        json!({"wallet_id": r.body["wallet_id"], "kind": "credits", "enabled": true, "threshold": 3_000,
-               "amount": 1_000, "monthly_max": 1_000, "reloaded_this_month": 0})
-    );
-    let mut keys = Vec::new();
-    for _ in 0..64 {
-        keys.push(api_key(&s, &owner, &ws, None).await.1);
-    }
-    let tasks: Vec<_> =
-        keys.into_iter().map(|k| tokio::spawn(async move { created(charge(&k, 50, "llm").await) })).collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    assert_eq!(bha(&owner, &org).await.2, 2_800);
-    let low = events(&owner, &org, "credits.low_balance").await;
-    let reloaded = events(&owner, &org, "wallet.auto_reloaded").await;
-    let failed = events(&owner, &org, "wallet.auto_reload_failed").await;
-    assert_eq!((low.len(), reloaded.len(), failed.len()), (1, 1, 1), "{low:?} {reloaded:?} {failed:?}");
-    assert_eq!(low[0]["data"]["available"], 3_950, "{}", low[0]);
-    assert_eq!(reloaded[0]["data"]["amount"], 1_000, "{}", reloaded[0]);
-    assert_eq!(failed[0]["data"]["reason"], "monthly_max", "{}", failed[0]);
-    // The reload is a never-expiring top-up that says where it came from.
-    let w = wallet(&owner, &org).await;
-    let g = w["grants"].as_array().unwrap().iter().find(|g| g["id"] == reloaded[0]["data"]["grant_id"]).cloned();
-    let g = g.unwrap_or_else(|| panic!("the reload's grant: {w}"));
-    assert_eq!((&g["source"], &g["origin"], &g["expires_at"]), (&json!("topup"), &json!("auto_reload"), &Value::Null));
+    let (owner, org, ws) = cross_once(&s, std::slice::from_ref(&s.base)).await;
     let r = owner.get(&format!("/v1/orgs/{org}/wallets/credits/auto-reload")).await.unwrap();
     assert_eq!(r.body["reloaded_this_month"], 1_000, "{}", r.body);
 
@@ -230,3 +199,65 @@ both_backends_with!(
     depleted_once_until_funded => super::long_sessions,
     budget_threshold_and_exceeded => super::long_sessions,
 );
+postgres_only!(sixty_four_charges_cross_once_in_three_processes);
+
+/// The same crossing with the 64 charges spread over three `roost serve` processes on one
+/// PostgreSQL database: still one alert, one reload and one failure.
+async fn sixty_four_charges_cross_once_in_three_processes(s: TestServer) {
+    let mut procs = Vec::new();
+    for _ in 0..3 {
+        procs.push(Roost::start(crate::ROOST, &s.database_url).await);
+    }
+    let bases: Vec<String> = procs.iter().map(|p| p.base.clone()).collect();
+    let (owner, org, _) = cross_once(&s, &bases).await;
+    // Each process reads the same settings, with this month's reload counted once.
+    for p in &procs {
+        let as_owner = p.client.with_token(owner.token().unwrap());
+        let r = as_owner.get(&format!("/v1/orgs/{org}/wallets/credits/auto-reload")).await.unwrap();
+        assert_eq!(r.body["reloaded_this_month"], 1_000, "{}", r.body);
+    }
+    for p in &mut procs {
+        assert!(p.running(), "the roost process at {} died; log: {}", p.base, p.log.display());
+        p.kill().await;
+    }
+}
+
+/// Sets the alert and auto-reload, then fires 64 charges of 50 at once from 64 keys, charge `i`
+/// to the server at `bases[i % len]`, and checks the events; returns `(owner, org, ws)`.
+async fn cross_once(s: &TestServer, bases: &[String]) -> (roost::Client, String, String) {
+    let (owner, _, org, ws) = business(s, "Crossing").await;
+    expect_status(&set_alert(&owner, &org, json!(4_000)).await, 200);
+    let r =
+        set_reload(&owner, &org, json!({"enabled": true, "threshold": 3_000, "amount": 1_000, "monthly_max": 1_000}))
+            .await;
+    expect_status(&r, 200);
+    assert_eq!(
+        r.body,
+        json!({"wallet_id": r.body["wallet_id"], "kind": "credits", "enabled": true, "threshold": 3_000,
+               "amount": 1_000, "monthly_max": 1_000, "reloaded_this_month": 0})
+    );
+    let mut keys = Vec::new();
+    for i in 0..64 {
+        let k = api_key(s, &owner, &ws, None).await.1;
+        keys.push(roost::Client::new(&bases[i % bases.len()]).with_token(k.token().unwrap()));
+    }
+    let tasks: Vec<_> =
+        keys.into_iter().map(|k| tokio::spawn(async move { created(charge(&k, 50, "llm").await) })).collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(bha(&owner, &org).await.2, 2_800);
+    let low = events(&owner, &org, "credits.low_balance").await;
+    let reloaded = events(&owner, &org, "wallet.auto_reloaded").await;
+    let failed = events(&owner, &org, "wallet.auto_reload_failed").await;
+    assert_eq!((low.len(), reloaded.len(), failed.len()), (1, 1, 1), "{low:?} {reloaded:?} {failed:?}");
+    assert_eq!(low[0]["data"]["available"], 3_950, "{}", low[0]);
+    assert_eq!(reloaded[0]["data"]["amount"], 1_000, "{}", reloaded[0]);
+    assert_eq!(failed[0]["data"]["reason"], "monthly_max", "{}", failed[0]);
+    // The reload is a never-expiring top-up that says where it came from.
+    let w = wallet(&owner, &org).await;
+    let g = w["grants"].as_array().unwrap().iter().find(|g| g["id"] == reloaded[0]["data"]["grant_id"]).cloned();
+    let g = g.unwrap_or_else(|| panic!("the reload's grant: {w}"));
+    assert_eq!((&g["source"], &g["origin"], &g["expires_at"]), (&json!("topup"), &json!("auto_reload"), &Value::Null));
+    (owner, org, ws)
+}

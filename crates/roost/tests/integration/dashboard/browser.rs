@@ -156,6 +156,12 @@ async fn team_story_in_a_browser(s: TestServer) {
     // The whole credits page at once, for the README.
     owner.resize(1440, 1900).await;
     owner.screenshot(&dir.join("09-credits-full-1440.png")).await;
+    // On the same page, Olivia sets a low-balance alert.
+    fill(&owner, "alert-credits", "500").await;
+    click(&owner, "alert-save-credits").await;
+    wait_url(&owner, "done=alerts").await;
+    let alert = text(&owner, "alert-status-credits").await;
+    assert!(alert.contains("fall below 500"), "{alert}");
 
     // Olivia revokes the key (confirming the dialog); the next request with it gets 401.
     owner.goto(&format!("{base}/app/w/{ws}")).await;

@@ -63,6 +63,10 @@ struct Offers {
     create_ws: bool,
     transfer: bool,
     delete_org: bool,
+    alert: bool,
+    reload: bool,
+    events: bool,
+    webhooks: bool,
 }
 
 async fn offers(w: &Web, org: &str, ws: &str) -> Offers {
@@ -73,15 +77,23 @@ async fn offers(w: &Web, org: &str, ws: &str) -> Offers {
     for p in [&members, &credits, &ws_page, &overview] {
         assert_eq!(p.status, 200, "{}", p.html);
     }
+    // The webhooks page opens exactly for who has its link.
+    let webhooks = overview.has(&format!(r#"href="/app/o/{org}/webhooks""#));
+    let page = w.get(&format!("/app/o/{org}/webhooks")).await;
+    assert_eq!(page.status, if webhooks { 200 } else { 403 }, "{}", page.html);
     Offers {
         invite: members.has(r#"id="send-invite""#),
-        top_up: credits.has(&format!(r#"action="/app/o/{org}/wallets/"#)),
+        top_up: credits.has(r#"/topup""#),
         usage: credits.has(r#"id="u-h""#),
         create_key: ws_page.has(r#"id="create-key""#),
         budget: ws_page.has(&format!(r#"action="/app/w/{ws}/budget""#)),
         create_ws: overview.has(r#"id="create-ws""#),
         transfer: members.has(&format!(r#"action="/app/o/{org}/transfer""#)),
         delete_org: overview.has(r#"id="delete-org""#),
+        alert: credits.has(r#"/alerts""#),
+        reload: credits.has(r#"/auto-reload""#),
+        events: credits.has(r#"id="ev-h""#),
+        webhooks,
     }
 }
 
@@ -95,18 +107,36 @@ async fn each_role_sees_and_does_what_the_matrix_allows(s: TestServer) {
     let member = join(&s, &owner, &org, &ws, "Mia", "member", Some("member")).await;
     let viewer = join(&s, &owner, &org, &ws, "Vic", "member", Some("viewer")).await;
 
-    // (who, invite, top up, usage, create key, budget, create workspace, transfer ownership, delete org)
-    let table: [(&str, &Web, [bool; 8]); 5] = [
-        ("owner", &owner, [true, true, true, true, true, true, true, true]),
-        ("admin", &admin, [true, false, true, true, true, true, false, false]),
-        ("billing", &billing, [false, true, true, false, false, false, false, false]),
-        ("member", &member, [false, false, false, true, false, false, false, false]),
-        ("viewer", &viewer, [false, false, false, false, false, false, false, false]),
+    // (who, invite, top up, usage, create key, budget, create workspace, transfer ownership, delete org,
+    //  low-balance alert, auto-reload, events, webhooks)
+    let (y, n) = (true, false);
+    let table: [(&str, &Web, [bool; 12]); 5] = [
+        ("owner", &owner, [y, y, y, y, y, y, y, y, y, y, y, y]),
+        ("admin", &admin, [y, n, y, y, y, y, n, n, y, n, y, y]),
+        ("billing", &billing, [n, y, y, n, n, n, n, n, y, y, y, n]),
+        ("member", &member, [n, n, n, y, n, n, n, n, n, n, n, n]),
+        ("viewer", &viewer, [n, n, n, n, n, n, n, n, n, n, n, n]),
     ];
     for (who, w, want) in table {
         let o = offers(w, &org, &ws).await;
-        let got = [o.invite, o.top_up, o.usage, o.create_key, o.budget, o.create_ws, o.transfer, o.delete_org];
-        assert_eq!(got, want, "{who}: [invite, top up, usage, create key, budget, create ws, transfer, delete org]");
+        let got = [
+            o.invite,
+            o.top_up,
+            o.usage,
+            o.create_key,
+            o.budget,
+            o.create_ws,
+            o.transfer,
+            o.delete_org,
+            o.alert,
+            o.reload,
+            o.events,
+            o.webhooks,
+        ];
+        assert_eq!(
+            got, want,
+            "{who}: [invite, top up, usage, create key, budget, create ws, transfer, delete org, alert, reload, events, webhooks]"
+        );
     }
     // A viewer reads the workspace's keys; billing sees it exists, not what is inside.
     let r = owner.get(&format!("/app/w/{ws}")).await;
@@ -123,7 +153,11 @@ async fn each_role_sees_and_does_what_the_matrix_allows(s: TestServer) {
     let budget = format!("/app/w/{ws}/budget");
     let new_ws = format!("/app/o/{org}/workspaces");
     let delete_org = format!("/app/o/{org}/delete");
-    let forged: [Forged; 9] = [
+    let alerts = format!("/app/o/{org}/wallets/{wallet}/alerts");
+    let reload = format!("/app/o/{org}/wallets/{wallet}/auto-reload");
+    let hooks = format!("/app/o/{org}/webhooks");
+    let reload_fields = vec![("enabled", "on"), ("threshold", "10"), ("amount", "100"), ("monthly_max", "1000")];
+    let forged: [Forged; 14] = [
         ("member invites", &member, &invite, vec![("email", "forged.invite@example.org")]),
         ("member tops up", &member, &topup, vec![("amount", "500")]),
         ("admin tops up", &admin, &topup, vec![("amount", "500")]),
@@ -133,6 +167,11 @@ async fn each_role_sees_and_does_what_the_matrix_allows(s: TestServer) {
         ("billing creates a workspace", &billing, &new_ws, vec![("name", "w")]),
         ("viewer invites", &viewer, &invite, vec![("email", "forged.viewer@example.org")]),
         ("admin deletes the org", &admin, &delete_org, vec![]),
+        ("member sets a low-balance alert", &member, &alerts, vec![("low_balance", "10")]),
+        ("viewer sets a low-balance alert", &viewer, &alerts, vec![("low_balance", "10")]),
+        ("admin sets auto-reload", &admin, &reload, reload_fields.clone()),
+        ("member sets auto-reload", &member, &reload, reload_fields),
+        ("billing adds a webhook", &billing, &hooks, vec![("url", "http://127.0.0.1:9/x"), ("scope", "all")]),
     ];
     for (what, w, path, fields) in forged {
         let home: Page = w.open("/app").await;
@@ -143,6 +182,8 @@ async fn each_role_sees_and_does_what_the_matrix_allows(s: TestServer) {
     // Nothing of it happened.
     let credits = owner.get(&format!("/app/o/{org}/credits")).await;
     assert!(!credits.has(">topup<"), "a forged top-up went through: {}", credits.html);
+    assert!(credits.has("Off. Enter an amount") && credits.has(r#"id="reload-status-credits">Off."#));
+    assert!(owner.get(&hooks).await.has("No endpoints yet."));
     let ws_page = owner.get(&format!("/app/w/{ws}")).await;
     assert_eq!(ws_page.html.matches("/revoke\"").count(), 1, "only the owner's key");
     assert!(!ws_page.has("No cap: ") || ws_page.has("No cap: <strong>0</strong>"));

@@ -14,10 +14,12 @@ fn mask(html: &str) -> String {
     while i < b.len() {
         let rest = &html[i..];
         // A TypeID or secret: a known prefix and then 26+ base32 characters.
-        let prefix =
-            ["usr_", "org_", "ws_", "key_", "inv_", "wal_", "grt_", "chg_", "aud_", "rsk_", "rsi_", "rsu_", "dash_"]
-                .into_iter()
-                .find(|p| rest.starts_with(p));
+        let prefix = [
+            "usr_", "org_", "ws_", "key_", "inv_", "wal_", "grt_", "chg_", "aud_", "rsk_", "rsi_", "rsu_", "dash_",
+            "ses_", "whk_", "evt_",
+        ]
+        .into_iter()
+        .find(|p| rest.starts_with(p));
         if let Some(p) = prefix {
             let n = rest[p.len()..].bytes().take_while(u8::is_ascii_alphanumeric).count();
             // Key prefixes shown in lists are 8 characters.
@@ -81,6 +83,8 @@ async fn dashboard_pages() {
         ("dashboard_members", format!("/app/o/{org}/members")),
         ("dashboard_workspace", format!("/app/w/{ws}")),
         ("dashboard_credits", format!("/app/o/{org}/credits?group_by=action")),
+        ("dashboard_account", "/app/account".to_string()),
+        ("dashboard_webhooks", format!("/app/o/{org}/webhooks")),
     ] {
         let p = owner.get(&path).await;
         assert_eq!(p.status, 200, "{name}: {}", p.html);

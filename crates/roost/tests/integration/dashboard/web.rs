@@ -47,7 +47,11 @@ pub struct Web {
 impl Web {
     /// A browser with no cookies.
     pub fn new(s: &TestServer) -> Self {
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("roost-dashboard-tests")
+            .build()
+            .expect("client");
         Self { base: s.base.clone(), http, cookies: Mutex::new(HashMap::new()) }
     }
 

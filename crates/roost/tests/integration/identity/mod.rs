@@ -1,10 +1,17 @@
 //! Scenarios: identity — mail through a real SMTP server (aiosmtpd on a loopback port), read as
 //! it arrived and its links followed.
 
+mod cli;
+mod cli_domains;
+mod cli_kit;
 mod domains;
 mod email;
 mod mail;
-mod rfc6238;
+mod notices;
+pub(crate) mod oidc;
+mod oidc_clients;
+mod oidc_domains;
+pub(crate) mod rfc6238;
 mod sessions;
 mod two_factor;
 
@@ -84,5 +91,18 @@ fn dns_peer_skipped_notice() {
         eprintln!(
             "SKIPPED: dnsmasq is not installed, so the verified-domain tests did not run (apt-get install dnsmasq-base)"
         );
+    }
+}
+
+/// Says plainly, in every run, whether the single sign-on tests could run (they need Node 20+ for
+/// npm's oidc-provider).
+#[test]
+fn oidc_peer_skipped_notice() {
+    match roost_test_kit::peers::node_major() {
+        Ok(v) => println!("single sign-on tests: running against oidc-provider on Node {v}"),
+        Err(why) => {
+            println!("{why}: the single sign-on tests did not run");
+            eprintln!("{why}: the single sign-on tests did not run");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! One server: the headers on every API-key response, 429 `rate_limited`, keys' `rpm` bounded by
 //! the org's, in-process and through Redis, and Redis down.
 
-use roost_test_kit::TestServer;
+use roost_domain::Catalog;
+use roost_test_kit::{Backend, TestServer};
 use serde_json::json;
 
 use super::{REDIS_URL, delete_redis_keys, get, key_with_rpm, on_both, redis_keys, unique_prefix};
@@ -88,6 +89,54 @@ async fn limits_in_process(s: TestServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_rpm_never_above_the_orgs() {
     on_both(None, &unique_prefix(), key_rpm_is_bounded_by_the_org).await;
+}
+
+/// Found by the benchmark: on a plan without an `rpm`, a key could be given 100,000,000 a minute,
+/// and every request with it then answered 500 (the limiter's interval was 0 µs and it divided by
+/// it). A key's `rpm` is now at most 60,000,000, which still counts, in process and through Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rpm_is_at_most_one_a_microsecond() {
+    let redis = super::redis_up().await;
+    let prefix = unique_prefix();
+    for (backend, url) in [
+        (Backend::Sqlite, None),
+        (Backend::Sqlite, Some(REDIS_URL)),
+        (Backend::Postgres, None),
+        (Backend::Postgres, Some(REDIS_URL)),
+    ] {
+        if url.is_some() && !redis {
+            continue;
+        }
+        let p = format!("{prefix}{backend:?}{}:", url.is_some());
+        let s = TestServer::start_with(backend, |st| {
+            let mut plans = Catalog::builtin().all().to_vec();
+            plans.iter_mut().filter(|p| p.id == "free").for_each(|p| p.rpm = None);
+            st.catalog = Catalog::new(plans, "free").expect("catalog");
+            st.redis_url = url.map(str::to_string);
+            st.redis_key_prefix = p;
+        })
+        .await;
+        let Some(s) = s else {
+            eprintln!("{}", roost_test_kit::SKIPPED);
+            continue;
+        };
+        let (alice, ws) = personal_ws(&s).await;
+        let keys = format!("/v1/workspaces/{ws}/keys");
+        for rpm in [60_000_001_i64, 100_000_000, i64::from(u32::MAX) + 1] {
+            let r = alice.post(&keys, &json!({"name": "k", "rpm": rpm})).await.unwrap();
+            expect_invalid(&r, "rpm");
+        }
+        let (id, secret) = key_with_rpm(&alice, &ws, Some(60_000_000)).await;
+        let r = alice.patch(&format!("/v1/keys/{id}"), &json!({"rpm": 60_000_001})).await.unwrap();
+        expect_invalid(&r, "rpm");
+        let http = reqwest::Client::new();
+        for _ in 0..3 {
+            let r = get(&http, &s.base, "/v1/me", &secret).await;
+            assert_eq!((r.status, r.limit), (200, Some(60_000_000)), "{r:?}");
+            assert!(r.remaining.is_some_and(|n| n > 59_000_000), "{r:?}");
+        }
+    }
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,6 +36,7 @@ async fn one_holder_at_a_time(s: Store) {
         created_at: T0,
         cursor: cursor.clone(),
         attempt: 0,
+        next_at: 0,
     };
     s.create_webhook(&w, &ctx).await.unwrap();
     let id = w.id.as_str();

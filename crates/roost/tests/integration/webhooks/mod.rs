@@ -8,7 +8,7 @@ mod errors;
 mod flows;
 mod lease;
 mod processes;
-mod receiver;
+pub(crate) mod receiver;
 
 use std::time::Duration;
 
