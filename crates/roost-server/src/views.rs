@@ -242,3 +242,39 @@ impl From<AuditEvent> for AuditView {
         }
     }
 }
+
+/// The verdict on an org's audit hash chain.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditVerifyView {
+    /// Whether every event is as written and none is missing.
+    pub ok: bool,
+    /// How many events the org's log holds.
+    pub events: u64,
+    /// The first place the chain breaks; `null` when `ok`.
+    pub first_bad: Option<AuditBadLinkView>,
+    /// The hash of the newest event as recorded (`null` before the first event): keep it somewhere
+    /// else to notice later a rewrite of the whole chain.
+    pub head: Option<String>,
+}
+
+/// Where an audit chain breaks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditBadLinkView {
+    /// The event's place in the org's chain, from 1.
+    pub seq: i64,
+    /// The event's id; `null` when the event is missing.
+    pub id: Option<String>,
+    /// `changed` (its content or hash differs from what was chained) or `missing` (removed).
+    pub problem: String,
+}
+
+impl From<roost_store::ChainReport> for AuditVerifyView {
+    fn from(r: roost_store::ChainReport) -> Self {
+        Self {
+            ok: r.ok,
+            events: r.events,
+            first_bad: r.first_bad.map(|b| AuditBadLinkView { seq: b.seq, id: b.id, problem: b.problem.to_string() }),
+            head: r.head,
+        }
+    }
+}

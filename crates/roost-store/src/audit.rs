@@ -3,6 +3,7 @@
 use serde_json::Value;
 use sqlx::AnyConnection;
 
+use crate::audit_chain::{Fields, SET_HEAD, head_of};
 use crate::{AuditEvent, Ctx, Page, Result, Store, finish_page, page};
 use roost_domain::IdKind;
 
@@ -16,25 +17,48 @@ pub struct Entry<'a> {
     pub detail: Value,
 }
 
-/// Writes one audit entry inside the caller's transaction.
+/// Writes one audit entry inside the caller's transaction, as the next link of its org's chain
+/// (see [`crate::audit_chain`]).
 pub(crate) async fn record(tx: &mut AnyConnection, ctx: &Ctx, e: Entry<'_>) -> Result<()> {
+    let id = IdKind::Audit.generate();
+    let detail = e.detail.to_string();
+    let fields = Fields {
+        org_id: e.org_id,
+        id: &id,
+        at: ctx.now,
+        actor_type: ctx.actor.kind.as_str(),
+        actor_id: &ctx.actor.id,
+        action: e.action,
+        workspace_id: e.workspace_id,
+        target_type: e.target.map(|t| t.0),
+        target_id: e.target.map(|t| t.1),
+        ip: ctx.ip.as_deref(),
+        detail: &detail,
+    };
+    let (seq, prev) = head_of(tx, e.org_id).await?;
+    let seq = seq + 1;
+    let hash = fields.hash(seq, &prev);
     sqlx::query(
-        "INSERT INTO audit_events (org_id, id, at, actor_type, actor_id, action, workspace_id, target_type, target_id, ip, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO audit_events (org_id, id, at, actor_type, actor_id, action, workspace_id, target_type, target_id, ip, detail, seq, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
-    .bind(e.org_id)
-    .bind(IdKind::Audit.generate())
-    .bind(ctx.now)
-    .bind(ctx.actor.kind.as_str())
-    .bind(&ctx.actor.id)
-    .bind(e.action)
-    .bind(e.workspace_id)
-    .bind(e.target.map(|t| t.0))
-    .bind(e.target.map(|t| t.1))
-    .bind(ctx.ip.as_deref())
-    .bind(e.detail.to_string())
+    .bind(fields.org_id)
+    .bind(fields.id)
+    .bind(fields.at)
+    .bind(fields.actor_type)
+    .bind(fields.actor_id)
+    .bind(fields.action)
+    .bind(fields.workspace_id)
+    .bind(fields.target_type)
+    .bind(fields.target_id)
+    .bind(fields.ip)
+    .bind(fields.detail)
+    .bind(seq)
+    .bind(&prev)
+    .bind(&hash)
     .execute(&mut *tx)
     .await?;
+    sqlx::query(SET_HEAD).bind(e.org_id).bind(seq).bind(&hash).execute(&mut *tx).await?;
     Ok(())
 }
 

@@ -136,6 +136,17 @@ async fn first_connection(url: &str, dialect: &dyn Dialect) -> Result<()> {
 
 /// A sentence for an operator about why the first connection failed.
 fn explain(place: &str, e: &sqlx::Error) -> String {
+    let tls = match e {
+        sqlx::Error::Tls(t) => Some(t.to_string()),
+        // rustls' refusals (an unknown issuer, a name mismatch) arrive as I/O errors.
+        other if other.to_string().contains("certificate") => Some(other.to_string()),
+        _ => None,
+    };
+    if let Some(t) = tls {
+        return format!(
+            "TLS to the database at {place} failed: {t}: check sslmode and sslrootcert (the CA file must have signed the server's certificate, and with sslmode=verify-full the host must be one the certificate names)"
+        );
+    }
     if let sqlx::Error::Io(io) = e {
         if io.kind() == std::io::ErrorKind::ConnectionRefused {
             return format!(

@@ -84,6 +84,7 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 9, name: "key_rpm", sql: include_str!("../migrations/sqlite/0009_key_rpm.sql") },
     Migration { version: 10, name: "oidc", sql: include_str!("../migrations/sqlite/0010_oidc.sql") },
     Migration { version: 11, name: "mail_notices", sql: include_str!("../migrations/sqlite/0011_mail_notices.sql") },
+    Migration { version: 12, name: "audit_chain", sql: include_str!("../migrations/sqlite/0012_audit_chain.sql") },
 ];
 
 static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -96,6 +97,7 @@ static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 9, name: "key_rpm", sql: include_str!("../migrations/postgres/0009_key_rpm.sql") },
     Migration { version: 10, name: "oidc", sql: include_str!("../migrations/postgres/0010_oidc.sql") },
     Migration { version: 11, name: "mail_notices", sql: include_str!("../migrations/postgres/0011_mail_notices.sql") },
+    Migration { version: 12, name: "audit_chain", sql: include_str!("../migrations/postgres/0012_audit_chain.sql") },
 ];
 
 impl Dialect for Sqlite {

@@ -76,6 +76,8 @@ impl Store {
     /// Records a domain claim (unverified). The same domain twice in one org: `domain_taken`.
     pub async fn add_domain(&self, d: &OrgDomain, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
+        // Audited: the org lock first, as every writer of its audit chain takes it.
+        self.lock_org(&mut tx, &d.org_id).await?;
         let inserted = sqlx::query(
             "INSERT INTO org_domains (id, org_id, domain, mode, role, token, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -126,6 +128,8 @@ impl Store {
     /// `domain_taken`.
     pub async fn mark_domain_verified(&self, org_id: &str, id: &str, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
+        // Audited: the org lock first, as every writer of its audit chain takes it.
+        self.lock_org(&mut tx, org_id).await?;
         let done = sqlx::query(
             "UPDATE org_domains SET verified_at = $1 WHERE org_id = $2 AND id = $3 AND verified_at IS NULL",
         )
@@ -154,6 +158,8 @@ impl Store {
     /// Removes a claim.
     pub async fn remove_domain(&self, org_id: &str, id: &str, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
+        // Audited: the org lock first, as every writer of its audit chain takes it.
+        self.lock_org(&mut tx, org_id).await?;
         let done = sqlx::query("DELETE FROM org_domains WHERE org_id = $1 AND id = $2")
             .bind(org_id)
             .bind(id)

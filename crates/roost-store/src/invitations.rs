@@ -100,6 +100,8 @@ impl Store {
     /// Revokes a pending invitation.
     pub async fn revoke_invitation(&self, org_id: &str, id: &str, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
+        // Audited: the org lock first, as every writer of its audit chain takes it.
+        self.lock_org(&mut tx, org_id).await?;
         let done = sqlx::query(
             "UPDATE invitations SET status = 'revoked', closed_at = $1 WHERE org_id = $2 AND id = $3 AND status = 'pending'",
         )

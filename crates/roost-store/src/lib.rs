@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod audit;
+mod audit_chain;
+mod backup;
 mod connect;
 mod dialect;
 mod domains;
@@ -29,6 +31,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row, Transaction};
 
 pub use audit::AuditFilter;
+pub use audit_chain::{BadLink, ChainReport};
+pub use backup::{BackupInfo, inspect as inspect_backup, restore_sqlite};
 pub use connect::{PoolSettings, is_transient};
 pub use dialect::{Dialect, Migration, Postgres, Sqlite};
 pub use domains::OrgDomain;
@@ -166,6 +170,11 @@ impl Store {
     /// Applies every embedded migration not yet applied, in order, each in its own transaction.
     /// Safe to run from several processes at once. Returns the versions it applied.
     pub async fn migrate(&self) -> Result<Vec<i64>> {
+        self.migrate_up_to(i64::MAX).await
+    }
+
+    /// [`Store::migrate`], stopping after version `last`: for tests of upgrades from an older schema.
+    pub async fn migrate_up_to(&self, last: i64) -> Result<Vec<i64>> {
         let mut applied = Vec::new();
         // One transaction for the whole run: concurrent migrators wait on the lock, then find
         // the work done.
@@ -186,7 +195,7 @@ impl Store {
                 self.newest_migration()
             )));
         }
-        for m in self.dialect.migrations() {
+        for m in self.dialect.migrations().iter().take_while(|m| m.version <= last) {
             let done: Option<i64> = sqlx::query_scalar("SELECT version FROM roost_migrations WHERE version = $1")
                 .bind(m.version)
                 .fetch_optional(&mut *tx)
@@ -195,6 +204,9 @@ impl Store {
                 continue;
             }
             sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+            if m.version == audit_chain::CHAIN_MIGRATION {
+                audit_chain::chain_existing(&mut tx).await?;
+            }
             sqlx::query("INSERT INTO roost_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
                 .bind(m.version)
                 .bind(m.name)

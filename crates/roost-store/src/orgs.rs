@@ -112,6 +112,8 @@ impl Store {
     /// Renames an org.
     pub async fn rename_org(&self, org_id: &str, name: &str, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
+        // Audited: the org lock first, as every writer of its audit chain takes it.
+        self.lock_org(&mut tx, org_id).await?;
         sqlx::query("UPDATE orgs SET name = $1 WHERE id = $2").bind(name).bind(org_id).execute(&mut *tx).await?;
         let detail = json!({"name": name});
         record(

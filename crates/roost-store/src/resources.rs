@@ -77,6 +77,8 @@ impl Store {
     /// Deletes a resource.
     pub async fn delete_resource(&self, r: &Resource, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
+        // Audited: the org lock first, as every writer of its audit chain takes it.
+        self.lock_org(&mut tx, &r.org_id).await?;
         sqlx::query("DELETE FROM resources WHERE org_id = $1 AND id = $2")
             .bind(&r.org_id)
             .bind(&r.id)

@@ -126,6 +126,8 @@ impl Store {
     /// Sets whether the org requires two-factor of its members (audited as `org.updated`).
     pub async fn set_require_2fa(&self, org_id: &str, on: bool, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
+        // Audited: the org lock first, as every writer of its audit chain takes it.
+        self.lock_org(&mut tx, org_id).await?;
         sqlx::query("UPDATE orgs SET require_2fa = $1 WHERE id = $2")
             .bind(i64::from(on))
             .bind(org_id)

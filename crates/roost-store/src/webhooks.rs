@@ -173,6 +173,8 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let mut w = row.as_ref().map(webhook_from).transpose()?.ok_or(StoreError::NotFound)?;
+        // Audited: the org lock before the webhook's row, as every writer of its audit chain takes it.
+        self.lock_org(&mut tx, &w.org_id).await?;
         let re_enabled = p.enabled == Some(true) && !w.enabled;
         if let Some(u) = &p.url {
             w.url.clone_from(u);
@@ -213,6 +215,8 @@ impl Store {
     /// Deletes an endpoint and its delivery log.
     pub async fn delete_webhook(&self, w: &Webhook, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
+        // Audited: the org lock first, as every writer of its audit chain takes it.
+        self.lock_org(&mut tx, &w.org_id).await?;
         let gone = sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(&w.id).execute(&mut *tx).await?;
         if gone.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -233,6 +237,8 @@ impl Store {
     /// Gives an endpoint a new secret; the current one keeps signing alongside until `old_until`.
     pub async fn rotate_webhook_secret(&self, w: &Webhook, secret: &str, old_until: i64, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
+        // Audited: the org lock first, as every writer of its audit chain takes it.
+        self.lock_org(&mut tx, &w.org_id).await?;
         // The current secret is read in the statement itself: two rotations in a row leave the
         // second-to-last secret signing, never a stale one.
         let done =

@@ -120,6 +120,8 @@ impl Store {
     /// Renames a workspace.
     pub async fn rename_workspace(&self, ws: &Workspace, name: &str, ctx: &Ctx) -> Result<()> {
         let mut tx = self.write().await?;
+        // Audited: the org lock first, as every writer of its audit chain takes it.
+        self.lock_org(&mut tx, &ws.org_id).await?;
         sqlx::query("UPDATE workspaces SET name = $1 WHERE org_id = $2 AND id = $3")
             .bind(name)
             .bind(&ws.org_id)

@@ -86,9 +86,11 @@ macro_rules! suite {
             run_on!($scenario, Backend::Sqlite);
         }
 
+        roost_test_kit::pg_test! {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $postgres() {
             run_on!($scenario, Backend::Postgres);
+        }
         }
     )*};
 }
@@ -116,9 +118,11 @@ async fn upgrade_keeps_sessions_sqlite() {
     identity::upgrade_keeps_sessions(Backend::Sqlite).await;
 }
 
+roost_test_kit::pg_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_keeps_sessions_postgres() {
     identity::upgrade_keeps_sessions(Backend::Postgres).await;
+}
 }
 
 /// Says loudly whether the PostgreSQL half of the suite ran, so a green run without it is visible.

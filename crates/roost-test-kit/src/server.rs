@@ -159,12 +159,14 @@ macro_rules! both_backends {
                     super::$name(s).await;
                 }
 
+                $crate::pg_test! {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     match $crate::TestServer::start($crate::Backend::Postgres).await {
                         Some(s) => super::$name(s).await,
                         None => eprintln!("{}", $crate::SKIPPED),
                     }
+                }
                 }
             }
         )*
@@ -185,12 +187,14 @@ macro_rules! both_backends_with {
                     super::$name(s).await;
                 }
 
+                $crate::pg_test! {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     match $crate::TestServer::start_with($crate::Backend::Postgres, $adjust).await {
                         Some(s) => super::$name(s).await,
                         None => eprintln!("{}", $crate::SKIPPED),
                     }
+                }
                 }
             }
         )*
@@ -205,6 +209,7 @@ macro_rules! postgres_only {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
+                $crate::pg_test! {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     match $crate::TestServer::start($crate::Backend::Postgres).await {
@@ -212,7 +217,47 @@ macro_rules! postgres_only {
                         None => eprintln!("{}", $crate::SKIPPED),
                     }
                 }
+                }
             }
         )*
+    };
+}
+
+/// Marks a PostgreSQL test (`pg_test! { #[tokio::test] async fn name() { … } }`, or around a
+/// `proptest! { … }` holding one test): built as is
+/// when `ROOST_TEST_PG` was set at build time, and `#[ignore]`d otherwise, so that nextest reports
+/// it as skipped rather than passed. The test should still return early (printing [`SKIPPED`])
+/// when [`pg_url`] is `None`, for `--run-ignored all`.
+///
+/// [`SKIPPED`]: crate::SKIPPED
+/// [`pg_url`]: crate::pg_url
+#[cfg(roost_test_pg)]
+#[macro_export]
+macro_rules! pg_test {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// Marks a PostgreSQL test: `ROOST_TEST_PG` was not set at build time, so it is `#[ignore]`d
+/// (nextest reports it as skipped).
+#[cfg(not(roost_test_pg))]
+#[macro_export]
+macro_rules! pg_test {
+    (proptest! { #![$($cfg:tt)*] $(#[$($m:tt)*])* fn $($rest:tt)* }) => {
+        proptest! {
+            #![$($cfg)*]
+            $(#[$($m)*])*
+            #[ignore = "ROOST_TEST_PG is not set: a PostgreSQL test"]
+            fn $($rest)*
+        }
+    };
+    ($(#[$m:meta])* async fn $($rest:tt)*) => {
+        $(#[$m])*
+        #[ignore = "ROOST_TEST_PG is not set: a PostgreSQL test"]
+        async fn $($rest)*
+    };
+    ($(#[$m:meta])* fn $($rest:tt)*) => {
+        $(#[$m])*
+        #[ignore = "ROOST_TEST_PG is not set: a PostgreSQL test"]
+        fn $($rest)*
     };
 }

@@ -1,4 +1,6 @@
-//! The `roost` binary: `serve`, `migrate`, `config`, and the client commands.
+//! The `roost` binary: `serve`, `migrate`, `backup`, `restore`, `config`, and the client commands.
+
+mod backup;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +25,12 @@ enum Command {
     Serve(ServerArgs),
     /// Apply database migrations and exit.
     Migrate(ServerArgs),
+    /// Write a consistent backup of the database to FILE while servers keep running (SQLite:
+    /// VACUUM INTO; PostgreSQL: pg_dump's custom format).
+    Backup(BackupArgs),
+    /// Replace the database with a backup made by `roost backup` (refuses a database that holds
+    /// roost data unless --force; stop the servers first).
+    Restore(RestoreArgs),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -39,6 +47,25 @@ enum Command {
 enum ConfigCommand {
     /// Print a commented example roost.toml.
     Default,
+}
+
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// The backup file to write (must not exist).
+    file: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct RestoreArgs {
+    /// The backup file to restore.
+    file: PathBuf,
+    /// Replace a database that already holds roost data.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,12 +193,28 @@ async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn backup_cmd(a: BackupArgs) -> anyhow::Result<()> {
+    let settings = a.server.settings()?;
+    init_logging(&settings.log_format);
+    print!("{}", backup::backup(&settings.database_url, &a.file, settings.pool()).await?);
+    Ok(())
+}
+
+async fn restore_cmd(a: RestoreArgs) -> anyhow::Result<()> {
+    let settings = a.server.settings()?;
+    init_logging(&settings.log_format);
+    print!("{}", backup::restore(&settings.database_url, &a.file, a.force).await?);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(a) => serve(a).await,
         Command::Migrate(a) => migrate(a).await,
+        Command::Backup(a) => backup_cmd(a).await,
+        Command::Restore(a) => restore_cmd(a).await,
         Command::Config(ConfigCommand::Default) => {
             print!("{}", roost_server::settings::EXAMPLE_CONFIG);
             Ok(())

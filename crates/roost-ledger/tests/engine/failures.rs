@@ -200,11 +200,14 @@ async fn a_refused_write_fails_only_its_batch_on_sqlite() {
     a_refused_write_fails_only_its_batch(Backend::Sqlite).await;
 }
 
+roost_test_kit::pg_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_write_fails_only_its_batch_on_postgres() {
     a_refused_write_fails_only_its_batch(Backend::Postgres).await;
 }
+}
 
+roost_test_kit::pg_test! {
 /// The engine's connections terminated again and again while charges stream in: whatever failed
 /// was answered as failed, and retries make every charge happen exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,4 +249,5 @@ async fn terminated_backends_fail_only_their_batches_on_postgres() {
     let after = w.ledger.submit(w.charge("after", "work")).await.expect("after the storm");
     assert!(matches!(after, Ok(Outcome::Charged { .. })), "{after:?}");
     w.close().await;
+}
 }

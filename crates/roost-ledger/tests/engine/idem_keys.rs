@@ -148,6 +148,7 @@ async fn idempotency_keys_on_sqlite() {
     keys_in_both_places(false).await;
 }
 
+roost_test_kit::pg_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_keys_on_postgres() {
     if pg_url().is_none() {
@@ -155,4 +156,5 @@ async fn idempotency_keys_on_postgres() {
         return;
     }
     keys_in_both_places(true).await;
+}
 }

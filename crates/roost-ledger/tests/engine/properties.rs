@@ -1672,6 +1672,7 @@ proptest! {
     }
 }
 
+roost_test_kit::pg_test! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, max_shrink_iters: 500, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -1685,6 +1686,7 @@ proptest! {
         }
         run_case(true, limit, &steps)?;
     }
+}
 }
 
 proptest! {

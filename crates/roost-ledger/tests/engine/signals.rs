@@ -206,6 +206,11 @@ proptest! {
     fn events_follow_the_trajectory_on_sqlite(steps in prop::collection::vec(step(), 1..40)) {
         case(Backend::Sqlite, &steps)?;
     }
+}
+
+roost_test_kit::pg_test! {
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, max_shrink_iters: 500, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// On PostgreSQL (`ROOST_TEST_PG`; skipped, and said so, without it).
     #[test]
@@ -217,4 +222,5 @@ proptest! {
         }
         case(Backend::Postgres, &steps)?;
     }
+}
 }

@@ -12,10 +12,10 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiResult, Problem};
 use crate::extract::Params;
-use crate::views::{AuditView, List};
+use crate::views::{AuditVerifyView, AuditView, List};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_audit))
+    OpenApiRouter::new().routes(routes!(list_audit)).routes(routes!(verify_audit))
 }
 
 /// The org's audit log, newest first.
@@ -45,4 +45,20 @@ async fn list_audit(
     }
     let page = st.store.list_audit(&o.org.id, &f, limit, cursor).await?;
     Ok(Json(List::from_page(page, AuditView::from)))
+}
+
+/// Walks the org's audit hash chain (owner or admin): whether any event was changed or removed,
+/// and the first place it breaks.
+#[utoipa::path(get, path = "/v1/orgs/{org}/audit/verify", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = AuditVerifyView), (status = 403, description = "forbidden", body = Problem),
+              (status = 404, description = "not_found", body = Problem)))]
+async fn verify_audit(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<AuditVerifyView>> {
+    let o = org_ctx(&st, &caller, &org).await?;
+    o.require(Permission::ReadAllAudit)?;
+    let report = st.store.verify_audit(&o.org.id).await?;
+    Ok(Json(AuditVerifyView::from(report)))
 }

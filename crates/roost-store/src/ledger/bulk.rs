@@ -1,11 +1,12 @@
 //! A batch's writes through sqlx: every table's rows as one JSON parameter per statement, and on
 //! PostgreSQL all of them in one statement.
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::plan::{Op, V, plan};
 use super::rows::LedgerWrites;
 use super::tx::LedgerTx;
+use crate::audit_chain::{Chain, Heads, chain_rows, orgs_of};
 use crate::{Dialect, Result};
 
 /// `$from, $from+1, …` (n of them).
@@ -141,9 +142,10 @@ impl Bulk {
 impl LedgerTx {
     /// Writes everything a batch decided, with multi-row statements.
     pub async fn write(&mut self, w: &LedgerWrites) -> Result<()> {
+        let chain = self.audit_chain(w).await?;
         let tx = &mut *self.tx;
         let mut bulk = Bulk { dialect: self.dialect, parts: Vec::new() };
-        for part in plan(w, &self.bumped) {
+        for part in plan(w, &self.bumped, &chain) {
             match &part.op {
                 Op::Delete => {
                     let names = part.names();
@@ -168,5 +170,28 @@ impl LedgerTx {
             }
         }
         bulk.run(tx).await
+    }
+}
+
+impl LedgerTx {
+    /// Chains the batch's audit events after their orgs' newest links, read under the orgs' lock.
+    async fn audit_chain(&mut self, w: &LedgerWrites) -> Result<Chain> {
+        if w.audit.is_empty() {
+            return Ok(Chain::default());
+        }
+        let orgs = orgs_of(&w.audit);
+        let mut heads = Heads::new();
+        for chunk in orgs.chunks(1000) {
+            let sql =
+                format!("SELECT org_id, seq, hash FROM audit_heads WHERE org_id IN ({})", in_list(1, chunk.len()));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for o in chunk {
+                q = q.bind(*o);
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                heads.insert(r.try_get("org_id")?, (r.try_get("seq")?, r.try_get("hash")?));
+            }
+        }
+        Ok(chain_rows(heads, &w.audit))
     }
 }

@@ -15,6 +15,7 @@ use super::commit::{Batch, Committed, Phases};
 use super::plan::{Op, Part, V, plan};
 use super::rows::LedgerOrg;
 use super::tx::{CHARGE_ROLES_SQL, ORG_SQL};
+use crate::audit_chain::{Heads, chain_rows, orgs_of};
 use crate::{Result, StoreError};
 
 impl ToSql for V<'_> {
@@ -129,7 +130,16 @@ fn commit(c: &mut Connection, batch: Batch) -> rusqlite::Result<Committed> {
         return Ok(phases.done(false));
     }
     phases.mark("lock and check");
-    for part in plan(&batch.writes, &HashMap::new()) {
+    let mut heads = Heads::new();
+    let mut stmt = c.prepare_cached("SELECT seq, hash FROM audit_heads WHERE org_id = ?1")?;
+    for org in orgs_of(&batch.writes.audit) {
+        if let Some(head) = stmt.query_row([org], |r| Ok((r.get(0)?, r.get(1)?))).optional()? {
+            heads.insert(org.to_string(), head);
+        }
+    }
+    drop(stmt);
+    let chain = chain_rows(heads, &batch.writes.audit);
+    for part in plan(&batch.writes, &HashMap::new(), &chain) {
         let mut stmt = c.prepare_cached(&row_sql(&part))?;
         for row in &part.rows {
             stmt.execute(params_from_iter(row.iter()))?;

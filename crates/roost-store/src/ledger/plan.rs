@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::audit_chain::Chain;
+
 use super::rows::{BUDGET_COLS, ENTRY_COLS, GRANT_COLS, HOLD_COLS, LedgerWrites, WALLET_COLS, encode_percents};
 
 /// The retention bucket of a charge's idempotency key on its entry (`idem_day`): one day.
@@ -64,8 +66,12 @@ fn replace(keys: usize, set: &[&'static str]) -> Op {
 
 /// The batch's writes in the order they are carried out (deletions first). `bumped`: heads whose
 /// version the org lock already raised, as `(version, next_event_at)`; such a head is written only
-/// if its next event changed.
-pub(super) fn plan<'a>(w: &'a LedgerWrites, bumped: &HashMap<String, (i64, Option<i64>)>) -> Vec<Part<'a>> {
+/// if its next event changed. `chain`: the links of the audit events, in their order.
+pub(super) fn plan<'a>(
+    w: &'a LedgerWrites,
+    bumped: &HashMap<String, (i64, Option<i64>)>,
+    chain: &'a Chain,
+) -> Vec<Part<'a>> {
     let mut parts = Vec::new();
     let removed = w.budgets_removed.iter().map(|(o, s, ws, u)| vec![V::T(o), V::T(s.as_str()), V::T(ws), V::T(u)]);
     parts.push(Part::new("budgets", "org_id, scope, workspace_id, user_id", Op::Delete, removed.collect()));
@@ -235,7 +241,8 @@ pub(super) fn plan<'a>(w: &'a LedgerWrites, bumped: &HashMap<String, (i64, Optio
     let cols = "org_id, key, fingerprint, status, response, created_at";
     parts.push(Part::new("idempotency", cols, Op::Insert, rows.collect()));
 
-    let rows = w.audit.iter().map(|a| {
+    debug_assert_eq!(w.audit.len(), chain.links.len(), "every audit event is chained");
+    let rows = w.audit.iter().zip(&chain.links).map(|(a, l)| {
         vec![
             V::T(&a.org_id),
             V::T(&a.id),
@@ -248,10 +255,16 @@ pub(super) fn plan<'a>(w: &'a LedgerWrites, bumped: &HashMap<String, (i64, Optio
             V::OT(a.target_id.as_deref()),
             V::OT(a.ip.as_deref()),
             V::T(&a.detail),
+            V::I(l.seq),
+            V::T(&l.prev_hash),
+            V::T(&l.hash),
         ]
     });
-    let cols = "org_id, id, at, actor_type, actor_id, action, workspace_id, target_type, target_id, ip, detail";
+    let cols = "org_id, id, at, actor_type, actor_id, action, workspace_id, target_type, target_id, ip, detail, \
+                seq, prev_hash, hash";
     parts.push(Part::new("audit_events", cols, Op::Insert, rows.collect()));
+    let rows = chain.heads.iter().map(|(o, seq, hash)| vec![V::T(o), V::I(*seq), V::T(hash)]);
+    parts.push(Part::new("audit_heads", "org_id, seq, hash", replace(1, &["seq", "hash"]), rows.collect()));
 
     let rows = w.events.iter().map(|e| {
         vec![

@@ -1,14 +1,17 @@
 //! Real peers the server talks to, started by tests on loopback ports: an SMTP server (PyPI
 //! `aiosmtpd`, installed on demand into a cache under the target dir), a DNS server (Debian's
-//! `dnsmasq`, which `.ci/run` installs; without it the DNS tests say SKIPPED), and an OpenID
-//! provider (npm `oidc-provider` on the machine's Node, installed on demand like aiosmtpd).
+//! `dnsmasq`, which `.ci/run` installs; without it the DNS tests say SKIPPED), an OpenID
+//! provider (npm `oidc-provider` on the machine's Node, installed on demand like aiosmtpd), and
+//! PostgreSQL clusters of a test's own (`initdb`, `pg_basebackup`) for TLS and failover.
 
 mod dns;
 mod oidc;
+mod pg;
 mod smtp;
 
 pub use dns::DnsServer;
 pub use oidc::{Account, Browser, OidcClient, OidcProvider, Page, node_major};
+pub use pg::{PgCluster, chown, pg_bin_dir};
 pub use smtp::{SmtpServer, first_link, query_param};
 
 use std::path::{Path, PathBuf};

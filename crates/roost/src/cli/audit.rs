@@ -1,14 +1,18 @@
-//! `roost audit`: an organization's audit log, newest first.
+//! `roost audit`: an organization's audit log, newest first; `roost audit verify`: its hash chain.
 
 use super::ctx::{Ctx, query, seg};
 use super::error::CliError;
 use super::output::{Table, clean, field, items, json};
 
-/// `roost audit ORG [filters]`.
+/// `roost audit ORG [filters]` or `roost audit verify ORG`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct AuditArgs {
+    #[command(subcommand)]
+    command: Option<AuditCommand>,
     /// Organization id or name.
-    org: String,
+    #[arg(required = true)]
+    org: Option<String>,
     /// Only events in this workspace (id or name).
     #[arg(long)]
     workspace: Option<String>,
@@ -26,10 +30,24 @@ pub struct AuditArgs {
     cursor: Option<String>,
 }
 
-/// Shows the audit log.
+/// `roost audit verify ORG`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check the organization's audit hash chain (owner or admin): exits 1 if any event was
+    /// changed or removed, naming the first.
+    Verify {
+        /// Organization id or name.
+        org: String,
+    },
+}
+
+/// Shows the audit log, or verifies its chain.
 pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<String, CliError> {
     let api = ctx.user()?;
-    let org = api.org_id(&args.org).await?;
+    if let Some(AuditCommand::Verify { org }) = &args.command {
+        return verify(ctx, org).await;
+    }
+    let org = api.org_id(args.org.as_deref().unwrap_or_default()).await?;
     let workspace = match args.workspace {
         Some(ws) => Some(api.workspace_id(&ws).await?),
         None => None,
@@ -63,4 +81,34 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<String, CliError> {
         ]);
     }
     Ok(t.render_or("no audit events"))
+}
+
+async fn verify(ctx: &Ctx, org: &str) -> Result<String, CliError> {
+    let api = ctx.user()?;
+    let org = api.org_id(org).await?;
+    let r = api.get(&format!("/v1/orgs/{}/audit/verify", seg(&org))).await?;
+    if r.get("ok").and_then(serde_json::Value::as_bool) == Some(true) {
+        if ctx.json {
+            return Ok(json(&r));
+        }
+        return Ok(format!(
+            "ok: the audit chain of {} holds {} events, none changed or removed (head {})\n",
+            clean(&org),
+            field(&r, "/events"),
+            field(&r, "/head")
+        ));
+    }
+    if ctx.json {
+        print!("{}", json(&r));
+    }
+    let id = r
+        .pointer("/first_bad/id")
+        .and_then(serde_json::Value::as_str)
+        .map_or_else(String::new, |i| format!(" ({})", clean(i)));
+    Err(CliError::Input(format!(
+        "the audit chain of {} is broken: event #{}{id} was {}",
+        clean(&org),
+        field(&r, "/first_bad/seq"),
+        field(&r, "/first_bad/problem")
+    )))
 }

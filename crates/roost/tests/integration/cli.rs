@@ -211,6 +211,14 @@ async fn cli_story(s: TestServer) {
     assert!(!events.is_empty() && events.iter().all(|e| e["action"] == "org.created"), "{audit}");
     let table = alice.run(&["audit", &org]).await;
     assert!(table.ok().starts_with("AT") && table.ok().contains("org.created"), "{table:?}");
+    // Its hash chain: whole, as the owner checks it; a member may not.
+    let verified = alice.run(&["audit", "verify", &org]).await;
+    assert!(verified.ok().starts_with("ok: the audit chain of "), "{verified:?}");
+    let verified = alice.run(&["audit", "verify", &org, "--json"]).await.json();
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert!(verified["events"].as_u64().is_some_and(|n| n >= events.len() as u64), "{verified}");
+    let refused = bob.run(&["audit", "verify", &org]).await;
+    assert!(refused.failed().contains("may not"), "{refused:?}");
 
     // Logout ends the session server-side and forgets the token here.
     let old_token = bob.config()["token"].as_str().expect("bob token").to_string();

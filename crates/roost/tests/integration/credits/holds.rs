@@ -195,12 +195,14 @@ mod hold_return_expiry_is_journaled {
         super::hold_return_expiry_is_journaled(s).await;
     }
 
+    pg_test! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         match roost_test_kit::TestServer::start_with(roost_test_kit::Backend::Postgres, super::long_sessions).await {
             Some(s) => super::hold_return_expiry_is_journaled(s).await,
             None => eprintln!("{}", roost_test_kit::SKIPPED),
         }
+    }
     }
 }
 

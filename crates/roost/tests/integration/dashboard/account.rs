@@ -59,11 +59,13 @@ async fn email_verification_sqlite() {
     }
 }
 
+pg_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_verification_postgres() {
     if let Some((smtp, s)) = start_with_smtp(Backend::Postgres).await {
         email_verification(smtp, s).await;
     }
+}
 }
 
 async fn email_verification(smtp: SmtpServer, s: TestServer) {
@@ -106,11 +108,13 @@ async fn password_reset_sqlite() {
     }
 }
 
+pg_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_reset_postgres() {
     if let Some((smtp, s)) = start_with_smtp(Backend::Postgres).await {
         password_reset(smtp, s).await;
     }
+}
 }
 
 /// "Forgot your password?" on the sign-in page, the mail, its link, a new password; every session

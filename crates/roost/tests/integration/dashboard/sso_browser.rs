@@ -57,7 +57,9 @@ async fn sso_in_a_browser_sqlite() {
     sso_in_a_browser(Backend::Sqlite).await;
 }
 
+pg_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_in_a_browser_postgres() {
     sso_in_a_browser(Backend::Postgres).await;
+}
 }

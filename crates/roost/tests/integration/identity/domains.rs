@@ -54,11 +54,13 @@ macro_rules! with_dns {
                 }
             }
 
+            pg_test! {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if let Some((dns, smtp, s)) = super::start(roost_test_kit::Backend::Postgres).await {
                     super::$name(dns, smtp, s).await;
                 }
+            }
             }
         }
     )*};

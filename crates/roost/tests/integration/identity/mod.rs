@@ -65,11 +65,13 @@ macro_rules! with_smtp {
                     }
                 }
 
+                pg_test! {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     if let Some((smtp, s)) = super::super::start_with_smtp(roost_test_kit::Backend::Postgres).await {
                         super::$name(smtp, s).await;
                     }
+                }
                 }
             }
         )*

@@ -75,11 +75,13 @@ macro_rules! with_oidc {
                     }
                 }
 
+                pg_test! {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     if let Some((idp, s)) = super::start_with_oidc(roost_test_kit::Backend::Postgres).await {
                         super::$name(idp, s).await;
                     }
+                }
                 }
             }
         )*

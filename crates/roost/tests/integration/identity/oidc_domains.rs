@@ -49,7 +49,9 @@ async fn sso_account_auto_joins_a_verified_domain_sqlite() {
     sso_account_auto_joins_a_verified_domain(Backend::Sqlite).await;
 }
 
+pg_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_account_auto_joins_a_verified_domain_postgres() {
     sso_account_auto_joins_a_verified_domain(Backend::Postgres).await;
+}
 }

@@ -32,12 +32,14 @@ mod kill_9_while_charging {
         super::kill_9(db.url().to_string()).await;
     }
 
+    pg_test! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         match FreshDatabase::create(Backend::Postgres).await {
             Some(db) => super::kill_9(db.url().to_string()).await,
             None => eprintln!("{SKIPPED}"),
         }
+    }
     }
 }
 

@@ -163,6 +163,7 @@ async fn relay(l: TcpListener, target: String) {
     }
 }
 
+pg_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_outage_answers_503_fast_and_recovers() {
     let Some(admin) = roost_test_kit::pg_url() else {
@@ -219,6 +220,7 @@ async fn a_postgres_outage_answers_503_fast_and_recovers() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(s.client.get("/readyz").await.unwrap().status, 200);
     drop(s);
+}
 }
 
 /// The `host:port` of a PostgreSQL URL, and where in the URL it is.

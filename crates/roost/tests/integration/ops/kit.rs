@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use sqlx::Connection;
 
+pg_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_test_still_drops_its_database() {
     let Some(admin) = roost_test_kit::pg_url() else {
@@ -31,4 +32,5 @@ async fn a_failing_test_still_drops_its_database() {
         .unwrap();
     assert_eq!(left, 0, "{name} was left behind by a failing test");
     conn.close().await.unwrap();
+}
 }

@@ -49,6 +49,7 @@ fn connection_refused_is_named() {
     assert!(!err.contains("pool timed out"), "{err}");
 }
 
+pg_test! {
 #[tokio::test]
 async fn an_unknown_database_is_named() {
     let Some(admin) = roost_test_kit::pg_url() else {
@@ -58,6 +59,7 @@ async fn an_unknown_database_is_named() {
     let url = roost_test_kit::db::with_database(&admin, "roost_t_no_such_database");
     let err = refused(&temp_dir(), &url, &[]);
     assert!(err.contains("does not exist") && err.contains("createdb"), "{err}");
+}
 }
 
 #[test]

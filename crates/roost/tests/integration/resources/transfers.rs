@@ -160,9 +160,11 @@ mod transfer_respects_the_target_quota {
         super::transfer_respects_the_target_quota(Backend::Sqlite).await;
     }
 
+    pg_test! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         super::transfer_respects_the_target_quota(Backend::Postgres).await;
+    }
     }
 }
 

@@ -84,6 +84,7 @@ async fn one_holder_at_a_time_sqlite() {
     s.close().await;
 }
 
+pg_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_holder_at_a_time_postgres() {
     match store(Backend::Postgres).await {
@@ -93,4 +94,5 @@ async fn one_holder_at_a_time_postgres() {
         }
         None => eprintln!("{}", roost_test_kit::SKIPPED),
     }
+}
 }

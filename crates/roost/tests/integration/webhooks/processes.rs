@@ -88,6 +88,7 @@ async fn killed_mid_delivery_sqlite() {
     killed_mid_delivery(FreshDatabase::create(Backend::Sqlite).await.unwrap()).await;
 }
 
+pg_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_delivery_postgres() {
     match FreshDatabase::create(Backend::Postgres).await {
@@ -95,7 +96,9 @@ async fn killed_mid_delivery_postgres() {
         None => eprintln!("{}", roost_test_kit::SKIPPED),
     }
 }
+}
 
+pg_test! {
 /// Two processes on one PostgreSQL: each event is delivered once, not once per process, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_deliver_once_postgres() {
@@ -122,4 +125,5 @@ async fn two_processes_deliver_once_postgres() {
     assert_eq!(got.len(), N, "each event once: {:?}", got.iter().map(|g| &g.id).collect::<Vec<_>>());
     assert_eq!(first_accepted(&got), key_events(&on_a, &org).await, "in order");
     assert!(got.iter().all(|g| g.signed_by == vec![0]));
+}
 }
