@@ -140,7 +140,11 @@ impl Store {
 
     /// Changes a user's display name.
     pub async fn rename_user(&self, user_id: &str, name: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE users SET name = $1 WHERE id = $2").bind(name).bind(user_id).execute(&self.pool).await?;
+        let done = sqlx::query("UPDATE users SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

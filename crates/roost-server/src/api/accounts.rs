@@ -260,7 +260,11 @@ pub struct RenameMe {
     responses((status = 200, body = UserView), (status = 401, description = "unauthenticated", body = Problem),
               (status = 403, description = "forbidden: an API key", body = Problem),
               (status = 422, description = "invalid_request", body = Problem)))]
-async fn rename_me(State(st): State<AppState>, caller: Caller, ApiJson(b): ApiJson<RenameMe>) -> ApiResult<Json<UserView>> {
+async fn rename_me(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<RenameMe>,
+) -> ApiResult<Json<UserView>> {
     let user = caller.user()?;
     let mut e = Errors::default();
     let name = e.name("name", &b.name);

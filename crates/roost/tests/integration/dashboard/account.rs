@@ -2,9 +2,9 @@
 //! one marked) and ending another one, and email verification from the button to the mailed link
 //! (through a real SMTP server).
 
-use serde_json::json;
 use roost_test_kit::peers::SmtpServer;
 use roost_test_kit::{Backend, TestServer};
+use serde_json::json;
 
 use super::web::{Page, Web};
 use crate::identity::{PUBLIC_URL, start_with_smtp};
