@@ -72,7 +72,8 @@ impl Store {
     }
 
     /// The user with `account.email`, whose address a provider has just vouched for (so it is
-    /// marked verified), or, when there is none, a new account made from `account` (a personal org
+    /// marked verified; if it was not yet, its sessions end and its password becomes
+    /// `account.password_hash`, an unusable one), or, when there is none, a new account made from `account` (a personal org
     /// with its workspace, as at signup; the session fields are not used). Returns the user and
     /// whether it was made now.
     pub async fn oidc_account(&self, account: &NewSignup, ctx: &Ctx) -> Result<(User, bool)> {
@@ -83,7 +84,26 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let (id, created) = match found {
-                Some(id) => (id, false),
+                Some(id) => {
+                    // An account whose address was never proven may have been made by someone
+                    // else with this person's email: the provider's word is the first proof, so
+                    // — as a password reset does — every session ends and the password stops
+                    // working (the owner sets one by reset). Found by review.
+                    let unproven: Option<String> =
+                        sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND email_verified_at IS NULL")
+                            .bind(&id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if unproven.is_some() {
+                        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                            .bind(&account.password_hash)
+                            .bind(&id)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(&id).execute(&mut *tx).await?;
+                    }
+                    (id, false)
+                }
                 None => match insert_account(&mut tx, account, ctx).await {
                     Ok(()) => (account.user_id.clone(), true),
                     // Made by a sign-in running at the same moment: found on the next round.

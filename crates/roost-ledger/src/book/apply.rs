@@ -18,12 +18,34 @@ impl Book {
         // What the wallets had, for the alerts and reloads that watch them; most books have none,
         // and then the charge path skips the draw-down scan this takes.
         let before = if self.watched() { self.availables(now) } else { Vec::new() };
-        let answer = self.apply_op(cmd, holds, now, out);
+        let mut answer = self.apply_op(cmd, holds, now, out);
         match &answer {
             Ok(_) => self.after_success(out, cmd, &before, now),
             Err(r) => self.after_refusal(out, cmd, r, now),
         }
+        if !before.is_empty() {
+            self.count_the_reload(&mut answer, cmd, out);
+        }
         answer
+    }
+
+    /// What the answer of a charge or hold says is left counts a reload the same command made
+    /// (found by review: the answer and `Roost-Credits-Available` were short by the reload). The
+    /// charge's `balance_after` stays what the journal says: the reload is the entry after it.
+    fn count_the_reload(&self, answer: &mut Answer, cmd: &Command, out: &mut Out) {
+        match answer {
+            Ok(Outcome::Charged { charge }) => {
+                let h = self.headroom(&charge.wallet_id, &charge.workspace_id, &cmd.actor);
+                if let Some(e) = out.writes.entries.iter_mut().rev().find(|e| e.id == charge.id) {
+                    e.headroom = Some(h.clone());
+                }
+                charge.headroom = Some(h);
+            }
+            Ok(Outcome::Held { hold, headroom }) => {
+                *headroom = Some(self.headroom(&hold.wallet_id, &hold.workspace_id, &cmd.actor));
+            }
+            _ => {}
+        }
     }
 
     fn apply_op(&mut self, cmd: &Command, holds: &mut Holds, now: i64, out: &mut Out) -> Answer {

@@ -251,7 +251,7 @@ async fn me(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameMe {
-    /// The name other members see (1–100 characters).
+    /// The name other members see (1–200 characters).
     name: String,
 }
 

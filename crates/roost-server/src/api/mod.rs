@@ -106,8 +106,21 @@ impl OrgCtx {
     }
 }
 
-/// The org `org_id` as the caller may see it: 404 unless the caller is a member.
+/// The org `org_id` as the caller may see it: 404 unless the caller is a member; 403
+/// `two_factor_required` when the org requires two-factor and the caller has not turned it on
+/// (found by review: it used to hold them out of the org's workspaces only, not the org's own
+/// routes — its audit log, members, webhooks, invitations).
 pub(crate) async fn org_ctx(st: &AppState, caller: &Caller, org_id: &str) -> ApiResult<OrgCtx> {
+    let o = org_ctx_without_2fa(st, caller, org_id).await?;
+    if o.org.require_2fa && caller.user()?.totp_enabled_at.is_none() {
+        return Err(ApiError::two_factor_required());
+    }
+    Ok(o)
+}
+
+/// [`org_ctx`] without the two-factor requirement: for what a member held out by it may still do
+/// (see the org, leave it).
+pub(crate) async fn org_ctx_without_2fa(st: &AppState, caller: &Caller, org_id: &str) -> ApiResult<OrgCtx> {
     check_id(IdKind::Org, org_id)?;
     let user = match &caller.who {
         Who::User(u) => u,

@@ -177,11 +177,11 @@ async fn sign_in(st: &AppState, provider: &str, identity: Identity, ip: Option<S
         .unwrap_or_else(|| identity.email.split('@').next().unwrap_or("").to_string());
     let name: String = name.chars().take(MAX_NAME).collect();
     // A new account gets no usable password: it signs in through the provider (or sets one by
-    // password reset). Accounts are never deleted, so one found now is the one found below and
-    // the hash is not needed for it.
+    // password reset); an existing one whose address was never verified gets it too (see
+    // `Store::oidc_account`). A verified one keeps its own, and the hash is not needed for it.
     let unusable = match st.store.user_by_email(&identity.email).await? {
-        Some(_) => String::new(),
-        None => st.passwords.hash(random_secret()).await?,
+        Some(u) if u.email_verified_at.is_some() => String::new(),
+        _ => st.passwords.hash(random_secret()).await?,
     };
     let account = NewSignup {
         user_id: IdKind::User.generate(),

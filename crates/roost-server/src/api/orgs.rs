@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{check_id, org_ctx, user_param};
+use super::{check_id, org_ctx, org_ctx_without_2fa, user_param};
 use crate::AppState;
 use crate::auth::{Caller, revoking};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -149,7 +149,8 @@ pub struct OrgDetail {
 #[utoipa::path(get, path = "/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])),
     responses((status = 200, body = OrgDetail), (status = 404, description = "not_found", body = Problem)))]
 async fn get_org(State(st): State<AppState>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<OrgDetail>> {
-    let o = org_ctx(&st, &caller, &org).await?;
+    // Also for a member held out by `require_2fa`: they see why.
+    let o = org_ctx_without_2fa(&st, &caller, &org).await?;
     let plan = st
         .settings
         .catalog
@@ -367,8 +368,13 @@ async fn remove_member(
     caller: Caller,
     Path((org, user)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let o = org_ctx(&st, &caller, &org).await?;
     let user = user_param(&caller, &user)?;
+    // Leaving needs no second factor; removing someone else does.
+    let o = if caller.user().is_ok_and(|u| u.id == user) {
+        org_ctx_without_2fa(&st, &caller, &org).await?
+    } else {
+        org_ctx(&st, &caller, &org).await?
+    };
     if o.org.is_personal() {
         return Err(ApiError::personal_org("cannot be left and has no other members"));
     }

@@ -30,7 +30,11 @@ pub async fn login(ctx: &Ctx, provider: &str, open: bool) -> Result<Value, CliEr
         .await
         .map_err(|e| CliError::Input(format!("cannot listen on a loopback port for the browser: {e}")))?;
     let port = listener.local_addr().map_err(|e| CliError::Input(e.to_string()))?.port();
-    let redirect = format!("http://127.0.0.1:{port}/callback");
+    // A path no one else knows: a code brought to this port by anyone but the browser this
+    // sign-in sent (another flow aimed at the port, a page probing loopback ports) is refused
+    // (found by review: the CLI took any code that reached `/callback`).
+    let path = format!("/callback/{}", roost_domain::tokens::generate("cb_"));
+    let redirect = format!("http://127.0.0.1:{port}{path}");
     let mut url = Url::parse(&format!("{}/v1/oidc/{provider}/start", ctx.server))
         .map_err(|e| CliError::Input(format!("the server URL: {e}")))?;
     url.query_pairs_mut().append_pair("redirect_uri", &redirect);
@@ -38,7 +42,7 @@ pub async fn login(ctx: &Ctx, provider: &str, open: bool) -> Result<Value, CliEr
     if open && !open_browser(url.as_str()) {
         eprintln!("(no browser could be opened: open the address above yourself)");
     }
-    let query = tokio::time::timeout(WAIT, wait_for_code(&listener))
+    let query = tokio::time::timeout(WAIT, wait_for_code(&listener, &path))
         .await
         .map_err(|_| CliError::Input("no answer from the browser within 5 minutes".into()))??;
     let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -55,9 +59,9 @@ pub async fn login(ctx: &Ctx, provider: &str, open: bool) -> Result<Value, CliEr
     api.post("/v1/oidc/exchange", &json!({ "code": code })).await
 }
 
-/// Serves the loopback port until a request for `/callback` comes; answers it with a page that
-/// says to go back to the terminal, and returns its query.
-async fn wait_for_code(listener: &TcpListener) -> Result<Vec<(String, String)>, CliError> {
+/// Serves the loopback port until a request for `path` comes; answers it with a page that says to
+/// go back to the terminal, and returns its query. Any other path is 404.
+async fn wait_for_code(listener: &TcpListener, path: &str) -> Result<Vec<(String, String)>, CliError> {
     loop {
         let (mut conn, _) = listener.accept().await.map_err(|e| CliError::Input(e.to_string()))?;
         let mut buf = vec![0u8; 16 * 1024];
@@ -76,7 +80,7 @@ async fn wait_for_code(listener: &TcpListener) -> Result<Vec<(String, String)>, 
         let head = String::from_utf8_lossy(&buf[..len]);
         let target = head.lines().next().and_then(|l| l.split(' ').nth(1)).unwrap_or("/");
         let url = Url::parse(&format!("http://127.0.0.1{target}")).ok();
-        let Some(url) = url.filter(|u| u.path() == "/callback") else {
+        let Some(url) = url.filter(|u| u.path() == path) else {
             let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
             continue;
         };

@@ -198,6 +198,7 @@ both_backends_with!(
     sixty_four_charges_cross_once => super::long_sessions,
     depleted_once_until_funded => super::long_sessions,
     budget_threshold_and_exceeded => super::long_sessions,
+    answers_count_the_reload => super::long_sessions,
 );
 postgres_only!(sixty_four_charges_cross_once_in_three_processes);
 
@@ -260,4 +261,23 @@ async fn cross_once(s: &TestServer, bases: &[String]) -> (roost::Client, String,
     let g = g.unwrap_or_else(|| panic!("the reload's grant: {w}"));
     assert_eq!((&g["source"], &g["origin"], &g["expires_at"]), (&json!("topup"), &json!("auto_reload"), &Value::Null));
     (owner, org, ws)
+}
+
+/// Found by review: a charge or hold that caused a reload answered with what was left before it
+/// (headroom and `Roost-Credits-Available` short by the reload's amount).
+async fn answers_count_the_reload(s: TestServer) {
+    let (owner, _, org, _) = business(&s, "Counted").await;
+    let r = set_reload(&owner, &org, json!({"enabled": true, "threshold": 4_500, "amount": 500, "monthly_max": 5_000}));
+    expect_status(&r.await, 200);
+    let c = created(charge(&owner, 1_100, "llm").await);
+    assert_eq!(c["balance_after"], 3_900, "the journal's balance right after the charge: {c}");
+    assert_eq!(c["headroom"]["available"], 4_400, "the reload counted: {c}");
+    assert_eq!(bha(&owner, &org).await.2, 4_400);
+    // Back above the threshold (re-armed), then a hold that crosses it again.
+    topup(&owner, &org, 1_000).await;
+    let h = hold(&owner, 1_000, None).await;
+    expect_status(&h, 201);
+    assert_eq!(h.body["headroom"]["available"], 4_900, "5,400 − 1,000 + the 500 reload: {}", h.body);
+    assert_eq!(bha(&owner, &org).await.2, 4_900);
+    s.assert_ledger().await;
 }

@@ -173,10 +173,10 @@ async fn name_changed(s: TestServer) {
     assert_eq!(r.status, 303, "{}", r.html);
     let acct = ann.open(&r.location.unwrap()).await;
     assert!(acct.has("Name changed.") && acct.has("<strong>Ann Lee</strong>"), "{}", acct.html);
-    let long = "x".repeat(101);
-    for (bad, says) in [("   ", "must not be blank"), (long.as_str(), "at most 100")] {
+    let long = "x".repeat(roost_domain::validate::MAX_NAME + 1);
+    for (bad, says) in [("   ", "must not be blank"), (long.as_str(), "at most 200")] {
         let r = ann.post(&acct, "/app/account/name", &[("name", bad)]).await;
-        assert_eq!(r.status, 422, "{}", r.html);
+        assert_eq!(r.status, 422, "{:?} {}", r.location, r.html);
         assert!(r.has(says), "{says}: {}", r.html);
     }
 

@@ -8,7 +8,7 @@ use roost_test_kit::{Backend, TestServer};
 use serde_json::{Value, json};
 
 use super::PEER_CACHE;
-use crate::support::{encode, expect_invalid, expect_problem, fresh_email, membership};
+use crate::support::{encode, expect_invalid, expect_problem, expect_status, fresh_email, membership};
 
 /// Where the CLI or a client would listen; the tests stop at the redirect and never serve it.
 pub(crate) const LOOPBACK: &str = "http://127.0.0.1:9/cb";
@@ -178,7 +178,18 @@ async fn sso_signs_in_creates_then_finds_the_account(_idp: OidcProvider, s: Test
     let back = sign_in(&s, &verified(&pat)).await;
     let r = exchange(&s, &param(&back, "code").unwrap()).await;
     assert_eq!(r.body["user"]["id"], signup["user"]["id"], "{}", r.body);
-    assert_eq!(pw_user.get("/v1/me").await.unwrap().body["email_verified"], true);
+    let by_sso = s.client.with_token(r.str("token"));
+    assert_eq!(by_sso.get("/v1/me").await.unwrap().body["email_verified"], true);
+    // Found by review: whoever made that account with Pat's address (never proven) kept its
+    // session and password after Pat's first sign-in through the provider. Now, as after a
+    // password reset, the earlier sessions end and the password no longer signs in.
+    expect_problem(&pw_user.get("/v1/me").await.unwrap(), 401, "unauthenticated");
+    let login = json!({"email": pat, "password": "correct horse battery"});
+    expect_problem(&s.client.post("/v1/sessions", &login).await.unwrap(), 401, "invalid_credentials");
+    // An account whose address was already verified keeps its password and sessions.
+    let again = sign_in(&s, &verified(&pat)).await;
+    expect_status(&exchange(&s, &param(&again, "code").unwrap()).await, 201);
+    assert_eq!(by_sso.get("/v1/me").await.unwrap().status, 200, "the verified account's session goes on");
 }
 
 async fn sso_refuses_tampering(_idp: OidcProvider, s: TestServer) {

@@ -63,7 +63,15 @@ async fn cli_sso(s: &TestServer, dir: &ConfigDir, account: &Account) -> (i32, St
     .expect("the CLI prints the sign-in address");
     assert!(url.starts_with(&format!("{}/v1/oidc/test/start?redirect_uri=", s.base)), "{url}");
     let redirect = param(&url, "redirect_uri").unwrap();
-    assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
+    assert!(redirect.starts_with("http://127.0.0.1:") && redirect.contains("/callback/cb_"), "{redirect}");
+    // Found by review: the CLI took any code brought to its port. One brought by anyone but the
+    // browser it sent (who cannot know the path) is refused, and the CLI goes on waiting.
+    let port_base = redirect.split('/').take(3).collect::<Vec<_>>().join("/");
+    for forged in
+        [format!("{port_base}/callback?code=rsc_forged"), format!("{port_base}/callback/cb_x?code=rsc_forged")]
+    {
+        assert_eq!(reqwest::get(&forged).await.unwrap().status().as_u16(), 404, "{forged}");
+    }
     // The browser: through the provider and back to the CLI's loopback port.
     let mut browser = Browser::new();
     let back = browser.follow(&url, account, &redirect).await;

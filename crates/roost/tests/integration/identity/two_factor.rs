@@ -205,6 +205,18 @@ async fn org_requires_two_factor(s: TestServer) {
     expect_status(&bob.get(&format!("/v1/workspaces/{}", personal_ws(&bob_s))).await.unwrap(), 200);
     // Keys act as before.
     expect_status(&key.get("/v1/workspaces/current").await.unwrap(), 200);
+    // Found by review: the org's own routes held Bob out too little (audit, webhooks,
+    // invitations, members were open to him). Now only the org itself is shown to him.
+    for sub in ["audit", "events", "members", "webhooks", "invitations", "workspaces", "wallets"] {
+        expect_problem(&bob.get(&format!("{path}/{sub}")).await.unwrap(), 403, "two_factor_required");
+    }
+    let hook = json!({"url": "https://93.184.216.34/collect", "events": ["*"]});
+    expect_problem(&bob.post(&format!("{path}/webhooks"), &hook).await.unwrap(), 403, "two_factor_required");
+    let invite = json!({"email": "x2@example.com", "role": "member"});
+    expect_problem(&bob.post(&format!("{path}/invitations"), &invite).await.unwrap(), 403, "two_factor_required");
+    let shown = bob.get(&path).await.unwrap();
+    assert_eq!((shown.status, &shown.body["require_2fa"]), (200, &json!(true)), "he sees why: {}", shown.body);
+    expect_problem(&outsider.get(&format!("{path}/audit")).await.unwrap(), 404, "not_found");
 
     enable(&s, &bob).await;
     expect_status(&bob.get(&ws_path).await.unwrap(), 200);
