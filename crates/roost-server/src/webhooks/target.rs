@@ -46,17 +46,35 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || o[0] == 0
         || (o[0] == 100 && (o[1] & 0xc0) == 64)
         || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+        || (o[0] == 198 && (o[1] & 0xfe) == 18)
         || o[0] >= 240)
+}
+
+/// The IPv4 address an IPv6 one carries where a network may route it there (found by review):
+/// IPv4-compatible `::a.b.c.d`, IPv4-translated `::ffff:0:a.b.c.d`, and 6to4 `2002:AABB:CCDD::`.
+fn embedded_v4(s: [u16; 8]) -> Option<Ipv4Addr> {
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if s[..6] == [0; 6] || s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return Some(v4(s[6], s[7]));
+    }
+    (s[0] == 0x2002).then(|| v4(s[1], s[2]))
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
+    if let Some(v4) = embedded_v4(s).filter(|_| !ip.is_loopback() && !ip.is_unspecified()) {
+        return is_public_v4(v4);
+    }
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (s[0] & 0xfe00) == 0xfc00
         || (s[0] & 0xffc0) == 0xfe80
         || (s[0] == 0x2001 && s[1] == 0x0db8)
+        // Teredo tunnels to any IPv4 address.
+        || (s[0] == 0x2001 && s[1] == 0)
+        // The discard-only prefix.
+        || s[..4] == [0x100, 0, 0, 0]
         || (s[0] == 0x64 && s[1] == 0xff9b))
 }
 
@@ -69,6 +87,9 @@ pub async fn check(url: &str, allow_private: bool) -> Result<Url, TargetError> {
     }
     if !u.username().is_empty() || u.password().is_some() {
         return Err(TargetError::Invalid("must not carry a user name or password"));
+    }
+    if u.port() == Some(0) {
+        return Err(TargetError::Invalid("must not name port 0"));
     }
     let host = u.host_str().ok_or(TargetError::Invalid("must name a host"))?.to_string();
     // An address written in the URL is checked as it is (IPv6 literals come in brackets).
@@ -139,8 +160,28 @@ mod tests {
         ] {
             assert!(!is_public(ip.parse().expect("ip")), "{ip} is not public");
         }
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "2002:5db8:d822::1", "::5db8:d822"] {
             assert!(is_public(ip.parse().expect("ip")), "{ip} is public");
+        }
+    }
+
+    /// Found by review: IPv6 forms that carry a private IPv4 address, tunnels and special ranges
+    /// were accepted.
+    #[test]
+    fn ipv6_forms_of_private_addresses_and_special_ranges_are_not_public() {
+        for ip in [
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "::ffff:0:a9fe:a9fe",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::",
+            "2002:a00:1::",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "100::1",
+            "198.18.0.1",
+            "198.19.255.1",
+        ] {
+            assert!(!is_public(ip.parse().expect("ip")), "{ip} is not public");
         }
     }
 
@@ -154,5 +195,7 @@ mod tests {
         assert!(matches!(check("http://localhost:9/", false).await, Err(TargetError::Private(_))));
         assert!(check("http://127.0.0.1:9/", true).await.is_ok());
         assert!(check("https://1.1.1.1/hook", false).await.is_ok());
+        assert!(matches!(check("https://1.1.1.1:0/hook", false).await, Err(TargetError::Invalid(_))));
+        assert!(matches!(check("http://[::127.0.0.1]/", false).await, Err(TargetError::Private(_))));
     }
 }
