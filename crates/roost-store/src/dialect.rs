@@ -85,6 +85,11 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 10, name: "oidc", sql: include_str!("../migrations/sqlite/0010_oidc.sql") },
     Migration { version: 11, name: "mail_notices", sql: include_str!("../migrations/sqlite/0011_mail_notices.sql") },
     Migration { version: 12, name: "audit_chain", sql: include_str!("../migrations/sqlite/0012_audit_chain.sql") },
+    Migration {
+        version: 13,
+        name: "token_email_index",
+        sql: include_str!("../migrations/sqlite/0013_token_email_index.sql"),
+    },
 ];
 
 static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -98,6 +103,11 @@ static POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 10, name: "oidc", sql: include_str!("../migrations/postgres/0010_oidc.sql") },
     Migration { version: 11, name: "mail_notices", sql: include_str!("../migrations/postgres/0011_mail_notices.sql") },
     Migration { version: 12, name: "audit_chain", sql: include_str!("../migrations/postgres/0012_audit_chain.sql") },
+    Migration {
+        version: 13,
+        name: "token_email_index",
+        sql: include_str!("../migrations/postgres/0013_token_email_index.sql"),
+    },
 ];
 
 impl Dialect for Sqlite {

@@ -6,6 +6,9 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use crate::mail::{NewMail, enqueue};
 use crate::{Result, Rule, Store};
 
+/// How many links of one kind (reset, verification) one address is sent in an hour.
+pub const LINKS_PER_HOUR: i64 = 5;
+
 /// What a user token proves when it comes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenPurpose {
@@ -80,6 +83,18 @@ impl Store {
     /// (`user_id: None`) has its mail recorded as suppressed: the same writes, nothing sent.
     pub async fn issue_user_token(&self, t: &NewUserToken, mail: &NewMail, now: i64) -> Result<()> {
         let mut tx = self.write().await?;
+        // At most `LINKS_PER_HOUR` links of one kind to one address an hour (found by review:
+        // anyone could flood an inbox with reset mails). Past it the request is answered and
+        // recorded the same way; only its mail is suppressed, so the answer tells nothing.
+        let recent: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM user_tokens WHERE email = $1 AND purpose = $2 AND created_at > $3",
+        )
+        .bind(&t.email)
+        .bind(t.purpose.as_str())
+        .bind(now - 3_600_000)
+        .fetch_one(&mut *tx)
+        .await?;
+        let flooded = recent >= LINKS_PER_HOUR;
         sqlx::query(
             "INSERT INTO user_tokens (token_hash, purpose, user_id, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -91,7 +106,7 @@ impl Store {
         .bind(t.expires_at)
         .execute(&mut *tx)
         .await?;
-        enqueue(&mut tx, mail, t.user_id.is_none(), now).await?;
+        enqueue(&mut tx, mail, t.user_id.is_none() || flooded, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -36,7 +36,7 @@ pub use backup::{BackupInfo, inspect as inspect_backup, restore_sqlite};
 pub use connect::{PoolSettings, is_transient};
 pub use dialect::{Dialect, Migration, Postgres, Sqlite};
 pub use domains::OrgDomain;
-pub use identity::{NewUserToken, TokenPurpose};
+pub use identity::{LINKS_PER_HOUR, NewUserToken, TokenPurpose};
 pub use invitations::{Accepted, NewInvitation};
 pub use keys::KeyAuth;
 pub use ledger::*;

@@ -184,6 +184,24 @@ async fn password_reset_answers_alike_for_unknown_addresses(smtp: SmtpServer, s:
     tu.sort();
     let (mk, mu) = (tk[3], tu[3]);
     assert!(mk.abs_diff(mu) < Duration::from_millis(100).max(mk.max(mu) / 2), "known {mk:?} vs unknown {mu:?}");
+
+    // Found by review: anyone could flood an inbox with reset mails. Eight asks in an hour were
+    // all answered alike, recorded, and five were mailed; the rest are suppressed.
+    let ids = st.mails_to(&known).await.unwrap();
+    assert_eq!(ids.len(), 8);
+    let mut statuses = Vec::new();
+    for id in &ids {
+        statuses.push(st.mail_status(id).await.unwrap().unwrap().status);
+    }
+    let held_back = statuses.iter().filter(|s| s.as_str() == "suppressed").count();
+    assert_eq!(held_back, 8 - roost_store::LINKS_PER_HOUR as usize, "{statuses:?}");
+    smtp.wait_for(&known, 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.messages_to(&known).len(), 5, "five reset mails an hour");
+    // An hour later, the next one is mailed again.
+    s.clock.advance(3_600_001);
+    expect_status(&ask(known.clone()).await.0, 202);
+    smtp.wait_for(&known, 6).await;
 }
 
 with_smtp!(email_verification_by_mail, password_reset_by_mail, password_reset_answers_alike_for_unknown_addresses);
