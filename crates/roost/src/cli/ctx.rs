@@ -155,6 +155,14 @@ impl Api {
         one_of(found.collect(), "workspace", arg)
     }
 
+    /// The workspace named by `ws` (see [`Api::workspace_id`]), else the one calls act in now.
+    pub async fn workspace_or_current(&self, ws: Option<&str>) -> Result<String, CliError> {
+        match ws {
+            Some(ws) => self.workspace_id(ws).await,
+            None => self.current_workspace_id().await,
+        }
+    }
+
     /// The workspace workspace-scoped calls act in now.
     pub async fn current_workspace_id(&self) -> Result<String, CliError> {
         let ws = self.get("/v1/workspaces/current").await?;

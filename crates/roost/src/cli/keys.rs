@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::ctx::{Api, Ctx, seg};
+use super::ctx::{Ctx, seg};
 use super::error::CliError;
 use super::orgs::note_more;
 use super::output::{Table, field, items, json, pairs};
@@ -60,7 +60,7 @@ pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Result<String, CliError> {
     let api = ctx.user()?;
     match cmd {
         KeysCommand::Create { name, workspace, expires_at, spend_limit } => {
-            let ws = workspace_or_current(&api, workspace.as_deref()).await?;
+            let ws = api.workspace_or_current(workspace.as_deref()).await?;
             let mut body = json!({"name": name});
             if let Some(t) = expires_at {
                 body["expires_at"] = t.into();
@@ -81,7 +81,7 @@ pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Result<String, CliError> {
             ]))
         }
         KeysCommand::List { workspace } => {
-            let ws = workspace_or_current(&api, workspace.as_deref()).await?;
+            let ws = api.workspace_or_current(workspace.as_deref()).await?;
             let r = api.get(&format!("/v1/workspaces/{}/keys?limit=500", seg(&ws))).await?;
             if ctx.json {
                 return Ok(json(&r));
@@ -118,12 +118,5 @@ pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Result<String, CliError> {
             }
             Ok(format!("revoked {id}\n"))
         }
-    }
-}
-
-async fn workspace_or_current(api: &Api, ws: Option<&str>) -> Result<String, CliError> {
-    match ws {
-        Some(ws) => api.workspace_id(ws).await,
-        None => api.current_workspace_id().await,
     }
 }

@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::ctx::{Api, Ctx, seg};
+use super::ctx::{Ctx, seg};
 use super::error::CliError;
 use super::orgs::note_more;
 use super::output::{Table, field, items, json, pairs};
@@ -41,20 +41,12 @@ pub enum ResourcesCommand {
     },
 }
 
-/// The workspace named, or the active one.
-async fn ws_or_current(api: &Api, ws: Option<&str>) -> Result<String, CliError> {
-    match ws {
-        Some(w) => api.workspace_id(w).await,
-        None => api.current_workspace_id().await,
-    }
-}
-
 /// Runs a `resources` subcommand.
 pub async fn run(ctx: &Ctx, cmd: ResourcesCommand) -> Result<String, CliError> {
     let api = ctx.user()?;
     match cmd {
         ResourcesCommand::List { workspace } => {
-            let ws = ws_or_current(&api, workspace.as_deref()).await?;
+            let ws = api.workspace_or_current(workspace.as_deref()).await?;
             let r = api.get(&format!("/v1/workspaces/{}/resources?limit=500", seg(&ws))).await?;
             if ctx.json {
                 return Ok(json(&r));
@@ -67,7 +59,7 @@ pub async fn run(ctx: &Ctx, cmd: ResourcesCommand) -> Result<String, CliError> {
             Ok(t.render_or("no resources in this workspace"))
         }
         ResourcesCommand::Create { kind, name, workspace } => {
-            let ws = ws_or_current(&api, workspace.as_deref()).await?;
+            let ws = api.workspace_or_current(workspace.as_deref()).await?;
             let r = api
                 .post(&format!("/v1/workspaces/{}/resources", seg(&ws)), &json!({"kind": kind, "name": name}))
                 .await?;
