@@ -196,7 +196,9 @@ if not total:
 def q(p):
     for le in sorted(b):
         if b[le] >= p * total: return le * 1000
-print(f"{int(total)} checks, p50 <= {q(0.5):.2f} ms, p99 <= {q(0.99):.2f} ms (histogram bucket bounds)")')
+print(f"{int(total)} checks, p50 <= {q(0.5):.2f} ms, p99 <= {q(0.99):.2f} ms (histogram bucket bounds)", end="")')
+    leases=$(curl -sf "$base/metrics" | awk '$1 == "roost_rate_limit_leases_total" {print $2}')
+    checks="$checks, ${leases:-0} leases asked of Redis"
     echo "rate-limit checks (Redis): $checks; webhook deliveries received: $(curl -sf "http://127.0.0.1:$(cat "$tmp/receiver.port")/")"
 fi
 if [ "$total" -gt 0 ]; then

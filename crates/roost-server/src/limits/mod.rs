@@ -10,6 +10,7 @@ pub mod lease;
 mod shared;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use axum::extract::Request;
@@ -62,13 +63,22 @@ pub struct Limiter {
     local: Mutex<HashMap<String, i64>>,
     /// Each org's plan `rpm` and when it was read (ms).
     plans: RwLock<HashMap<String, (Option<u32>, i64)>>,
+    /// The leases asked of Redis as last reported in `roost_rate_limit_leases_total`.
+    leases_reported: AtomicU64,
 }
 
 impl Limiter {
     /// Limits through Redis at `redis_url` if given, else in this process.
     pub fn new(enabled: bool, redis_url: Option<&str>, prefix: &str) -> anyhow::Result<Self> {
         let shared = redis_url.filter(|_| enabled).map(shared::Shared::new).transpose()?.map(lease::Leases::new);
-        Ok(Self { enabled, shared, prefix: prefix.into(), local: Mutex::default(), plans: RwLock::default() })
+        Ok(Self {
+            enabled,
+            shared,
+            prefix: prefix.into(),
+            local: Mutex::default(),
+            plans: RwLock::default(),
+            leases_reported: AtomicU64::new(0),
+        })
     }
 
     /// The org's plan `rpm`, from memory when read recently.
@@ -93,6 +103,13 @@ impl Limiter {
             let store = if self.shared.is_some() { "redis" } else { "local" };
             let labels = vec![metrics::Label::new("store", store)];
             st.telemetry.observe("roost_rate_limit_check_seconds", labels, started.elapsed().as_secs_f64());
+        }
+        if let Some(leases) = &self.shared {
+            // Only when it moved (a few times a second under load, not once a request).
+            let asked = leases.asked();
+            if self.leases_reported.swap(asked, Ordering::Relaxed) != asked {
+                st.telemetry.total("roost_rate_limit_leases_total", asked);
+            }
         }
         Ok(tightest(cells.into_iter()))
     }

@@ -37,6 +37,14 @@ async fn remaining_is_honest_and_a_lowered_rpm_bites_at_once() {
             // it expired (a slow machine: at most one and a half leases of 10).
             assert!(left <= 599 - i + refilled && left + 16 >= 599 - i, "request {i}: {left} left: {r:?}");
         }
+        // 40 requests against two limits: without leases, 80 script calls; with them, a lease of
+        // 1, 2, 4, 8, then 10 (a second of 600 a minute) of the key, and 1, 2, … 32 of the org's 3000.
+        let metrics = reqwest::get(format!("{}/metrics", s.base)).await.unwrap().text().await.unwrap();
+        let leases = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("roost_rate_limit_leases_total "))
+            .map(|v| v.parse::<u64>().unwrap());
+        assert!(leases.is_some_and(|n| (2..=30).contains(&n)), "leases asked of Redis: {leases:?}");
         let r = alice.patch(&format!("/v1/keys/{id}"), &json!({"rpm": 5})).await.unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
         // The 40 requests (and the lease's rest) took 4–6 s of the minute at 600; at 5 a minute a
