@@ -181,6 +181,8 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some(org_id) = personal {
+            // The audit entry goes to the personal org, known only now.
+            self.rescope(&mut tx, Scope::Org(&org_id)).await?;
             let entry = Entry {
                 org_id: &org_id,
                 action: "user.signed_in",

@@ -213,6 +213,15 @@ impl Store {
         }
     }
 
+    /// Sets the scope of a transaction already open, for a change that finds its org only inside
+    /// the transaction (one more statement).
+    pub(crate) async fn rescope(&self, tx: &mut AnyConnection, scope: Scope<'_>) -> Result<()> {
+        if self.dialect.row_security() {
+            sqlx::raw_sql(AssertSqlSafe(scope.set_sql())).execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
     /// The text of a cross-org query on this backend.
     pub(crate) fn cross(&self, c: Cross) -> &'static str {
         c.sql(self.dialect.row_security())

@@ -198,8 +198,9 @@ impl FreshDatabase {
         }
     }
 
-    /// A store connected as the application (every migration applied, by the owner).
+    /// A store connected as the application, every migration applied (by the owner).
     pub async fn store(&self) -> Store {
+        self.migrate().await;
         let store = Store::connect(&self.url).await.unwrap_or_else(|e| panic!("connect {}: {e}", redact(&self.url)));
         store.migrate().await.unwrap_or_else(|e| panic!("migrate {}: {e}", redact(&self.url)));
         store
