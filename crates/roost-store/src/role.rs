@@ -149,7 +149,7 @@ mod tests {
             assert!(!valid_role_name(bad), "{bad}");
             assert!(setup_sql(bad, None).is_err());
         }
-        let sql = setup_sql("roost_app", Some("it's")).unwrap();
+        let sql = setup_sql("roost_app", Some("it's")).expect("a valid role");
         assert!(sql.contains("'it''s'"), "{sql}");
         assert!(sql.contains("NOSUPERUSER NOBYPASSRLS"));
     }
