@@ -153,4 +153,14 @@ mod tests {
         assert!(sql.contains("'it''s'"), "{sql}");
         assert!(sql.contains("NOSUPERUSER NOBYPASSRLS"));
     }
+
+    #[test]
+    fn a_role_rls_does_not_bind_is_named_at_start() {
+        let app = DbRole { name: "roost_app".into(), superuser: false, bypass_rls: false, owner: false };
+        assert_eq!(app.unbound_reason(), None);
+        let owner = DbRole { name: "postgres".into(), superuser: true, bypass_rls: true, owner: true };
+        let why = owner.unbound_reason().expect("a warning");
+        assert!(why.contains("`postgres` is a superuser and has BYPASSRLS and owns roost's tables"), "{why}");
+        assert!(why.contains("roost setup-postgres"), "{why}");
+    }
 }
