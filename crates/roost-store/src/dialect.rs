@@ -90,6 +90,7 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "token_email_index",
         sql: include_str!("../migrations/sqlite/0013_token_email_index.sql"),
     },
+    Migration { version: 15, name: "records", sql: include_str!("../migrations/sqlite/0015_records.sql") },
 ];
 
 static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -108,6 +109,7 @@ static POSTGRES_MIGRATIONS: &[Migration] = &[
         name: "token_email_index",
         sql: include_str!("../migrations/postgres/0013_token_email_index.sql"),
     },
+    Migration { version: 15, name: "records", sql: include_str!("../migrations/postgres/0015_records.sql") },
 ];
 
 impl Dialect for Sqlite {

@@ -18,6 +18,7 @@ mod notices;
 mod oidc;
 mod orgs;
 mod plans;
+mod records;
 mod resources;
 mod sessions;
 mod two_factor;
@@ -45,6 +46,7 @@ pub use models::*;
 pub use notices::{AlertRecipient, KeyedMail};
 pub use oidc::OidcLogin;
 pub use orgs::NewOrg;
+pub use records::{HistoryEntry, HistoryFilter, NewHistory, StateDoc, StateMeta};
 pub use roost_domain::plans::Limit;
 pub use sessions::{Session, SessionMeta, SessionUser};
 pub use two_factor::TotpState;
@@ -83,6 +85,10 @@ pub enum Rule {
     TotpNotStarted,
     #[error("this domain is already claimed (by this organization, or verified by another)")]
     DomainTaken,
+    #[error("the document's version is not the one the condition names (If-Match / If-None-Match)")]
+    VersionConflict,
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyConflict,
 }
 
 /// Why a store operation failed.
