@@ -188,7 +188,10 @@ mod tests {
 
     #[test]
     fn documents_are_json_minified_and_bounded() {
-        assert_eq!(document(b" { \"a\" : [1, 2 ],\n \"b\": \"x  y\\\" }\" } ").as_deref(), Ok(r#"{"a":[1,2],"b":"x  y\" }"}"#));
+        assert_eq!(
+            document(b" { \"a\" : [1, 2 ],\n \"b\": \"x  y\\\" }\" } ").as_deref(),
+            Ok(r#"{"a":[1,2],"b":"x  y\" }"}"#)
+        );
         assert_eq!(document(b"42").as_deref(), Ok("42"));
         assert_eq!(document(b"\"s\"").as_deref(), Ok("\"s\""));
         assert!(matches!(document(b"{"), Err(DocumentError::Malformed(_))));

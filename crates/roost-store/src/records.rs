@@ -7,8 +7,8 @@
 //! precondition, the quota and the new version are all decided under that row's lock, so they are
 //! exact under any number of concurrent writers, in one process or many.
 
-use roost_domain::records::{Precondition, history_cutoff, upper_bound};
 use roost_domain::Catalog;
+use roost_domain::records::{Precondition, history_cutoff, upper_bound};
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row, Transaction};
@@ -470,7 +470,13 @@ impl Store {
     }
 
     /// Up to `limit` state documents after key `after`, by key: a chunk of an export.
-    pub async fn state_export_chunk(&self, org_id: &str, ws_id: &str, after: &str, limit: i64) -> Result<Vec<StateDoc>> {
+    pub async fn state_export_chunk(
+        &self,
+        org_id: &str,
+        ws_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<StateDoc>> {
         let mut tx = self.records_tx(org_id, false).await?;
         let rows = sqlx::query(
             "SELECT key, version, size, updated_at, doc FROM workspace_state \

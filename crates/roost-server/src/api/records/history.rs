@@ -73,7 +73,10 @@ fn idempotency(headers: &HeaderMap, ws: &str, actor: &str, body: &AppendBody) ->
     let key = header(headers, "idempotency-key")?
         .filter(|k| !k.is_empty() && k.len() <= MAX_IDEM_KEY && !k.chars().any(char::is_control))
         .ok_or_else(|| {
-            ApiError::invalid_field("Idempotency-Key", "this request needs an Idempotency-Key header of 1–255 characters")
+            ApiError::invalid_field(
+                "Idempotency-Key",
+                "this request needs an Idempotency-Key header of 1–255 characters",
+            )
         })?;
     let mut h = Sha256::new();
     for part in ["history", ws, actor] {
@@ -103,10 +106,7 @@ pub(super) async fn append_history(
     let s = ws_scope(&st, &caller, &ws, Permission::UseWorkspace).await?;
     let (idem_key, idem_fp) = idempotency(&headers, &s.workspace_id, caller.actor_id(), &b)?;
     if !records::valid_kind(&b.kind) {
-        return Err(ApiError::invalid_field(
-            "kind",
-            &format!("must be 1–{MAX_KIND} of a-z, 0-9, `_`, `.`, `:`, `-`"),
-        ));
+        return Err(ApiError::invalid_field("kind", &format!("must be 1–{MAX_KIND} of a-z, 0-9, `_`, `.`, `:`, `-`")));
     }
     if b.ref_.as_deref().is_some_and(|r| !records::valid_ref(r)) {
         return Err(ApiError::invalid_field("ref", &format!("must be 1–{MAX_REF} characters, no control characters")));

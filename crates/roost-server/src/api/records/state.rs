@@ -50,7 +50,10 @@ fn check_key(key: &str) -> ApiResult<()> {
     if records::valid_key(key) {
         Ok(())
     } else {
-        Err(ApiError::invalid_field("key", &format!("must be 1–{MAX_KEY} characters of A-Z, a-z, 0-9, `.`, `:`, `/`, `-`")))
+        Err(ApiError::invalid_field(
+            "key",
+            &format!("must be 1–{MAX_KEY} characters of A-Z, a-z, 0-9, `.`, `:`, `/`, `-`"),
+        ))
     }
 }
 
@@ -112,7 +115,8 @@ pub(super) async fn put_state(
     let s = ws_scope(&st, &caller, &ws, Permission::UseWorkspace).await?;
     check_key(&key)?;
     let pre = precondition(header(&headers, "if-match")?, header(&headers, "if-none-match")?).map_err(|e| {
-        let field = if matches!(e, records::PreconditionError::MalformedIfNoneMatch) { "If-None-Match" } else { "If-Match" };
+        let field =
+            if matches!(e, records::PreconditionError::MalformedIfNoneMatch) { "If-None-Match" } else { "If-Match" };
         ApiError::invalid_field(field, &e.to_string())
     })?;
     let bytes = read_body(body).await?;
@@ -124,10 +128,7 @@ pub(super) async fn put_state(
     })?;
     let now = st.clock.now_ms();
     let author = caller.actor_id().to_string();
-    let m = st
-        .store
-        .state_put(&s.org_id, &s.workspace_id, &key, &doc, pre, &st.settings.catalog, &author, now)
-        .await?;
+    let m = st.store.state_put(&s.org_id, &s.workspace_id, &key, &doc, pre, &st.settings.catalog, &author, now).await?;
     let version = m.version;
     let body = StateVersion { key: m.key, version, updated_at: to_rfc3339(m.updated_at) };
     Ok(([(header::ETAG, etag_value(version))], Json(body)).into_response())
