@@ -115,6 +115,9 @@ pub enum Precondition {
     Exists,
     /// `If-None-Match: *`: the document does not exist.
     Absent,
+    /// Both `If-Match` and `If-None-Match: *`: a document cannot both exist and not (RFC 9110
+    /// evaluates both; one of them fails).
+    Never,
 }
 
 impl Precondition {
@@ -125,6 +128,7 @@ impl Precondition {
             Precondition::Version(v) => current == Some(v),
             Precondition::Exists => current.is_some(),
             Precondition::Absent => current.is_none(),
+            Precondition::Never => false,
         }
     }
 }
@@ -136,8 +140,6 @@ pub enum PreconditionError {
     MalformedIfMatch,
     #[error("only `If-None-Match: *` (create only) is supported on writes")]
     MalformedIfNoneMatch,
-    #[error("`If-Match` and `If-None-Match` cannot be combined")]
-    Both,
 }
 
 /// Reads an entity tag of this server: `"<version>"` (a weak `W/` tag is compared the same way).
@@ -154,7 +156,11 @@ pub fn parse_etag(tag: &str) -> Option<i64> {
 /// The precondition of a write from its `If-Match` and `If-None-Match` header values.
 pub fn precondition(if_match: Option<&str>, if_none_match: Option<&str>) -> Result<Precondition, PreconditionError> {
     match (if_match, if_none_match) {
-        (Some(_), Some(_)) => Err(PreconditionError::Both),
+        (Some(m), Some(n)) => {
+            precondition(Some(m), None)?;
+            precondition(None, Some(n))?;
+            Ok(Precondition::Never)
+        }
         (Some(m), None) if m.trim() == "*" => Ok(Precondition::Exists),
         (Some(m), None) => parse_etag(m).map(Precondition::Version).ok_or(PreconditionError::MalformedIfMatch),
         (None, Some(n)) if n.trim() == "*" => Ok(Precondition::Absent),
@@ -218,7 +224,9 @@ mod tests {
             assert_eq!(precondition(Some(bad), None), Err(PreconditionError::MalformedIfMatch), "{bad}");
         }
         assert_eq!(precondition(None, Some("\"1\"")), Err(PreconditionError::MalformedIfNoneMatch));
-        assert_eq!(precondition(Some("*"), Some("*")), Err(PreconditionError::Both));
+        assert_eq!(precondition(Some("*"), Some("*")), Ok(Precondition::Never));
+        assert_eq!(precondition(Some("x"), Some("*")), Err(PreconditionError::MalformedIfMatch));
+        assert!(!Precondition::Never.holds(None) && !Precondition::Never.holds(Some(1)));
         assert!(Precondition::Version(3).holds(Some(3)));
         assert!(!Precondition::Version(3).holds(Some(4)));
         assert!(!Precondition::Version(3).holds(None));

@@ -29,11 +29,10 @@ pub struct AppendBody {
     #[schema(pattern = r"^[a-z0-9_.:-]{1,64}$")]
     kind: String,
     /// Any JSON value, at most 256 KiB.
-    #[schema(value_type = Object)]
     data: Value,
     /// What the entry is about (a conversation, a run …): 1–200 characters; filter on it with `?ref=`.
     #[serde(rename = "ref", default)]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,200}$")]
     ref_: Option<String>,
 }
 
@@ -43,7 +42,7 @@ pub struct HistoryView {
     /// `his_…`
     pub id: String,
     pub kind: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value.
     pub data: Value,
     #[serde(rename = "ref")]
     pub ref_: Option<String>,
@@ -144,8 +143,11 @@ fn time_param(params: &Params, name: &str) -> ApiResult<Option<i64>> {
 /// The workspace's history, newest first: `?kind=`, `?ref=`, `?actor=` (a `usr_…` or `key_…`
 /// id), `?from=` (inclusive) and `?to=` (exclusive, RFC 3339) narrow it.
 #[utoipa::path(get, path = "/v1/workspaces/{ws}/history", tag = "records", security(("bearer" = [])),
-    params(("kind" = Option<String>, Query), ("ref" = Option<String>, Query), ("actor" = Option<String>, Query),
-           ("from" = Option<String>, Query), ("to" = Option<String>, Query),
+    params(("kind" = Option<String>, Query, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"),
+           ("ref" = Option<String>, Query, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"),
+           ("actor" = Option<String>, Query, pattern = r"^((usr|key)_[0-7][0-9a-hjkmnp-tv-z]{25})?$"),
+           ("from" = Option<String>, Query, description = "RFC 3339, inclusive"),
+           ("to" = Option<String>, Query, description = "RFC 3339, exclusive"),
            ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = List<HistoryView>)))]
 pub(super) async fn list_history(
@@ -177,7 +179,7 @@ pub struct HistoryDeleted {
 /// Removes the workspace's history entries from before `?before=` (RFC 3339); audited as
 /// `history.deleted`. Workspace admins.
 #[utoipa::path(delete, path = "/v1/workspaces/{ws}/history", tag = "records", security(("bearer" = [])),
-    params(("before" = String, Query, description = "RFC 3339: entries before this go")),
+    params(("before" = String, Query, format = DateTime, description = "RFC 3339: entries before this go")),
     responses((status = 200, body = HistoryDeleted)))]
 pub(super) async fn delete_history(
     State(st): State<AppState>,

@@ -64,9 +64,9 @@ fn etag_value(version: i64) -> HeaderValue {
 /// The document stored under `key`, with its version as `ETag`. With `If-None-Match` naming the
 /// current version: 304 and no body.
 #[utoipa::path(get, path = "/v1/workspaces/{ws}/state/{key}", tag = "records", security(("bearer" = [])),
-    params(("key" = String, Path, description = "1–200 characters of `[A-Za-z0-9._:/-]`"),
-           ("If-None-Match" = Option<String>, Header, description = "an ETag: 304 when it is still current")),
-    responses((status = 200, description = "the document, as stored (whitespace outside strings removed)", body = Object,
+    params(("key" = String, Path, description = "1–200 characters of `[A-Za-z0-9._:/-]`", pattern = r"^[A-Za-z0-9.:/-]{1,200}$"),
+           ("If-None-Match" = Option<String>, Header, description = "an ETag: 304 when it is still current", pattern = r"^[\x20-\x7e]*$")),
+    responses((status = 200, description = "the document, as stored (whitespace outside strings removed)", body = serde_json::Value,
                headers(("ETag" = String, description = "`\"<version>\"`"))),
               (status = 304, description = "Not Modified: the ETag named is current"),
               (status = 404, description = "not_found: no document under this key, or another tenant's workspace", body = Problem),
@@ -95,10 +95,10 @@ pub(super) async fn get_state(
 /// writes only over that version, `If-Match: *` only over an existing document, and
 /// `If-None-Match: *` only where there is none; otherwise 412 `version_conflict`.
 #[utoipa::path(put, path = "/v1/workspaces/{ws}/state/{key}", tag = "records", security(("bearer" = [])),
-    params(("key" = String, Path, description = "1–200 characters of `[A-Za-z0-9._:/-]`"),
-           ("If-Match" = Option<String>, Header, description = "`\"<version>\"` or `*`"),
-           ("If-None-Match" = Option<String>, Header, description = "`*`: create only")),
-    request_body(content = Object, description = "any JSON value, at most 256 KiB", content_type = "application/json"),
+    params(("key" = String, Path, description = "1–200 characters of `[A-Za-z0-9._:/-]`", pattern = r"^[A-Za-z0-9.:/-]{1,200}$"),
+           ("If-Match" = Option<String>, Header, description = "`\"<version>\"` or `*`", pattern = r#"^(\*|(W/)?"[1-9][0-9]{0,17}")$"#),
+           ("If-None-Match" = Option<String>, Header, description = "`*`: create only", pattern = r"^\*$")),
+    request_body(content = serde_json::Value, description = "any JSON value, at most 256 KiB", content_type = "application/json"),
     responses((status = 200, body = StateVersion, headers(("ETag" = String, description = "`\"<version>\"`"))),
               (status = 400, description = "malformed_json", body = Problem),
               (status = 403, description = "forbidden (viewers), or plan_limit with `limit: \"state_bytes\"`", body = Problem),
@@ -136,8 +136,8 @@ pub(super) async fn put_state(
 
 /// Deletes the document under `key` (`If-Match` makes it conditional).
 #[utoipa::path(delete, path = "/v1/workspaces/{ws}/state/{key}", tag = "records", security(("bearer" = [])),
-    params(("key" = String, Path, description = "1–200 characters of `[A-Za-z0-9._:/-]`"),
-           ("If-Match" = Option<String>, Header, description = "`\"<version>\"` or `*`")),
+    params(("key" = String, Path, description = "1–200 characters of `[A-Za-z0-9._:/-]`", pattern = r"^[A-Za-z0-9.:/-]{1,200}$"),
+           ("If-Match" = Option<String>, Header, description = "`\"<version>\"` or `*`", pattern = r#"^(\*|(W/)?"[1-9][0-9]{0,17}")$"#)),
     responses((status = 204),
               (status = 404, description = "not_found: no document under this key, or another tenant's workspace", body = Problem),
               (status = 412, description = "version_conflict: the condition does not hold", body = Problem),
@@ -161,7 +161,7 @@ pub(super) async fn delete_state(
 
 /// The workspace's documents whose keys start with `?prefix=`, by key (without their bodies).
 #[utoipa::path(get, path = "/v1/workspaces/{ws}/state", tag = "records", security(("bearer" = [])),
-    params(("prefix" = Option<String>, Query, description = "only keys that start with this"),
+    params(("prefix" = Option<String>, Query, description = "only keys that start with this", pattern = r"^[A-Za-z0-9.:/-]{0,200}$"),
            ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = List<StateItem>),
               (status = 422, description = "invalid_request: a malformed prefix or cursor", body = Problem)))]

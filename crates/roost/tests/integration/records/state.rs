@@ -118,7 +118,7 @@ async fn bad_input_is_refused(s: TestServer) {
     }
     expect_invalid(&alice.with_header("If-None-Match", "\"3\"").put(&path, &json!(1)).await.unwrap(), "If-None-Match");
     let both = alice.with_header("If-None-Match", "*").with_header("If-Match", "\"1\"");
-    expect_invalid(&both.put(&path, &json!(1)).await.unwrap(), "If-Match");
+    expect_problem(&both.put(&path, &json!(1)).await.unwrap(), 412, "version_conflict");
     // Bad list parameters.
     expect_invalid(&alice.get(&format!("/v1/workspaces/{ws}/state?prefix=a_b")).await.unwrap(), "prefix");
     expect_invalid(&alice.get(&format!("/v1/workspaces/{ws}/state?cursor=a%20b")).await.unwrap(), "cursor");
