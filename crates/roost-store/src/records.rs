@@ -1,9 +1,9 @@
 //! Workspace records: JSON state by key (versioned, with conditional writes and a per-workspace
 //! byte quota) and an append-only history, both scoped to one workspace of one org.
 //!
-//! Every function here runs in a transaction opened by [`Store::records_tx`], which on PostgreSQL
-//! first names the org in `roost.org_id`, the setting the tables' row-level security policies
-//! read. Writes of state serialise per workspace on its `workspace_records_usage` row: the
+//! Every function here runs in a transaction scoped to its org ([`Store::write_in`],
+//! [`Store::scoped`]): on PostgreSQL the tables' row-level security policies let it see and write
+//! only that org's rows. Writes of state serialise per workspace on its `workspace_records_usage` row: the
 //! precondition, the quota and the new version are all decided under that row's lock, so they are
 //! exact under any number of concurrent writers, in one process or many.
 
@@ -11,10 +11,11 @@ use roost_domain::Catalog;
 use roost_domain::records::{Precondition, history_cutoff, upper_bound};
 use serde_json::json;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
 use crate::audit::{Entry, record};
 use crate::plans::plan_in_tx;
+use crate::scope::{Cross, Scope};
 use crate::{Actor, Ctx, Limit, Page, Result, Rule, Store, StoreError, finish_page, page};
 
 /// A state document and what is known of it.
@@ -81,22 +82,9 @@ const PURGE_CHUNK: i64 = 10_000;
 const RETENTION_BATCH: i64 = 1_000;
 
 impl Store {
-    /// Opens a transaction for records of `org_id` (a write transaction when `write`). On
-    /// PostgreSQL it first names the org for row-level security (`roost.org_id`, local to the
-    /// transaction). Every query of this module's tables runs in one of these, never on the pool.
-    async fn records_tx(&self, org_id: &str, write: bool) -> Result<Transaction<'static, sqlx::Any>> {
-        let begin = if write { self.dialect.begin_write() } else { self.dialect.begin_snapshot() };
-        let mut tx = self.pool.begin_with(begin).await?;
-        // SQLite has no row-level security: the application's own checks are all there is.
-        if self.dialect.name() == "postgres" {
-            sqlx::query("SELECT set_config('roost.org_id', $1, true)").bind(org_id).execute(&mut *tx).await?;
-        }
-        Ok(tx)
-    }
-
     /// A workspace's state document.
     pub async fn state_get(&self, org_id: &str, ws_id: &str, key: &str) -> Result<Option<StateDoc>> {
-        let mut tx = self.records_tx(org_id, false).await?;
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let row = sqlx::query(
             "SELECT key, version, size, updated_at, doc FROM workspace_state \
              WHERE org_id = $1 AND workspace_id = $2 AND key = $3",
@@ -104,9 +92,9 @@ impl Store {
         .bind(org_id)
         .bind(ws_id)
         .bind(key)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *c)
         .await?;
-        tx.commit().await?;
+        c.done().await?;
         Ok(row
             .map(|r| -> Result<StateDoc, sqlx::Error> {
                 Ok(StateDoc {
@@ -136,7 +124,7 @@ impl Store {
         author: &str,
         now: i64,
     ) -> Result<StateMeta> {
-        let mut tx = self.records_tx(org_id, true).await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         let (used, seq) = self.lock_usage(&mut tx, org_id, ws_id, true).await?.ok_or(StoreError::NotFound)?;
         let current = current_version(&mut tx, org_id, ws_id, key).await?;
         if !pre.holds(current.map(|c| c.0)) {
@@ -185,7 +173,7 @@ impl Store {
     /// Deletes a state document if `pre` holds: `NotFound` when there is none (unconditionally
     /// asked), [`Rule::VersionConflict`] when a condition does not hold.
     pub async fn state_delete(&self, org_id: &str, ws_id: &str, key: &str, pre: Precondition) -> Result<()> {
-        let mut tx = self.records_tx(org_id, true).await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         if self.lock_usage(&mut tx, org_id, ws_id, false).await?.is_none() {
             return Err(if pre == Precondition::Any { StoreError::NotFound } else { Rule::VersionConflict.into() });
         }
@@ -224,7 +212,7 @@ impl Store {
         cursor: Option<&str>,
     ) -> Result<Page<StateMeta>> {
         let (fetch, after) = page(limit, cursor);
-        let mut tx = self.records_tx(org_id, false).await?;
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let rows = sqlx::query(
             "SELECT key, version, size, updated_at FROM workspace_state \
              WHERE org_id = $1 AND workspace_id = $2 AND key >= $3 AND key < $4 AND key > $5 ORDER BY key LIMIT $6",
@@ -235,24 +223,24 @@ impl Store {
         .bind(upper_bound(prefix))
         .bind(after)
         .bind(fetch)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *c)
         .await?;
-        tx.commit().await?;
+        c.done().await?;
         let items = rows.iter().map(meta_from).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |m| m.key.clone()))
     }
 
     /// The bytes of state a workspace keeps now, as its quota counts them.
     pub async fn state_usage(&self, org_id: &str, ws_id: &str) -> Result<i64> {
-        let mut tx = self.records_tx(org_id, false).await?;
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let used: Option<i64> = sqlx::query_scalar(
             "SELECT state_bytes FROM workspace_records_usage WHERE org_id = $1 AND workspace_id = $2",
         )
         .bind(org_id)
         .bind(ws_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *c)
         .await?;
-        tx.commit().await?;
+        c.done().await?;
         Ok(used.unwrap_or(0))
     }
 
@@ -317,7 +305,7 @@ impl Store {
     /// [`Rule::IdempotencyConflict`]. `NotFound` when the workspace is gone.
     pub async fn history_append(&self, new: &NewHistory) -> Result<(HistoryEntry, bool)> {
         let e = &new.entry;
-        let mut tx = self.records_tx(&e.org_id, true).await?;
+        let mut tx = self.write_in(Scope::Org(&e.org_id)).await?;
         let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO workspace_history (org_id, workspace_id, id, kind, ref, data, actor_type, actor_id, at, idem_key, idem_fp) \
              SELECT org_id, id, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM workspaces WHERE org_id = $1 AND id = $2{} \
@@ -369,7 +357,7 @@ impl Store {
         cursor: Option<&str>,
     ) -> Result<Page<HistoryEntry>> {
         let (fetch, _) = page(limit, cursor);
-        let mut tx = self.records_tx(org_id, false).await?;
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let rows = sqlx::query(concat!(
             "SELECT org_id, workspace_id, id, kind, ref, data, actor_type, actor_id, at FROM workspace_history",
             " WHERE org_id = $1 AND workspace_id = $2 AND ($3 = '' OR id < $3) AND ($4 = '' OR kind = $4)",
@@ -385,9 +373,9 @@ impl Store {
         .bind(f.from.unwrap_or(i64::MIN))
         .bind(f.to.unwrap_or(i64::MAX))
         .bind(fetch)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *c)
         .await?;
-        tx.commit().await?;
+        c.done().await?;
         let items = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |e| e.id.clone()))
     }
@@ -395,7 +383,7 @@ impl Store {
     /// Removes the workspace's history entries from before `before` (Unix ms), audited as
     /// `history.deleted`; answers how many went.
     pub async fn history_delete_before(&self, org_id: &str, ws_id: &str, before: i64, ctx: &Ctx) -> Result<u64> {
-        let mut tx = self.records_tx(org_id, true).await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         // Audited: the org lock first, as every writer of its audit chain takes it.
         self.lock_org(&mut tx, org_id).await?;
         if !self.workspace_live(&mut tx, org_id, ws_id).await? {
@@ -432,22 +420,14 @@ impl Store {
             return Ok(0);
         }
         let cutoffs = serde_json::Value::Object(cutoffs).to_string();
-        // The one look across orgs. On PostgreSQL it goes through a narrow SECURITY DEFINER function
-        // (the app's role sees one org at a time); SQLite has no such boundary.
-        let sql = if self.dialect.name() == "postgres" {
-            "SELECT org_id, workspace_id, cutoff FROM roost_history_expired($1::jsonb, $2)"
-        } else {
-            "SELECT w.org_id AS org_id, w.id AS workspace_id, CAST(c.value AS BIGINT) AS cutoff \
-             FROM json_each($1) c JOIN orgs o ON o.plan = c.key JOIN workspaces w ON w.org_id = o.id \
-             WHERE EXISTS (SELECT 1 FROM workspace_history h WHERE h.org_id = w.org_id AND h.workspace_id = w.id \
-             AND h.at < CAST(c.value AS BIGINT)) ORDER BY w.org_id, w.id LIMIT $2"
-        };
+        // The one look across orgs (a SECURITY DEFINER function on PostgreSQL); each purge then runs
+        // in its org's own scope.
         let due: Vec<(String, String, i64)> =
-            sqlx::query_as(sql).bind(&cutoffs).bind(RETENTION_BATCH).fetch_all(&self.pool).await?;
+            sqlx::query_as(self.cross(Cross::HistoryExpired)).bind(&cutoffs).bind(RETENTION_BATCH).fetch_all(&self.pool).await?;
         let mut gone = 0;
         for (org_id, ws_id, cutoff) in due {
             loop {
-                let mut tx = self.records_tx(&org_id, true).await?;
+                let mut tx = self.write_in(Scope::Org(&org_id)).await?;
                 let n = sqlx::query(
                     "DELETE FROM workspace_history WHERE org_id = $1 AND workspace_id = $2 AND id IN \
                      (SELECT id FROM workspace_history WHERE org_id = $1 AND workspace_id = $2 AND at < $3 LIMIT $4)",
@@ -477,7 +457,7 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Vec<StateDoc>> {
-        let mut tx = self.records_tx(org_id, false).await?;
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let rows = sqlx::query(
             "SELECT key, version, size, updated_at, doc FROM workspace_state \
              WHERE org_id = $1 AND workspace_id = $2 AND key > $3 ORDER BY key LIMIT $4",
@@ -486,9 +466,9 @@ impl Store {
         .bind(ws_id)
         .bind(after)
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *c)
         .await?;
-        tx.commit().await?;
+        c.done().await?;
         rows.iter()
             .map(|r| {
                 Ok(StateDoc {
@@ -510,7 +490,7 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Vec<HistoryEntry>> {
-        let mut tx = self.records_tx(org_id, false).await?;
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let rows = sqlx::query(concat!(
             "SELECT org_id, workspace_id, id, kind, ref, data, actor_type, actor_id, at FROM workspace_history",
             " WHERE org_id = $1 AND workspace_id = $2 AND id > $3 ORDER BY id LIMIT $4"
@@ -519,9 +499,9 @@ impl Store {
         .bind(ws_id)
         .bind(after)
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *c)
         .await?;
-        tx.commit().await?;
+        c.done().await?;
         Ok(rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?)
     }
 }

@@ -58,7 +58,7 @@ CREATE POLICY org_isolation ON workspace_history
 -- keeps (`p_cutoffs`: {"<plan id>": <oldest at kept, Unix ms>}). The purge itself runs in each org's scope.
 CREATE FUNCTION roost_history_expired(p_cutoffs JSONB, p_limit BIGINT)
 RETURNS TABLE (org_id TEXT, workspace_id TEXT, cutoff BIGINT)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE sql STABLE SECURITY DEFINER AS $$
     SELECT w.org_id, w.id, c.value::BIGINT
     FROM jsonb_each_text(p_cutoffs) AS c(plan, value)
     JOIN orgs o ON o.plan = c.plan
@@ -70,3 +70,16 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
     ORDER BY w.org_id, w.id
     LIMIT p_limit
 $$;
+
+-- As at the end of 0014: every roost_* definer gets a fixed search_path and is not executable by
+-- PUBLIC (the application role gets EXECUTE from the default privileges `roost setup-postgres` sets).
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+             WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND p.proname LIKE 'roost\_%' AND p.prosecdef
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, %I, pg_temp', f, current_schema());
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END $$;
