@@ -422,8 +422,11 @@ impl Store {
         let cutoffs = serde_json::Value::Object(cutoffs).to_string();
         // The one look across orgs (a SECURITY DEFINER function on PostgreSQL); each purge then runs
         // in its org's own scope.
-        let due: Vec<(String, String, i64)> =
-            sqlx::query_as(self.cross(Cross::HistoryExpired)).bind(&cutoffs).bind(RETENTION_BATCH).fetch_all(&self.pool).await?;
+        let due: Vec<(String, String, i64)> = sqlx::query_as(self.cross(Cross::HistoryExpired))
+            .bind(&cutoffs)
+            .bind(RETENTION_BATCH)
+            .fetch_all(&self.pool)
+            .await?;
         let mut gone = 0;
         for (org_id, ws_id, cutoff) in due {
             loop {
