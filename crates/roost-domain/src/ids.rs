@@ -28,6 +28,8 @@ pub enum IdKind {
     Session,
     /// A mail domain an org claims.
     Domain,
+    /// An entry of a workspace's history.
+    History,
 }
 
 impl IdKind {
@@ -50,6 +52,7 @@ impl IdKind {
             IdKind::Mail => "mail",
             IdKind::Session => "ses",
             IdKind::Domain => "dom",
+            IdKind::History => "his",
         }
     }
 

@@ -5,6 +5,7 @@ pub mod domains;
 pub mod ids;
 pub mod ledger;
 pub mod plans;
+pub mod records;
 pub mod roles;
 pub mod time;
 pub mod tokens;

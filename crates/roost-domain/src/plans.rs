@@ -33,6 +33,12 @@ pub struct Plan {
     pub resource_quotas: BTreeMap<String, u32>,
     /// Length of the plan's trial, if it offers one.
     pub trial_days: Option<u32>,
+    /// The most bytes of workspace state (JSON documents) one workspace may keep.
+    #[serde(default)]
+    pub state_bytes: Option<u64>,
+    /// How many days a workspace's history entries are kept.
+    #[serde(default)]
+    pub history_days: Option<u32>,
 }
 
 /// The limit a change would break, named as the API names it in `limit`.
@@ -41,6 +47,8 @@ pub enum Limit {
     MaxSeats,
     MaxWorkspaces,
     ResourceQuota(String),
+    /// A workspace's total of state bytes.
+    StateBytes,
 }
 
 impl Limit {
@@ -50,6 +58,7 @@ impl Limit {
             Limit::MaxSeats => "max_seats".into(),
             Limit::MaxWorkspaces => "max_workspaces".into(),
             Limit::ResourceQuota(kind) => format!("resource_quotas.{kind}"),
+            Limit::StateBytes => "state_bytes".into(),
         }
     }
 }
@@ -185,7 +194,17 @@ fn plan(
         webhook_events_per_month: webhooks,
         resource_quotas: BTreeMap::new(),
         trial_days,
+        state_bytes: None,
+        history_days: None,
     }
+}
+
+/// Sets a plan's workspace records limits: `state_mib` MiB of state per workspace (`None`:
+/// unlimited) and `history_days` of history.
+fn records(mut p: Plan, state_mib: Option<u64>, history_days: u32) -> Plan {
+    p.state_bytes = state_mib.map(|m| m * 1024 * 1024);
+    p.history_days = Some(history_days);
+    p
 }
 
 fn builtin_plans() -> Vec<Plan> {
@@ -197,14 +216,18 @@ fn builtin_plans() -> Vec<Plan> {
     team.extra_seat_price = Some(45_000);
     team.currency = Some("IDR".into());
     vec![
-        free,
-        plan("solo", true, one, Some(3), (1_000, 0), 300, None, None),
-        plan("pro", true, one, Some(10), (5_000, 5_000), 600, None, Some(14)),
-        team,
-        plan("business", true, (None, None), None, (5_000, 10_000), 3_000, None, Some(14)),
-        plan("build", true, (Some(3), Some(3)), Some(1), (2_000, 0), 600, Some(10_000), None),
-        plan("launch", true, (Some(10), Some(10)), Some(3), (10_000, 10_000), 3_000, Some(100_000), Some(14)),
-        plan("scale", true, (None, None), None, (50_000, 50_000), 10_000, Some(1_000_000), None),
+        records(free, Some(10), 30),
+        records(plan("solo", true, one, Some(3), (1_000, 0), 300, None, None), Some(100), 90),
+        records(plan("pro", true, one, Some(10), (5_000, 5_000), 600, None, Some(14)), Some(1_024), 180),
+        records(team, Some(1_024), 365),
+        records(plan("business", true, (None, None), None, (5_000, 10_000), 3_000, None, Some(14)), Some(10_240), 365),
+        records(plan("build", true, (Some(3), Some(3)), Some(1), (2_000, 0), 600, Some(10_000), None), Some(100), 30),
+        records(
+            plan("launch", true, (Some(10), Some(10)), Some(3), (10_000, 10_000), 3_000, Some(100_000), Some(14)),
+            Some(1_024),
+            90,
+        ),
+        records(plan("scale", true, (None, None), None, (50_000, 50_000), 10_000, Some(1_000_000), None), None, 365),
     ]
 }
 

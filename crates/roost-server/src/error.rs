@@ -142,6 +142,8 @@ impl From<StoreError> for ApiError {
                     Rule::TotpEnabled => (StatusCode::CONFLICT, "totp_enabled"),
                     Rule::TotpNotStarted => (StatusCode::CONFLICT, "totp_not_started"),
                     Rule::DomainTaken => (StatusCode::CONFLICT, "domain_taken"),
+                    Rule::VersionConflict => (StatusCode::PRECONDITION_FAILED, "version_conflict"),
+                    Rule::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
                     // Someone outside the org, or a workspace of another org: like a missing thing.
                     Rule::NotOrgMember | Rule::CrossOrg => return Self::not_found(),
                 };

@@ -1,5 +1,6 @@
 //! Background work: the ledger's clock-driven changes (cycle turns, grant and hold expiries) for
-//! orgs nobody is charging, and forgetting idempotency records past their keeping time.
+//! orgs nobody is charging, forgetting idempotency records past their keeping time, and removing
+//! workspace history older than the plan keeps.
 
 use std::time::Duration;
 
@@ -38,5 +39,6 @@ pub async fn tick(st: &AppState) -> Result<usize, roost_store::StoreError> {
         let _ = w.await;
     }
     st.store.purge_idempotency(now - IDEMPOTENCY_KEEP_MS).await?;
+    crate::api::records::retention(st, now).await?;
     Ok(n)
 }

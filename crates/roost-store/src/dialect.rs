@@ -96,6 +96,7 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0013_token_email_index.sql"),
     },
     Migration { version: 14, name: "row_security", sql: include_str!("../migrations/sqlite/0014_row_security.sql") },
+    Migration { version: 15, name: "records", sql: include_str!("../migrations/sqlite/0015_records.sql") },
 ];
 
 static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -115,6 +116,7 @@ static POSTGRES_MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0013_token_email_index.sql"),
     },
     Migration { version: 14, name: "row_security", sql: include_str!("../migrations/postgres/0014_row_security.sql") },
+    Migration { version: 15, name: "records", sql: include_str!("../migrations/postgres/0015_records.sql") },
 ];
 
 impl Dialect for Sqlite {

@@ -18,6 +18,7 @@ mod notices;
 mod oidc;
 mod orgs;
 mod plans;
+mod records;
 mod resources;
 mod role;
 mod scope;
@@ -47,6 +48,7 @@ pub use models::*;
 pub use notices::{AlertRecipient, KeyedMail};
 pub use oidc::OidcLogin;
 pub use orgs::NewOrg;
+pub use records::{HistoryEntry, HistoryFilter, NewHistory, StateDoc, StateMeta};
 pub use role::{DEFAULT_ROLE, DbRole, setup_sql, valid_role_name};
 pub use roost_domain::plans::Limit;
 pub use sessions::{Session, SessionMeta, SessionUser};
@@ -86,6 +88,10 @@ pub enum Rule {
     TotpNotStarted,
     #[error("this domain is already claimed (by this organization, or verified by another)")]
     DomainTaken,
+    #[error("the document's version is not the one the condition names (If-Match / If-None-Match)")]
+    VersionConflict,
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyConflict,
 }
 
 /// Why a store operation failed.

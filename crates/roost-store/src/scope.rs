@@ -106,6 +106,9 @@ pub(crate) enum Cross {
     PurgeIdempotency,
     /// `$1` after, `$2` before, `$3` limit: alert events of every org, oldest first.
     AlertEvents,
+    /// `$1` cutoffs (`{"<plan id>": <oldest at kept, Unix ms>}` as JSON text), `$2` limit:
+    /// `(org_id, workspace_id, cutoff)` of workspaces holding history older than their plan keeps.
+    HistoryExpired,
 }
 
 impl Cross {
@@ -140,6 +143,15 @@ impl Cross {
                 "SELECT org_id, id, type, workspace_id, data, created_at FROM events \
                  WHERE type IN ('credits.low_balance', 'credits.depleted', 'budget.threshold', 'budget.exceeded') \
                  AND id > $1 AND id < $2 ORDER BY id LIMIT $3"
+            }
+            (Cross::HistoryExpired, true) => {
+                "SELECT org_id, workspace_id, cutoff FROM roost_history_expired(CAST($1 AS JSONB), $2)"
+            }
+            (Cross::HistoryExpired, false) => {
+                "SELECT w.org_id AS org_id, w.id AS workspace_id, CAST(c.value AS BIGINT) AS cutoff \
+                 FROM json_each($1) c JOIN orgs o ON o.plan = c.key JOIN workspaces w ON w.org_id = o.id \
+                 WHERE EXISTS (SELECT 1 FROM workspace_history h WHERE h.org_id = w.org_id AND h.workspace_id = w.id \
+                 AND h.at < CAST(c.value AS BIGINT)) ORDER BY w.org_id, w.id LIMIT $2"
             }
         }
     }

@@ -149,7 +149,7 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a workspace with its members and resources, revoking its keys. The primary and
+    /// Deletes a workspace with its members, resources and records, revoking its keys. The primary and
     /// personal workspaces are protected. Returns the revoked key ids.
     pub async fn delete_workspace(&self, ws: &Workspace, ctx: &Ctx) -> Result<Vec<String>> {
         if ws.primary || ws.personal {
@@ -181,6 +181,7 @@ impl Store {
         ] {
             sqlx::query(sql).bind(org_id).bind(id).execute(&mut *tx).await?;
         }
+        crate::records::delete_workspace_records(&mut tx, org_id, id).await?;
         let detail = json!({"name": ws.name, "keys_revoked": revoked});
         let e = Entry {
             org_id,

@@ -26,6 +26,9 @@ use serde_json::{Value, json};
 #[path = "conformance/identity.rs"]
 mod identity;
 use identity::{scenario_domains, scenario_mail_outbox, scenario_sessions, scenario_two_factor, scenario_user_tokens};
+#[path = "conformance/records.rs"]
+mod records;
+use records::scenario_records;
 
 const SKIPPED: &str = "SKIPPED: ROOST_TEST_PG is not set, the PostgreSQL suite did not run";
 
@@ -126,6 +129,7 @@ suite! {
     scenario_sessions => sessions_sqlite, sessions_postgres;
     scenario_two_factor => two_factor_sqlite, two_factor_postgres;
     scenario_domains => domains_sqlite, domains_postgres;
+    scenario_records => records_sqlite, records_postgres;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

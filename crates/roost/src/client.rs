@@ -21,6 +21,8 @@ pub struct Response {
     pub body: Value,
     /// The `Content-Type` header.
     pub content_type: String,
+    /// The `ETag` header (a state document's version), if any.
+    pub etag: Option<String>,
 }
 
 impl Response {
@@ -135,9 +137,35 @@ impl Client {
         let status = res.status().as_u16();
         let content_type =
             res.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let etag = res.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
         let bytes = res.bytes().await.map_err(transport)?;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(Response { status, body, content_type })
+        Ok(Response { status, body, content_type, etag })
+    }
+
+    /// `GET path`, answering the response as it arrives (for bodies read as a stream, such as a
+    /// workspace export).
+    pub async fn get_stream(&self, path: &str) -> Result<reqwest::Response, ClientError> {
+        let mut req = self.http.get(format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(ws) = &self.workspace {
+            req = req.header("Roost-Workspace", ws);
+        }
+        for (n, v) in &self.headers {
+            req = req.header(n.as_str(), v.as_str());
+        }
+        req.send().await.map_err(|source| ClientError::Transport { base: self.base.clone(), source })
+    }
+
+    /// `GET path`, answering the body as text (for bodies that are not one JSON value, such as
+    /// JSON lines).
+    pub async fn get_text(&self, path: &str) -> Result<(u16, String), ClientError> {
+        let res = self.get_stream(path).await?;
+        let status = res.status().as_u16();
+        let text = res.text().await.map_err(|source| ClientError::Transport { base: self.base.clone(), source })?;
+        Ok((status, text))
     }
 
     /// `GET path`.

@@ -13,6 +13,7 @@ mod limits;
 mod oidc;
 mod orgs;
 mod plans;
+pub(crate) mod records;
 mod resources;
 mod sessions;
 mod totp;
@@ -47,6 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(limits::router())
         .merge(resources::router())
+        .merge(records::router())
         .merge(audit::router())
         .merge(events::router())
         .merge(credits::router())

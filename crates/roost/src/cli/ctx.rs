@@ -90,6 +90,11 @@ impl Api {
         if r.is_success() { Ok(r.body) } else { Err(CliError::from_response(&r)) }
     }
 
+    /// The HTTP client underneath, for calls that need the answer's headers or its body as a stream.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The same API acting in workspace `ws` (the `Roost-Workspace` header).
     pub fn in_workspace(&self, ws: &str) -> Api {
         Api { client: self.client.in_workspace(ws) }

@@ -21,6 +21,7 @@ mod orgs;
 mod output;
 mod password;
 mod prompt;
+mod records;
 mod resources;
 mod sso;
 mod two_factor;
@@ -43,6 +44,7 @@ pub use keys::KeysCommand;
 pub use limits::LimitsArgs;
 pub use orgs::{InvitationsCommand, OrgsCommand};
 pub use password::{PasswordCommand, SessionsCommand};
+pub use records::{HistoryCommand, StateCommand};
 pub use resources::ResourcesCommand;
 pub use two_factor::TwoFactorCommand;
 pub use usage::UsageArgs;
@@ -111,6 +113,12 @@ pub enum ClientCommand {
     /// Holds: reserve credits now, settle what was used later.
     #[command(subcommand)]
     Holds(HoldsCommand),
+    /// A workspace's state: JSON documents by key, with versions.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// A workspace's history: an append-only stream of entries.
+    #[command(subcommand)]
+    History(HistoryCommand),
 }
 
 /// Options every client command takes.
@@ -165,5 +173,7 @@ async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliEr
         ClientCommand::Plans => manage::plans(&ctx).await,
         ClientCommand::Resources(c) => resources::run(&ctx, c).await,
         ClientCommand::Holds(c) => holds::run(&ctx, c).await,
+        ClientCommand::State(c) => records::run_state(&ctx, c).await,
+        ClientCommand::History(c) => records::run_history(&ctx, c).await,
     }
 }

@@ -61,6 +61,14 @@ pub enum WsCommand {
         #[arg(value_parser = ["admin", "member", "viewer"])]
         role: String,
     },
+    /// Export a workspace's records (state and history) as JSON lines. Workspace admin.
+    Export {
+        /// Workspace id, name, or ORG/WORKSPACE [default: your active workspace].
+        ws: Option<String>,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Take someone out of a workspace (they stay in the org).
     Remove {
         /// Workspace id, name, or ORG/WORKSPACE.
@@ -137,6 +145,7 @@ pub async fn run(ctx: &Ctx, cmd: WsCommand) -> Result<String, CliError> {
         WsCommand::Rename { ws, name } => manage::rename_ws(ctx, &api, &ws, &name).await,
         WsCommand::Delete { ws, yes } => manage::delete_ws(ctx, &api, &ws, yes).await,
         WsCommand::Role { ws, user, role } => manage::set_ws_role(ctx, &api, &ws, &user, Some(&role)).await,
+        WsCommand::Export { ws, output } => super::records::export(ctx, ws.as_deref(), output.as_deref()).await,
         WsCommand::Remove { ws, user } => manage::set_ws_role(ctx, &api, &ws, &user, None).await,
     }
 }

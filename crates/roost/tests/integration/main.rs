@@ -25,6 +25,7 @@ mod limits;
 mod openapi;
 mod ops;
 mod orgs;
+mod records;
 mod replicas;
 mod resources;
 mod roles;

@@ -53,13 +53,13 @@ fn config(seeded: &super::seed::Seed, doc: &Value) -> String {
         c.push_str(&format!("\"path.{name}\" = \"{}\"\n", seeded.ids[name]));
     }
     // Refusals for the state of things (402 no credits or a paid plan, 409 a conflict, 410 a used
-    // token) are answers to valid requests too.
-    let accepted = "[\"2xx\", \"3xx\", 401, 402, 403, 404, 409, 410, 429]";
+    // token, 412 a version that is not the current one) are answers to valid requests too.
+    let accepted = "[\"2xx\", \"3xx\", 401, 402, 403, 404, 409, 410, 412, 429]";
     c.push_str(&format!("\n[checks.positive_data_acceptance]\nexpected-statuses = {accepted}\n"));
     let stateful = STATEFUL_422.iter().map(|(m, p)| (m.to_string(), p.to_string()));
     for (method, path) in stateful.chain(cursor_lists(doc)) {
         c.push_str(&format!(
-            "\n[[operations]]\ninclude-method = \"{method}\"\ninclude-path = \"{path}\"\nchecks.positive_data_acceptance.expected-statuses = [\"2xx\", \"3xx\", 401, 402, 403, 404, 409, 410, 422, 429]\n"
+            "\n[[operations]]\ninclude-method = \"{method}\"\ninclude-path = \"{path}\"\nchecks.positive_data_acceptance.expected-statuses = [\"2xx\", \"3xx\", 401, 402, 403, 404, 409, 410, 412, 422, 429]\n"
         ));
     }
     c
