@@ -1,6 +1,7 @@
 //! Scenarios: workspace records — state with versions and conditions, history, isolation between
 //! workspaces and tenants, concurrent writers (in one process and in three), and the export.
 
+mod cli;
 mod concurrency;
 mod export;
 mod history;
