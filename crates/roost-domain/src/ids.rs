@@ -28,6 +28,12 @@ pub enum IdKind {
     Session,
     /// A mail domain an org claims.
     Domain,
+    /// An invoice (`bill_`: `inv_` names invitations).
+    Invoice,
+    /// A purchase of credits.
+    Purchase,
+    /// An operator key.
+    OperatorKey,
 }
 
 impl IdKind {
@@ -50,6 +56,9 @@ impl IdKind {
             IdKind::Mail => "mail",
             IdKind::Session => "ses",
             IdKind::Domain => "dom",
+            IdKind::Invoice => "bill",
+            IdKind::Purchase => "pur",
+            IdKind::OperatorKey => "opk",
         }
     }
 

@@ -38,5 +38,6 @@ pub async fn tick(st: &AppState) -> Result<usize, roost_store::StoreError> {
         let _ = w.await;
     }
     st.store.purge_idempotency(now - IDEMPOTENCY_KEEP_MS).await?;
+    crate::billing::tick(st).await?;
     Ok(n)
 }

@@ -90,6 +90,7 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "token_email_index",
         sql: include_str!("../migrations/sqlite/0013_token_email_index.sql"),
     },
+    Migration { version: 16, name: "billing", sql: include_str!("../migrations/sqlite/0016_billing.sql") },
 ];
 
 static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -108,6 +109,7 @@ static POSTGRES_MIGRATIONS: &[Migration] = &[
         name: "token_email_index",
         sql: include_str!("../migrations/postgres/0013_token_email_index.sql"),
     },
+    Migration { version: 16, name: "billing", sql: include_str!("../migrations/postgres/0016_billing.sql") },
 ];
 
 impl Dialect for Sqlite {

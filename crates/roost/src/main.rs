@@ -1,6 +1,7 @@
 //! The `roost` binary: `serve`, `migrate`, `backup`, `restore`, `config`, and the client commands.
 
 mod backup;
+mod operator;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Operator keys (rso_…), made and revoked against the server's database.
+    Operator(OperatorArgs),
     /// Print a shell completion script, e.g. `roost completions bash > /etc/bash_completion.d/roost`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -53,6 +56,14 @@ enum ConfigCommand {
 struct BackupArgs {
     /// The backup file to write (must not exist).
     file: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct OperatorArgs {
+    #[command(subcommand)]
+    command: operator::OperatorCommand,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -94,6 +105,9 @@ struct ServerArgs {
     /// Redis for rate limits shared by every replica, e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "ROOST_REDIS_URL")]
     redis_url: Option<String>,
+    /// Billing on: the secret (whsec_…) the payment system signs POST /v1/billing/payments with.
+    #[arg(long, env = "ROOST_BILLING_INTAKE_SECRET", hide_env_values = true)]
+    billing_intake_secret: Option<String>,
 }
 
 impl ServerArgs {
@@ -123,6 +137,9 @@ impl ServerArgs {
         }
         if let Some(r) = &self.redis_url {
             s.redis_url = Some(r.clone());
+        }
+        if let Some(b) = &self.billing_intake_secret {
+            s.billing_intake_secret = Some(b.clone());
         }
         s.validate()?;
         Ok(s)
@@ -193,6 +210,16 @@ async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn operator_cmd(a: OperatorArgs) -> anyhow::Result<()> {
+    let settings = a.server.settings()?;
+    init_logging(&settings.log_format);
+    let store = roost_store::Store::connect_with(&settings.database_url, settings.pool()).await?;
+    let out = operator::run(&store, a.command).await;
+    store.close().await;
+    print!("{}", out?);
+    Ok(())
+}
+
 async fn backup_cmd(a: BackupArgs) -> anyhow::Result<()> {
     let settings = a.server.settings()?;
     init_logging(&settings.log_format);
@@ -215,6 +242,7 @@ async fn main() -> ExitCode {
         Command::Migrate(a) => migrate(a).await,
         Command::Backup(a) => backup_cmd(a).await,
         Command::Restore(a) => restore_cmd(a).await,
+        Command::Operator(a) => operator_cmd(a).await,
         Command::Config(ConfigCommand::Default) => {
             print!("{}", roost_server::settings::EXAMPLE_CONFIG);
             Ok(())

@@ -7,6 +7,7 @@
 mod account;
 mod alerts;
 mod audit;
+mod billing;
 mod budget;
 mod config;
 mod credits;
@@ -111,6 +112,15 @@ pub enum ClientCommand {
     /// Holds: reserve credits now, settle what was used later.
     #[command(subcommand)]
     Holds(HoldsCommand),
+    /// An organization's invoices: list them, show one.
+    #[command(subcommand)]
+    Invoices(billing::InvoicesCommand),
+    /// The operator's view of every org (needs an operator key: --operator-key or ROOST_OPERATOR_KEY).
+    #[command(subcommand)]
+    Admin(billing::AdminCommand),
+    /// The operator's billing tasks (needs an operator key).
+    #[command(subcommand)]
+    Billing(billing::BillingCommand),
 }
 
 /// Options every client command takes.
@@ -165,5 +175,8 @@ async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliEr
         ClientCommand::Plans => manage::plans(&ctx).await,
         ClientCommand::Resources(c) => resources::run(&ctx, c).await,
         ClientCommand::Holds(c) => holds::run(&ctx, c).await,
+        ClientCommand::Invoices(c) => billing::invoices(&ctx, c).await,
+        ClientCommand::Admin(c) => billing::admin(&ctx, c).await,
+        ClientCommand::Billing(c) => billing::billing(&ctx, c).await,
     }
 }
