@@ -1,0 +1,9 @@
+//! Billing (API.md "Billing"): operator keys and the admin routes, billing on/off gating of
+//! top-ups and adjustments, purchases released by signed payment reports (once), invoices per
+//! cycle on the injected clock, finalized once with gapless numbers, and auto-reload paused by
+//! failed payments.
+
+mod common;
+mod invoices;
+mod operator;
+mod purchases;
