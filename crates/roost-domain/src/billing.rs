@@ -70,7 +70,8 @@ pub struct Cycle {
 pub fn price_of_credits(pack: CreditPack, credits: i64) -> Option<i64> {
     let whole = credits / pack.credits;
     let part = credits % pack.credits;
-    let part_price = (i128::from(part) * i128::from(pack.price) + i128::from(pack.credits) - 1) / i128::from(pack.credits);
+    let part_price =
+        (i128::from(part) * i128::from(pack.price) + i128::from(pack.credits) - 1) / i128::from(pack.credits);
     let total = i128::from(whole) * i128::from(pack.price) + part_price;
     i64::try_from(total).ok()
 }
@@ -126,10 +127,18 @@ pub fn lines(c: &Cycle, catalog: &Catalog) -> Vec<Line> {
     bought.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
     for b in bought {
         let (kind, description, quantity, unit_price) = match b.origin.as_str() {
-            "auto_reload" => ("auto_reload", format!("Auto-reload of {} credits on {}", b.credits, date(b.at)), 1, b.amount),
+            "auto_reload" => {
+                ("auto_reload", format!("Auto-reload of {} credits on {}", b.credits, date(b.at)), 1, b.amount)
+            }
             "purchase" if b.packs > 0 => (
                 "topup",
-                format!("{} credit pack{} ({} credits) on {}", b.packs, if b.packs == 1 { "" } else { "s" }, b.credits, date(b.at)),
+                format!(
+                    "{} credit pack{} ({} credits) on {}",
+                    b.packs,
+                    if b.packs == 1 { "" } else { "s" },
+                    b.credits,
+                    date(b.at)
+                ),
                 b.packs,
                 b.amount / b.packs,
             ),
@@ -188,7 +197,13 @@ mod tests {
     }
 
     fn span(plan: &str, from_day: i64, to_day: i64) -> PlanSpan {
-        PlanSpan { plan: plan.into(), from: START + from_day * DAY_MS, to: START + to_day * DAY_MS, given: false, trial: false }
+        PlanSpan {
+            plan: plan.into(),
+            from: START + from_day * DAY_MS,
+            to: START + to_day * DAY_MS,
+            given: false,
+            trial: false,
+        }
     }
 
     #[test]
@@ -206,7 +221,11 @@ mod tests {
         let c = cycle(vec![span("solo", 0, 10), span("team", 10, 31)], 1, vec![]);
         let l = lines(&c, &Catalog::builtin());
         assert_eq!(l.len(), 2);
-        assert!(l[0].description.contains("Solo plan") && l[0].description.contains("10 of 31 days"), "{}", l[0].description);
+        assert!(
+            l[0].description.contains("Solo plan") && l[0].description.contains("10 of 31 days"),
+            "{}",
+            l[0].description
+        );
         assert_eq!(l[0].amount, 99_000 * 10 / 31);
         assert!(l[1].description.contains("21 of 31 days"));
         assert_eq!(l[1].amount, 149_000 * 21 / 31);
@@ -228,8 +247,22 @@ mod tests {
         assert_eq!(price_of_credits(pack, 1), Some(100));
         assert_eq!(price_of_credits(CreditPack { credits: 3, price: 10 }, 1), Some(4));
         let b = vec![
-            Bought { id: "pur_b".into(), origin: "auto_reload".into(), packs: 0, credits: 500, amount: 50_000, at: START + 5 },
-            Bought { id: "pur_a".into(), origin: "purchase".into(), packs: 2, credits: 2_000, amount: 200_000, at: START + 1 },
+            Bought {
+                id: "pur_b".into(),
+                origin: "auto_reload".into(),
+                packs: 0,
+                credits: 500,
+                amount: 50_000,
+                at: START + 5,
+            },
+            Bought {
+                id: "pur_a".into(),
+                origin: "purchase".into(),
+                packs: 2,
+                credits: 2_000,
+                amount: 200_000,
+                at: START + 1,
+            },
         ];
         let l = lines(&cycle(vec![span("free", 0, 31)], 1, b), &Catalog::builtin());
         assert_eq!(l.iter().map(|l| l.kind.as_str()).collect::<Vec<_>>(), ["topup", "auto_reload"]);

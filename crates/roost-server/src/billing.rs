@@ -26,7 +26,8 @@ pub async fn grant_purchase(st: &AppState, p: &Purchase) -> ApiResult<()> {
     };
     let idem = Idem { key: key.clone(), fingerprint: format!("purchase:{}:{}", p.id, p.credits) };
     let cmd = Command { org_id: p.org_id.clone(), actor: ActorRef::system(), op, idem: Some(idem) };
-    let answer = st.ledger.submit(cmd).await.map_err(|e| ApiError::unavailable("ledger_unavailable", e.to_string(), 1))?;
+    let answer =
+        st.ledger.submit(cmd).await.map_err(|e| ApiError::unavailable("ledger_unavailable", e.to_string(), 1))?;
     match answer {
         Ok(Outcome::Granted { grant }) => {
             st.store.purchase_granted(&p.org_id, &p.id, &grant.id, st.clock.now_ms()).await?;
@@ -46,7 +47,13 @@ pub async fn grant_all(st: &AppState, paid: &[Purchase]) -> ApiResult<()> {
 }
 
 /// Records a plan change for the invoices (when billing is on). `before` is the org as it was.
-pub async fn plan_changed(st: &AppState, before: &Org, new: &str, new_trial: Option<i64>, given: bool) -> ApiResult<()> {
+pub async fn plan_changed(
+    st: &AppState,
+    before: &Org,
+    new: &str,
+    new_trial: Option<i64>,
+    given: bool,
+) -> ApiResult<()> {
     if !st.settings.billing_on() {
         return Ok(());
     }

@@ -187,8 +187,10 @@ impl OrgFacts {
 /// The draft of the cycle containing `now` (made if missing); its id.
 async fn ensure_draft(tx: &mut AnyConnection, o: &OrgFacts, currency: &str, now: i64) -> Result<String> {
     let (_, start, end) = cycle_at(o.created_at, now);
-    let members: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM org_members WHERE org_id = $1").bind(&o.id).fetch_one(&mut *tx).await?;
+    let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM org_members WHERE org_id = $1")
+        .bind(&o.id)
+        .fetch_one(&mut *tx)
+        .await?;
     sqlx::query(
         "INSERT INTO invoices (org_id, id, period_start, period_end, status, currency, max_members, created_at) \
          VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7) ON CONFLICT (org_id, period_start) DO NOTHING",
@@ -269,8 +271,10 @@ async fn cycle_facts(tx: &mut AnyConnection, o: &OrgFacts, inv: &InvoiceRow) -> 
     .bind(end)
     .fetch_all(&mut *tx)
     .await?;
-    let any: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM plan_periods WHERE org_id = $1").bind(&o.id).fetch_one(&mut *tx).await?;
+    let any: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plan_periods WHERE org_id = $1")
+        .bind(&o.id)
+        .fetch_one(&mut *tx)
+        .await?;
     // (span, when its trial ends)
     let mut spans: Vec<(PlanSpan, Option<i64>)> = Vec::new();
     if any == 0 {
@@ -343,8 +347,8 @@ async fn present(tx: &mut AnyConnection, o: &OrgFacts, inv: InvoiceRow, catalog:
         let (n, e) = o.billed_to();
         (lines, total, n, e)
     } else {
-        let lines: Vec<Line> = serde_json::from_str(&inv.lines)
-            .map_err(|e| sqlx::Error::Decode(format!("invoices.lines: {e}").into()))?;
+        let lines: Vec<Line> =
+            serde_json::from_str(&inv.lines).map_err(|e| sqlx::Error::Decode(format!("invoices.lines: {e}").into()))?;
         (lines, inv.total, inv.billed_name.unwrap_or_default(), inv.billed_email.unwrap_or_default())
     };
     let amount_due = if inv.status == "paid" || inv.status == "void" {
@@ -392,7 +396,13 @@ impl Store {
     /// Records that the org moved from `old` (a trial until `old_trial`, if it was one) to `new`
     /// at `now` (`given`: by the operator, without payment; `new_trial`: as its trial, until then),
     /// closing the old plan's period and opening the new one.
-    pub async fn billing_plan_changed(&self, org_id: &str, change: &PlanChange<'_>, currency: &str, now: i64) -> Result<()> {
+    pub async fn billing_plan_changed(
+        &self,
+        org_id: &str,
+        change: &PlanChange<'_>,
+        currency: &str,
+        now: i64,
+    ) -> Result<()> {
         let mut tx = self.billing_tx(org_id).await?;
         let o = org_facts(&mut tx, org_id).await?;
         // The draft first: it must cover the cycle before the change is recorded.
@@ -448,7 +458,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let detail = json!({"billing_email": email});
-        let e = Entry { org_id, action: "org.billing_email_set", workspace_id: None, target: Some(("org", org_id)), detail };
+        let e = Entry {
+            org_id,
+            action: "org.billing_email_set",
+            workspace_id: None,
+            target: Some(("org", org_id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
         tx.commit().await?;
         Ok(())
@@ -579,13 +595,21 @@ impl Store {
         .await?;
         let detail = json!({"purchase_id": id, "wallet": p.wallet_kind, "packs": p.packs, "credits": p.credits,
             "amount": p.amount, "currency": p.currency, "origin": p.origin});
-        let e = Entry { org_id: &p.org_id, action: "purchase.created", workspace_id: None, target: Some(("purchase", &id)), detail };
+        let e = Entry {
+            org_id: &p.org_id,
+            action: "purchase.created",
+            workspace_id: None,
+            target: Some(("purchase", &id)),
+            detail,
+        };
         record(&mut tx, ctx, e).await?;
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PURCHASE_COLS} FROM purchases WHERE org_id = $1 AND id = $2")))
-            .bind(&p.org_id)
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PURCHASE_COLS} FROM purchases WHERE org_id = $1 AND id = $2"
+        )))
+        .bind(&p.org_id)
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
         let made = purchase_from(&r)?;
         tx.commit().await?;
         Ok(PurchaseMade::Created(made))
@@ -595,11 +619,13 @@ impl Store {
     pub async fn purchase(&self, org_id: &str, id: &str) -> Result<Option<Purchase>> {
         let mut tx = self.pool.begin().await?;
         scope(self, &mut tx, org_id).await?;
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PURCHASE_COLS} FROM purchases WHERE org_id = $1 AND id = $2")))
-            .bind(org_id)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PURCHASE_COLS} FROM purchases WHERE org_id = $1 AND id = $2"
+        )))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(r.as_ref().map(purchase_from).transpose()?)
     }
@@ -681,11 +707,13 @@ impl Store {
         .rows_affected()
             == 1;
         if done {
-            let p = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PURCHASE_COLS} FROM purchases WHERE org_id = $1 AND id = $2")))
-                .bind(org_id)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let p = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {PURCHASE_COLS} FROM purchases WHERE org_id = $1 AND id = $2"
+            )))
+            .bind(org_id)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
             let p = purchase_from(&p)?;
             let data = json!({"purchase_id": p.id, "wallet": p.wallet_kind, "credits": p.credits, "grant_id": grant_id,
                 "invoice_id": p.invoice_id, "amount": p.amount, "currency": p.currency});
@@ -736,7 +764,11 @@ impl Store {
         let o = org_facts(&mut tx, org_id).await?;
         let lines = billing::lines(&cycle_facts(&mut tx, &o, &inv).await?, catalog);
         if lines.is_empty() {
-            sqlx::query("DELETE FROM invoices WHERE org_id = $1 AND id = $2").bind(org_id).bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM invoices WHERE org_id = $1 AND id = $2")
+                .bind(org_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             return Ok(None);
         }
@@ -765,13 +797,20 @@ impl Store {
         .bind((due == 0).then_some(now))
         .execute(&mut *tx)
         .await?;
-        let data = json!({"invoice_id": id, "number": number, "total": total, "amount_due": due, "currency": inv.currency});
+        let data =
+            json!({"invoice_id": id, "number": number, "total": total, "amount_due": due, "currency": inv.currency});
         insert_event(&mut tx, org_id, EventType::InvoiceFinalized, None, data.clone(), now).await?;
         if due == 0 {
             insert_event(&mut tx, org_id, EventType::InvoicePaid, None, data.clone(), now).await?;
         }
         let ctx = Ctx { actor: crate::Actor::system(), ip: None, now };
-        let e = Entry { org_id, action: "invoice.finalized", workspace_id: None, target: Some(("invoice", id)), detail: data };
+        let e = Entry {
+            org_id,
+            action: "invoice.finalized",
+            workspace_id: None,
+            target: Some(("invoice", id)),
+            detail: data,
+        };
         record(&mut tx, &ctx, e).await?;
         // The next cycle's draft, so a plan is billed even in a cycle where nothing else happens.
         ensure_draft(&mut tx, &o, &inv.currency, now.max(inv.period_end)).await?;
@@ -811,9 +850,15 @@ impl Store {
     }
 
     /// Wallets whose auto-reload should be paused (`reason`) for a reload's payment, and those that are.
-    pub async fn reload_pauses(&self, overdue_before: i64) -> Result<(Vec<(String, String, String)>, Vec<(String, String, String)>)> {
+    pub async fn reload_pauses(
+        &self,
+        overdue_before: i64,
+    ) -> Result<(Vec<(String, String, String)>, Vec<(String, String, String)>)> {
         let (want, have) = if self.dialect.name() == "postgres" {
-            ("SELECT org_id, wallet_kind, reason FROM roost_reload_payments($1)", "SELECT org_id, wallet_kind, reason FROM roost_paused_reloads()")
+            (
+                "SELECT org_id, wallet_kind, reason FROM roost_reload_payments($1)",
+                "SELECT org_id, wallet_kind, reason FROM roost_paused_reloads()",
+            )
         } else {
             (
                 "SELECT org_id, wallet_kind, MIN(CASE WHEN status = 'failed' THEN 'payment_failed' ELSE 'payment_pending' END) AS reason \

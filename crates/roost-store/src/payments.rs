@@ -100,7 +100,13 @@ impl Store {
 
     /// The operator marks an invoice or purchase paid by hand (no payment system): what it owes
     /// counts as paid with `reference`. Answers like the intake.
-    pub async fn mark_paid(&self, org_id: &str, target: &str, reference: &str, ctx: &Ctx) -> Result<(u16, Value, Vec<Purchase>)> {
+    pub async fn mark_paid(
+        &self,
+        org_id: &str,
+        target: &str,
+        reference: &str,
+        ctx: &Ctx,
+    ) -> Result<(u16, Value, Vec<Purchase>)> {
         let mut tx = self.billing_tx(org_id).await?;
         let how = Settle { succeeded: true, paid: None, reference };
         let out = settle(&mut tx, org_id, target, &how, ctx).await?;
@@ -110,22 +116,47 @@ impl Store {
 }
 
 fn refused(code: &str, detail: String) -> Settled {
-    (422, json!({"type": "about:blank", "title": "Unprocessable Content", "status": 422, "code": code, "detail": detail, "outcome": "refused"}), Vec::new())
+    (
+        422,
+        json!({"type": "about:blank", "title": "Unprocessable Content", "status": 422, "code": code, "detail": detail, "outcome": "refused"}),
+        Vec::new(),
+    )
 }
 
 fn not_open(detail: &str) -> Settled {
-    (409, json!({"type": "about:blank", "title": "Conflict", "status": 409, "code": "invoice_not_open", "detail": detail, "outcome": "refused"}), Vec::new())
+    (
+        409,
+        json!({"type": "about:blank", "title": "Conflict", "status": 409, "code": "invoice_not_open", "detail": detail, "outcome": "refused"}),
+        Vec::new(),
+    )
 }
 
-async fn audit(tx: &mut AnyConnection, ctx: &Ctx, org_id: &str, action: &str, target: (&str, &str), detail: Value) -> Result<()> {
+async fn audit(
+    tx: &mut AnyConnection,
+    ctx: &Ctx,
+    org_id: &str,
+    action: &str,
+    target: (&str, &str),
+    detail: Value,
+) -> Result<()> {
     record(tx, ctx, Entry { org_id, action, workspace_id: None, target: Some(target), detail }).await
 }
 
 async fn settle(tx: &mut AnyConnection, org_id: &str, target: &str, how: &Settle<'_>, ctx: &Ctx) -> Result<Settled> {
-    if target.starts_with("pur_") { settle_purchase(tx, org_id, target, how, ctx).await } else { settle_invoice(tx, org_id, target, how, ctx).await }
+    if target.starts_with("pur_") {
+        settle_purchase(tx, org_id, target, how, ctx).await
+    } else {
+        settle_invoice(tx, org_id, target, how, ctx).await
+    }
 }
 
-async fn settle_purchase(tx: &mut AnyConnection, org_id: &str, id: &str, how: &Settle<'_>, ctx: &Ctx) -> Result<Settled> {
+async fn settle_purchase(
+    tx: &mut AnyConnection,
+    org_id: &str,
+    id: &str,
+    how: &Settle<'_>,
+    ctx: &Ctx,
+) -> Result<Settled> {
     let Some(p) = load_purchase(tx, org_id, id).await? else {
         return Ok((404, problem(404, "not_found", "no invoice or purchase has this id"), Vec::new()));
     };
@@ -158,12 +189,14 @@ async fn settle_purchase(tx: &mut AnyConnection, org_id: &str, id: &str, how: &S
         let to_grant = if p.grant_id.is_none() { vec![Purchase { status: "paid".into(), ..p }] } else { Vec::new() };
         return Ok((200, body, to_grant));
     }
-    sqlx::query("UPDATE purchases SET status = 'failed', reference = $3 WHERE org_id = $1 AND id = $2 AND status = 'pending'")
-        .bind(org_id)
-        .bind(id)
-        .bind(how.reference)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE purchases SET status = 'failed', reference = $3 WHERE org_id = $1 AND id = $2 AND status = 'pending'",
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(how.reference)
+    .execute(&mut *tx)
+    .await?;
     let data = json!({"purchase_id": p.id, "invoice_id": p.invoice_id, "amount": p.amount, "currency": p.currency,
         "reference": how.reference, "origin": p.origin});
     insert_event(tx, org_id, EventType::PaymentFailed, None, data, ctx.now).await?;
@@ -200,21 +233,34 @@ async fn load_purchase(tx: &mut AnyConnection, org_id: &str, id: &str) -> Result
     })
 }
 
-async fn settle_invoice(tx: &mut AnyConnection, org_id: &str, id: &str, how: &Settle<'_>, ctx: &Ctx) -> Result<Settled> {
+async fn settle_invoice(
+    tx: &mut AnyConnection,
+    org_id: &str,
+    id: &str,
+    how: &Settle<'_>,
+    ctx: &Ctx,
+) -> Result<Settled> {
     let r = sqlx::query("SELECT status, total, currency FROM invoices WHERE org_id = $1 AND id = $2")
         .bind(org_id)
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-    let Some(r) = r else { return Ok((404, problem(404, "not_found", "no invoice or purchase has this id"), Vec::new())) };
-    let (status, total, currency): (String, i64, String) = (r.try_get("status")?, r.try_get("total")?, r.try_get("currency")?);
+    let Some(r) = r else {
+        return Ok((404, problem(404, "not_found", "no invoice or purchase has this id"), Vec::new()));
+    };
+    let (status, total, currency): (String, i64, String) =
+        (r.try_get("status")?, r.try_get("total")?, r.try_get("currency")?);
     match status.as_str() {
         "paid" => {
             let outcome = if how.succeeded { "already_paid" } else { "ignored" };
             return Ok((200, json!({"outcome": outcome, "invoice_id": id, "status": "paid"}), Vec::new()));
         }
         "open" => {}
-        _ => return Ok(not_open("the invoice is not finalized yet (or void): pay its purchases, or wait for the cycle's end")),
+        _ => {
+            return Ok(not_open(
+                "the invoice is not finalized yet (or void): pay its purchases, or wait for the cycle's end",
+            ));
+        }
     }
     let prepaid: Option<i64> = sqlx::query_scalar(
         "SELECT CAST(SUM(amount) AS BIGINT) FROM purchases WHERE org_id = $1 AND invoice_id = $2 AND status = 'paid'",
@@ -230,7 +276,10 @@ async fn settle_invoice(tx: &mut AnyConnection, org_id: &str, id: &str, how: &Se
         && (amount != due || cur != currency)
     {
         audit(tx, ctx, org_id, "payment.refused", ("invoice", id), detail).await?;
-        return Ok(refused("payment_mismatch", format!("the invoice is owed {due} {currency}; the report says {amount} {cur}")));
+        return Ok(refused(
+            "payment_mismatch",
+            format!("the invoice is owed {due} {currency}; the report says {amount} {cur}"),
+        ));
     }
     if !how.succeeded {
         sqlx::query(

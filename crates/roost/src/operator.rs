@@ -25,7 +25,10 @@ pub enum OperatorCommand {
     ListKeys,
 }
 
-#[expect(clippy::disallowed_methods, reason = "a key's creation time is bookkeeping, read where there is no server clock")]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a key's creation time is bookkeeping, read where there is no server clock"
+)]
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

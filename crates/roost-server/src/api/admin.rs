@@ -25,11 +25,11 @@ use crate::views::{List, OrgView};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_orgs))
-        .routes(routes!(grant))
-        .routes(routes!(give_plan))
-        .routes(routes!(mark_invoice_paid))
-        .routes(routes!(mark_purchase_paid))
+        .routes(routes!(admin_list_orgs))
+        .routes(routes!(admin_grant))
+        .routes(routes!(admin_give_plan))
+        .routes(routes!(admin_mark_invoice_paid))
+        .routes(routes!(admin_mark_purchase_paid))
 }
 
 /// One org as the operator sees it.
@@ -52,7 +52,11 @@ pub struct AdminOrgView {
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = List<AdminOrgView>), (status = 401, description = "unauthenticated", body = Problem),
               (status = 403, description = "forbidden: not an operator key", body = Problem)))]
-async fn list_orgs(State(st): State<AppState>, _op: Operator, params: Params) -> ApiResult<Json<List<AdminOrgView>>> {
+async fn admin_list_orgs(
+    State(st): State<AppState>,
+    _op: Operator,
+    params: Params,
+) -> ApiResult<Json<List<AdminOrgView>>> {
     let (limit, cursor) = params.page(IdKind::Org)?;
     let page = st.store.admin_orgs(limit, cursor).await?;
     Ok(Json(List::from_page(page, |o| AdminOrgView {
@@ -96,7 +100,7 @@ pub struct GrantBody {
     responses((status = 201, description = "`{grant}` for a credit, `{adjustment}` for a debit", body = Object),
               (status = 402, description = "insufficient_credits", body = Problem), (status = 404, description = "not_found", body = Problem),
               (status = 422, description = "invalid_request", body = Problem)))]
-async fn grant(
+async fn admin_grant(
     State(st): State<AppState>,
     op: Operator,
     Path((org, wallet)): Path<(String, String)>,
@@ -129,7 +133,10 @@ async fn grant(
         None => None,
         Some(Ok(k)) if !k.is_empty() && k.len() <= 255 && !k.chars().any(char::is_control) => {
             let body = serde_json::to_string(&b).map_err(ApiError::internal)?;
-            Some(Idem { key: format!("operator:{k}"), fingerprint: format!("admin-grant\0{wallet}\0{}\0{body}", op.key.id) })
+            Some(Idem {
+                key: format!("operator:{k}"),
+                fingerprint: format!("admin-grant\0{wallet}\0{}\0{body}", op.key.id),
+            })
         }
         Some(_) => return Err(ApiError::invalid_field("Idempotency-Key", "must be 1–255 characters")),
     };
@@ -155,7 +162,7 @@ pub struct GivePlan {
 #[utoipa::path(put, path = "/v1/admin/orgs/{org}/plan", tag = "admin", security(("bearer" = [])), request_body = GivePlan,
     responses((status = 200, body = OrgView), (status = 404, description = "not_found", body = Problem),
               (status = 409, description = "plan_limit", body = Problem), (status = 422, description = "invalid_request", body = Problem)))]
-async fn give_plan(
+async fn admin_give_plan(
     State(st): State<AppState>,
     op: Operator,
     Path(org): Path<String>,
@@ -207,7 +214,7 @@ async fn mark(st: &AppState, op: &Operator, kind: IdKind, id: &str, b: &MarkPaid
 #[utoipa::path(post, path = "/v1/admin/invoices/{id}/mark-paid", tag = "admin", security(("bearer" = [])), request_body = MarkPaid,
     responses((status = 200, description = "`{outcome, invoice_id, status}`", body = Object), (status = 404, description = "not_found", body = Problem),
               (status = 409, description = "invoice_not_open", body = Problem)))]
-async fn mark_invoice_paid(
+async fn admin_mark_invoice_paid(
     State(st): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
@@ -219,7 +226,7 @@ async fn mark_invoice_paid(
 /// Marks a purchase paid by hand: its credits are granted (once).
 #[utoipa::path(post, path = "/v1/admin/purchases/{id}/mark-paid", tag = "admin", security(("bearer" = [])), request_body = MarkPaid,
     responses((status = 200, description = "`{outcome, purchase_id, status, credits}`", body = Object), (status = 404, description = "not_found", body = Problem)))]
-async fn mark_purchase_paid(
+async fn admin_mark_purchase_paid(
     State(st): State<AppState>,
     op: Operator,
     Path(id): Path<String>,

@@ -201,6 +201,7 @@ async fn buy(
     let o = org_ctx(&st, &caller, &org).await?;
     o.require(Permission::ManageBilling)?;
     let wallet = wallet_param(&st, &o, &wallet).await?;
+    idem_key(&headers)?;
     if !(1..=1000).contains(&b.packs) {
         return Err(ApiError::invalid_field("packs", "must be a whole number from 1 to 1000"));
     }
@@ -252,13 +253,7 @@ async fn purchase(
     (origin, wallet, packs, credits, amount): (&str, &str, i64, i64, i64),
     body: &impl Serialize,
 ) -> ApiResult<Purchase> {
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| !k.is_empty() && k.len() <= 255 && !k.chars().any(char::is_control))
-        .ok_or_else(|| {
-            ApiError::invalid_field("Idempotency-Key", "this request needs an Idempotency-Key header of 1–255 characters")
-        })?;
+    let key = idem_key(headers)?;
     if crate::billing::past_due(st, &o.org.id).await? {
         return Err(crate::billing::payment_required());
     }
@@ -286,6 +281,20 @@ async fn purchase(
             "this Idempotency-Key was used with another request",
         )),
     }
+}
+
+/// The request's `Idempotency-Key` (1–255 characters, no control characters).
+fn idem_key(headers: &HeaderMap) -> ApiResult<&str> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= 255 && !k.chars().any(char::is_control))
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "Idempotency-Key",
+                "this request needs an Idempotency-Key header of 1–255 characters",
+            )
+        })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -326,7 +335,8 @@ fn verify(st: &AppState, secret: &str, headers: &HeaderMap, body: &[u8]) -> ApiR
         return Err(bad("webhook-timestamp is more than 5 minutes from the server's clock"));
     }
     let body = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8"))?;
-    let expected = crate::webhooks::sign::sign(secret, id, ts, body).ok_or_else(|| ApiError::internal("intake secret"))?;
+    let expected =
+        crate::webhooks::sign::sign(secret, id, ts, body).ok_or_else(|| ApiError::internal("intake secret"))?;
     let sigs = get("webhook-signature").ok_or_else(|| bad("webhook-signature is missing"))?;
     if !sigs.split(' ').any(|s| ct_eq(s, &expected)) {
         return Err(bad("no signature in webhook-signature matches"));
@@ -346,6 +356,14 @@ fn verify(st: &AppState, secret: &str, headers: &HeaderMap, body: &[u8]) -> ApiR
               (status = 422, description = "invalid_request or payment_mismatch", body = Problem)))]
 async fn payments(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     let Some(secret) = st.settings.billing_intake_secret.clone() else {
+        // Unsigned reports are refused as such whether or not billing is on.
+        if ["webhook-id", "webhook-timestamp", "webhook-signature"].iter().any(|h| !headers.contains_key(*h)) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "the Standard Webhooks headers are missing",
+            ));
+        }
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "billing is off on this server"));
     };
     let webhook_id = verify(&st, &secret, &headers, &body)?;

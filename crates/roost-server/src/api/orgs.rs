@@ -219,7 +219,9 @@ async fn update_org(
         e.add("name", "give name, require_2fa or billing_email");
     }
     if let Some(Some(m)) = &b.billing_email
-        && (m.len() > 254 || m.chars().any(|c| c.is_whitespace() || c.is_control()) || m.parse::<lettre::Address>().is_err())
+        && (m.len() > 254
+            || m.chars().any(|c| c.is_whitespace() || c.is_control())
+            || m.parse::<lettre::Address>().is_err())
     {
         e.add("billing_email", "must be an email address");
     }

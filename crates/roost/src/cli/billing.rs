@@ -121,7 +121,8 @@ pub async fn invoices(ctx: &Ctx, cmd: InvoicesCommand) -> Result<String, CliErro
             if ctx.json {
                 return Ok(json(&r));
             }
-            let mut t = Table::new(&["INVOICE", "NUMBER", "STATUS", "PERIOD START", "PERIOD END", "TOTAL", "DUE", "CURRENCY"]);
+            let mut t =
+                Table::new(&["INVOICE", "NUMBER", "STATUS", "PERIOD START", "PERIOD END", "TOTAL", "DUE", "CURRENCY"]);
             for i in items(&r) {
                 t.row(vec![
                     field(i, "/id"),
@@ -197,7 +198,8 @@ pub async fn buy(ctx: &Ctx, api: &Api, a: BuyArgs) -> Result<String, CliError> {
 pub async fn admin(ctx: &Ctx, cmd: AdminCommand) -> Result<String, CliError> {
     match cmd {
         AdminCommand::Orgs { key, cursor } => {
-            let r = ctx.operator(&key.operator_key).get(&format!("/v1/admin/orgs{}", query(&[("cursor", cursor)]))).await?;
+            let r =
+                ctx.operator(&key.operator_key).get(&format!("/v1/admin/orgs{}", query(&[("cursor", cursor)]))).await?;
             if ctx.json {
                 return Ok(json(&r));
             }
@@ -229,11 +231,18 @@ pub async fn admin(ctx: &Ctx, cmd: AdminCommand) -> Result<String, CliError> {
             Ok(if r.get("grant").is_some() {
                 pairs(&[("granted", field(&r, "/grant/amount")), ("grant", field(&r, "/grant/id")), ("org", org)])
             } else {
-                pairs(&[("took away", field(&r, "/adjustment/amount")), ("entry", field(&r, "/adjustment/id")), ("org", org)])
+                pairs(&[
+                    ("took away", field(&r, "/adjustment/amount")),
+                    ("entry", field(&r, "/adjustment/id")),
+                    ("org", org),
+                ])
             })
         }
         AdminCommand::Plan { key, org, plan } => {
-            let r = ctx.operator(&key.operator_key).put(&format!("/v1/admin/orgs/{}/plan", seg(&org)), &json!({"plan": plan})).await?;
+            let r = ctx
+                .operator(&key.operator_key)
+                .put(&format!("/v1/admin/orgs/{}/plan", seg(&org)), &json!({"plan": plan}))
+                .await?;
             if ctx.json {
                 return Ok(json(&r));
             }

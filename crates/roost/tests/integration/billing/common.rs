@@ -55,7 +55,10 @@ pub(crate) async fn report(s: &TestServer, webhook_id: &str, body: &Value) -> Re
 
 /// Buys `packs` packs; returns the purchase.
 pub(crate) async fn buy(c: &Client, org: &str, packs: i64) -> Value {
-    let r = c.post_idem(&format!("/v1/orgs/{org}/wallets/credits/purchases"), &idem(), &json!({"packs": packs})).await.unwrap();
+    let r = c
+        .post_idem(&format!("/v1/orgs/{org}/wallets/credits/purchases"), &idem(), &json!({"packs": packs}))
+        .await
+        .unwrap();
     assert_eq!(r.status, 201, "{:?}", r.body);
     r.body
 }
@@ -70,7 +73,13 @@ pub(crate) async fn wallet(c: &Client, org: &str) -> Value {
 /// Credits of the wallet's live grants from top-ups.
 pub(crate) async fn topped_up(c: &Client, org: &str) -> i64 {
     let w = wallet(c, org).await;
-    w["grants"].as_array().unwrap().iter().filter(|g| g["source"] == "topup").map(|g| g["remaining"].as_i64().unwrap()).sum()
+    w["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["source"] == "topup")
+        .map(|g| g["remaining"].as_i64().unwrap())
+        .sum()
 }
 
 /// The org's invoices, newest first.

@@ -52,7 +52,11 @@ async fn seats_purchases_and_finalization(s: TestServer) {
     let r = members[2].0.get(&format!("/v1/orgs/{org}/invoices")).await.unwrap();
     expect_problem(&r, 403, "forbidden");
     let (stranger, _) = s.signup("Stranger").await;
-    expect_problem(&stranger.get(&format!("/v1/invoices/{}", draft["id"].as_str().unwrap())).await.unwrap(), 404, "not_found");
+    expect_problem(
+        &stranger.get(&format!("/v1/invoices/{}", draft["id"].as_str().unwrap())).await.unwrap(),
+        404,
+        "not_found",
+    );
 
     // The cycle ends: finalized once, numbered, owed.
     s.clock.advance(32 * DAY);
@@ -62,7 +66,12 @@ async fn seats_purchases_and_finalization(s: TestServer) {
     let lines = inv["lines"].as_array().unwrap();
     assert_eq!((lines[0]["kind"].as_str(), lines[0]["amount"].as_i64()), (Some("plan"), Some(149_000)), "{inv}");
     assert_eq!(
-        (lines[1]["kind"].as_str(), lines[1]["quantity"].as_i64(), lines[1]["unit_price"].as_i64(), lines[1]["amount"].as_i64()),
+        (
+            lines[1]["kind"].as_str(),
+            lines[1]["quantity"].as_i64(),
+            lines[1]["unit_price"].as_i64(),
+            lines[1]["amount"].as_i64()
+        ),
         (Some("seats"), Some(2), Some(45_000), Some(90_000)),
         "five members at most, three included: {inv}"
     );
@@ -92,15 +101,28 @@ async fn seats_purchases_and_finalization(s: TestServer) {
     s.clock.advance(73 * HOUR);
     let o = owner.get(&format!("/v1/orgs/{org}")).await.unwrap();
     assert_eq!(o.body["billing_status"], "past_due", "{:?}", o.body);
-    let r = owner.post_idem(&format!("/v1/orgs/{org}/wallets/credits/purchases"), &idem(), &json!({"packs": 1})).await.unwrap();
+    let r = owner
+        .post_idem(&format!("/v1/orgs/{org}/wallets/credits/purchases"), &idem(), &json!({"packs": 1}))
+        .await
+        .unwrap();
     expect_problem(&r, 402, "payment_required");
     let r = owner.put(&format!("/v1/orgs/{org}/plan"), &json!({"plan": "business"})).await.unwrap();
     expect_problem(&r, 402, "payment_required");
     // Paying stays possible: a wrong amount is refused, the right one pays.
     let id = inv["id"].as_str().unwrap();
-    let r = report(&s, "msg_inv_wrong", &json!({"invoice_id": id, "status": "succeeded", "amount": 339_000, "currency": "IDR", "reference": "x"})).await;
+    let r = report(
+        &s,
+        "msg_inv_wrong",
+        &json!({"invoice_id": id, "status": "succeeded", "amount": 339_000, "currency": "IDR", "reference": "x"}),
+    )
+    .await;
     expect_problem(&r, 422, "payment_mismatch");
-    let r = report(&s, "msg_inv", &json!({"invoice_id": id, "status": "succeeded", "amount": 239_000, "currency": "IDR", "reference": "ch_inv"})).await;
+    let r = report(
+        &s,
+        "msg_inv",
+        &json!({"invoice_id": id, "status": "succeeded", "amount": 239_000, "currency": "IDR", "reference": "ch_inv"}),
+    )
+    .await;
     expect_status(&r, 200);
     assert_eq!(r.body["outcome"], "paid");
     let o = owner.get(&format!("/v1/orgs/{org}")).await.unwrap();

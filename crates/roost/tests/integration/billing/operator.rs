@@ -17,7 +17,10 @@ async fn operator_acts_alone(s: TestServer) {
     let op = s.client.with_token(&op_secret);
 
     // An owner's top-up is a purchase: pending, no credits yet.
-    let r = owner.post_idem(&format!("/v1/orgs/{org}/wallets/credits/topups"), &idem(), &json!({"amount": 500})).await.unwrap();
+    let r = owner
+        .post_idem(&format!("/v1/orgs/{org}/wallets/credits/topups"), &idem(), &json!({"amount": 500}))
+        .await
+        .unwrap();
     expect_status(&r, 201);
     assert_eq!(r.body["purchase"]["status"], "pending", "{:?}", r.body);
     assert_eq!(r.body["purchase"]["credits"], 500);
@@ -27,7 +30,11 @@ async fn operator_acts_alone(s: TestServer) {
     // Adjustments are the operator's alone.
     for who in [&owner, &billing] {
         let r = who
-            .post_idem(&format!("/v1/orgs/{org}/wallets/credits/adjustments"), &idem(), &json!({"amount": 100, "reason": "x"}))
+            .post_idem(
+                &format!("/v1/orgs/{org}/wallets/credits/adjustments"),
+                &idem(),
+                &json!({"amount": 100, "reason": "x"}),
+            )
             .await
             .unwrap();
         expect_problem(&r, 403, "forbidden");
@@ -36,20 +43,39 @@ async fn operator_acts_alone(s: TestServer) {
 
     // The operator's grant lands at once and is audited as the operator's.
     let r = op
-        .post(&format!("/v1/admin/orgs/{org}/wallets/credits/grants"), &json!({"amount": 700, "reason": "launch promo"}))
+        .post(
+            &format!("/v1/admin/orgs/{org}/wallets/credits/grants"),
+            &json!({"amount": 700, "reason": "launch promo"}),
+        )
         .await
         .unwrap();
     expect_status(&r, 201);
     assert_eq!(r.body["grant"]["amount"], 700, "{:?}", r.body);
     let w = wallet(&owner, &org).await;
-    assert!(w["grants"].as_array().unwrap().iter().any(|g| g["source"] == "adjustment" && g["remaining"] == 700), "{w}");
+    assert!(
+        w["grants"].as_array().unwrap().iter().any(|g| g["source"] == "adjustment" && g["remaining"] == 700),
+        "{w}"
+    );
     let audit = owner.get(&format!("/v1/orgs/{org}/audit?action=wallet.adjusted")).await.unwrap();
     let e = &audit.body["items"][0];
-    assert_eq!((e["actor"]["type"].as_str(), e["actor"]["id"].as_str()), (Some("operator"), Some(op_id.as_str())), "{e}");
+    assert_eq!(
+        (e["actor"]["type"].as_str(), e["actor"]["id"].as_str()),
+        (Some("operator"), Some(op_id.as_str())),
+        "{e}"
+    );
     // A debit never below what is held; bad input is refused whole.
-    let r = op.post(&format!("/v1/admin/orgs/{org}/wallets/credits/grants"), &json!({"amount": 0, "reason": "x"})).await.unwrap();
+    let r = op
+        .post(&format!("/v1/admin/orgs/{org}/wallets/credits/grants"), &json!({"amount": 0, "reason": "x"}))
+        .await
+        .unwrap();
     expect_problem(&r, 422, "invalid_request");
-    let r = op.post("/v1/admin/orgs/org_00000000000000000000000000/wallets/credits/grants", &json!({"amount": 1, "reason": "x"})).await.unwrap();
+    let r = op
+        .post(
+            "/v1/admin/orgs/org_00000000000000000000000000/wallets/credits/grants",
+            &json!({"amount": 1, "reason": "x"}),
+        )
+        .await
+        .unwrap();
     expect_problem(&r, 404, "not_found");
 
     // Every org, with its plan and members.
@@ -67,7 +93,11 @@ async fn operator_acts_alone(s: TestServer) {
     assert_eq!(audit.body["items"][0]["actor"]["type"], "operator", "{:?}", audit.body);
     let draft = &invoices(&owner, &org).await[0];
     assert!(
-        draft["lines"].as_array().unwrap().iter().any(|l| l["description"].as_str().unwrap().contains("given by the operator")),
+        draft["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["description"].as_str().unwrap().contains("given by the operator")),
         "{draft}"
     );
 
@@ -91,11 +121,18 @@ async fn operator_acts_alone(s: TestServer) {
 async fn billing_off_grants_at_once(s: TestServer) {
     let (owner, _) = s.signup("Owner").await;
     let (org, _) = s.org(&owner, "Internal", "team").await;
-    let r = owner.post_idem(&format!("/v1/orgs/{org}/wallets/credits/topups"), &idem(), &json!({"amount": 500})).await.unwrap();
+    let r = owner
+        .post_idem(&format!("/v1/orgs/{org}/wallets/credits/topups"), &idem(), &json!({"amount": 500}))
+        .await
+        .unwrap();
     expect_status(&r, 201);
     assert_eq!(r.body["grant"]["amount"], 500, "{:?}", r.body);
     let r = owner
-        .post_idem(&format!("/v1/orgs/{org}/wallets/credits/adjustments"), &idem(), &json!({"amount": 100, "reason": "fix"}))
+        .post_idem(
+            &format!("/v1/orgs/{org}/wallets/credits/adjustments"),
+            &idem(),
+            &json!({"amount": 100, "reason": "fix"}),
+        )
         .await
         .unwrap();
     expect_status(&r, 201);

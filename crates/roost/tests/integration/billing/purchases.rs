@@ -16,20 +16,34 @@ async fn purchases_are_granted_once(s: TestServer) {
     let (owner, _) = s.signup("Owner").await;
     let (org, _) = s.org(&owner, "Buyers", "team").await;
     let p = buy(&owner, &org, 2).await;
-    assert_eq!((p["status"].as_str(), p["credits"].as_i64(), p["amount"].as_i64()), (Some("pending"), Some(2_000), Some(200_000)), "{p}");
+    assert_eq!(
+        (p["status"].as_str(), p["credits"].as_i64(), p["amount"].as_i64()),
+        (Some("pending"), Some(2_000), Some(200_000)),
+        "{p}"
+    );
     assert!(p["invoice_id"].as_str().unwrap().starts_with("bill_"));
     assert_eq!(topped_up(&owner, &org).await, 0, "nothing before payment");
 
     // Refused reports grant nothing: forged, wrong amount, wrong currency, unsigned.
-    let forged = report_signed(&s, "msg_forged", &paid(&p, 200_000, "IDR"), "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
+    let forged =
+        report_signed(&s, "msg_forged", &paid(&p, 200_000, "IDR"), "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
     expect_problem(&forged, 401, "invalid_signature");
     let wrong = report(&s, "msg_wrong_amount", &paid(&p, 199_999, "IDR")).await;
     expect_problem(&wrong, 422, "payment_mismatch");
     let wrong = report(&s, "msg_wrong_currency", &paid(&p, 200_000, "USD")).await;
     expect_problem(&wrong, 422, "payment_mismatch");
-    let r = s.client.send_raw(reqwest::Method::POST, "/v1/billing/payments", paid(&p, 200_000, "IDR").to_string().into_bytes()).await.unwrap();
+    let r = s
+        .client
+        .send_raw(reqwest::Method::POST, "/v1/billing/payments", paid(&p, 200_000, "IDR").to_string().into_bytes())
+        .await
+        .unwrap();
     expect_problem(&r, 401, "invalid_signature");
-    let r = report(&s, "msg_bad", &json!({"purchase_id": p["id"], "status": "maybe", "amount": -1, "currency": "idr", "reference": ""})).await;
+    let r = report(
+        &s,
+        "msg_bad",
+        &json!({"purchase_id": p["id"], "status": "maybe", "amount": -1, "currency": "idr", "reference": ""}),
+    )
+    .await;
     expect_problem(&r, 422, "invalid_request");
     assert_eq!(topped_up(&owner, &org).await, 0);
     // Refusals are recorded and audited.
@@ -59,7 +73,12 @@ async fn purchases_are_granted_once(s: TestServer) {
     for t in tasks {
         let r = t.await.unwrap();
         expect_status(&r, 200);
-        assert_eq!((r.body["outcome"].as_str(), r.body["credits"].as_i64()), (Some("paid"), Some(2_000)), "{:?}", r.body);
+        assert_eq!(
+            (r.body["outcome"].as_str(), r.body["credits"].as_i64()),
+            (Some("paid"), Some(2_000)),
+            "{:?}",
+            r.body
+        );
     }
     assert_eq!(topped_up(&owner, &org).await, 2_000);
     // The same webhook-id with another body: a conflict, nothing more.
@@ -71,7 +90,12 @@ async fn purchases_are_granted_once(s: TestServer) {
     assert_eq!(r.body["outcome"], "already_paid");
     // The operator marking it paid again changes nothing either.
     let (_, op) = operator_key(&s).await;
-    let r = s.client.with_token(&op).post(&format!("/v1/admin/purchases/{}/mark-paid", p["id"].as_str().unwrap()), &json!({"reference": "bank"})).await.unwrap();
+    let r = s
+        .client
+        .with_token(&op)
+        .post(&format!("/v1/admin/purchases/{}/mark-paid", p["id"].as_str().unwrap()), &json!({"reference": "bank"}))
+        .await
+        .unwrap();
     assert_eq!(r.body["outcome"], "already_paid", "{:?}", r.body);
     assert_eq!(topped_up(&owner, &org).await, 2_000);
     let done = events(&owner, &org, "purchase.completed").await;
@@ -80,12 +104,20 @@ async fn purchases_are_granted_once(s: TestServer) {
 
     // A purchase marked paid by the operator (no payment system) is granted at once.
     let q = buy(&owner, &org, 1).await;
-    let r = s.client.with_token(&op).post(&format!("/v1/admin/purchases/{}/mark-paid", q["id"].as_str().unwrap()), &json!({"reference": "bank 42"})).await.unwrap();
+    let r = s
+        .client
+        .with_token(&op)
+        .post(&format!("/v1/admin/purchases/{}/mark-paid", q["id"].as_str().unwrap()), &json!({"reference": "bank 42"}))
+        .await
+        .unwrap();
     expect_status(&r, 200);
     assert_eq!(topped_up(&owner, &org).await, 3_000);
     // Another tenant's purchase is not found to a stranger; an unknown one to the intake.
     let (stranger, _) = s.signup("Stranger").await;
-    let r = stranger.post_idem(&format!("/v1/orgs/{org}/wallets/credits/purchases"), &idem(), &json!({"packs": 1})).await.unwrap();
+    let r = stranger
+        .post_idem(&format!("/v1/orgs/{org}/wallets/credits/purchases"), &idem(), &json!({"packs": 1}))
+        .await
+        .unwrap();
     expect_problem(&r, 404, "not_found");
     let r = report(&s, "msg_unknown", &json!({"purchase_id": "pur_00000000000000000000000000", "status": "succeeded", "amount": 1, "currency": "IDR", "reference": "x"})).await;
     expect_problem(&r, 404, "not_found");
@@ -98,12 +130,16 @@ async fn failed_payment_pauses_auto_reload(s: TestServer) {
     let owner = owner.in_workspace(&ws);
     let allocation = wallet(&owner, &org).await["available"].as_i64().unwrap();
     let r = owner
-        .put(&format!("/v1/orgs/{org}/wallets/credits/auto-reload"), &json!({"enabled": true, "threshold": 1_000, "amount": 500, "monthly_max": 10_000}))
+        .put(
+            &format!("/v1/orgs/{org}/wallets/credits/auto-reload"),
+            &json!({"enabled": true, "threshold": 1_000, "amount": 500, "monthly_max": 10_000}),
+        )
         .await
         .unwrap();
     expect_status(&r, 200);
     // Drop below the threshold: one reload, granted at once and billed.
-    let r = owner.post_idem("/v1/charges", &idem(), &json!({"amount": allocation - 500, "action": "llm"})).await.unwrap();
+    let r =
+        owner.post_idem("/v1/charges", &idem(), &json!({"amount": allocation - 500, "action": "llm"})).await.unwrap();
     expect_status(&r, 201);
     assert_eq!(topped_up(&owner, &org).await, 500);
     let mut line = Value::Null;
@@ -126,12 +162,21 @@ async fn failed_payment_pauses_auto_reload(s: TestServer) {
     assert_eq!(failed[0]["data"]["purchase_id"], line["purchase_id"]);
     // Back above the threshold (an operator grant), then below it again: no reload while paused.
     let (_, op) = operator_key(&s).await;
-    let r = s.client.with_token(&op).post(&format!("/v1/admin/orgs/{org}/wallets/credits/grants"), &json!({"amount": 2_000, "reason": "goodwill"})).await.unwrap();
+    let r = s
+        .client
+        .with_token(&op)
+        .post(&format!("/v1/admin/orgs/{org}/wallets/credits/grants"), &json!({"amount": 2_000, "reason": "goodwill"}))
+        .await
+        .unwrap();
     expect_status(&r, 201);
     let avail = wallet(&owner, &org).await["available"].as_i64().unwrap();
     let r = owner.post_idem("/v1/charges", &idem(), &json!({"amount": avail - 100, "action": "llm"})).await.unwrap();
     expect_status(&r, 201);
-    assert_eq!(events(&owner, &org, "wallet.auto_reloaded").await.len(), 1, "no second reload while the payment failed");
+    assert_eq!(
+        events(&owner, &org, "wallet.auto_reloaded").await.len(),
+        1,
+        "no second reload while the payment failed"
+    );
     let refused = events(&owner, &org, "wallet.auto_reload_failed").await;
     assert_eq!(refused[0]["data"]["reason"], "payment_failed", "{refused:?}");
     // Paid after all: auto-reload resumes.
