@@ -6,4 +6,5 @@
 mod common;
 mod invoices;
 mod operator;
+mod properties;
 mod purchases;
