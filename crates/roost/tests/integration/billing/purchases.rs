@@ -199,3 +199,41 @@ roost_test_kit::both_backends_with!(
     purchases_are_granted_once => super::billing_on,
     failed_payment_pauses_auto_reload => super::billing_on,
 );
+
+/// docs/examples/payment_bridge.py turns a provider's callback into a signed report that roost
+/// accepts: the purchase's credits arrive.
+async fn the_documented_bridge_pays_a_purchase(s: TestServer) {
+    use std::io::Write;
+    if std::process::Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: python3 is not installed: the payment bridge example was not run");
+        return;
+    }
+    let (owner, _) = s.signup("Owner").await;
+    let (org, _) = s.org(&owner, "Bridged", "team").await;
+    let p = buy(&owner, &org, 1).await;
+    let callback = json!({"id": "evt_provider_1", "type": "payment_intent.succeeded", "data": {"object": {
+        "id": "pi_123", "amount": p["amount"], "currency": "idr", "metadata": {"roost_purchase_id": p["id"]}}}});
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/payment_bridge.py");
+    let base = s.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg("--once")
+            .env("ROOST_URL", base)
+            .env("ROOST_BILLING_INTAKE_SECRET", SECRET)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(callback.to_string().as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{printed}");
+    assert!(printed.starts_with("200 ") && printed.contains("\"paid\""), "{printed}");
+    assert_eq!(topped_up(&owner, &org).await, 1_000);
+}
+
+roost_test_kit::both_backends_with!(the_documented_bridge_pays_a_purchase => super::billing_on);
