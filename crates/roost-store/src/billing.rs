@@ -657,8 +657,17 @@ impl Store {
         for r in &rows {
             let (grant, credits, at, kind): (String, i64, i64, String) =
                 (r.try_get("id")?, r.try_get("amount")?, r.try_get("created_at")?, r.try_get("kind")?);
-            // Billed on the invoice of the cycle the reload happened in, while that one is a draft.
-            let invoice_id = ensure_draft(&mut tx, &o, currency, at.max(now.min(at))).await?;
+            // Billed on the invoice of the cycle the reload happened in while that one is a draft,
+            // else (finalized meanwhile) on the current draft.
+            let mut invoice_id = ensure_draft(&mut tx, &o, currency, at).await?;
+            let status: String = sqlx::query_scalar("SELECT status FROM invoices WHERE org_id = $1 AND id = $2")
+                .bind(org_id)
+                .bind(&invoice_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if status != "draft" {
+                invoice_id = ensure_draft(&mut tx, &o, currency, now).await?;
+            }
             let id = IdKind::Purchase.generate();
             sqlx::query(
                 "INSERT INTO purchases (org_id, id, wallet_kind, origin, packs, credits, amount, currency, status, invoice_id, grant_id, created_at, granted_at) \

@@ -36,6 +36,7 @@ enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Operator keys (rso_…), made and revoked against the server's database.
+    #[command(subcommand)]
     Operator(OperatorArgs),
     /// Print a shell completion script, e.g. `roost completions bash > /etc/bash_completion.d/roost`.
     Completions {
@@ -60,12 +61,30 @@ struct BackupArgs {
     server: ServerArgs,
 }
 
-#[derive(Debug, clap::Args)]
-struct OperatorArgs {
-    #[command(subcommand)]
-    command: operator::OperatorCommand,
-    #[command(flatten)]
-    server: ServerArgs,
+#[derive(Debug, Subcommand)]
+enum OperatorArgs {
+    /// Make an operator key; its secret is printed once (only a hash is stored).
+    #[command(name = "create-key")]
+    CreateKey {
+        /// A name to know the key by (who or what uses it).
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke an operator key: the next request with it is refused.
+    #[command(name = "revoke-key")]
+    RevokeKey {
+        /// The key's id (opk_…).
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the operator keys (never their secrets).
+    #[command(name = "list-keys")]
+    ListKeys {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -211,10 +230,15 @@ async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 async fn operator_cmd(a: OperatorArgs) -> anyhow::Result<()> {
-    let settings = a.server.settings()?;
+    let (command, server) = match a {
+        OperatorArgs::CreateKey { name, server } => (operator::OperatorCommand::CreateKey { name }, server),
+        OperatorArgs::RevokeKey { id, server } => (operator::OperatorCommand::RevokeKey { id }, server),
+        OperatorArgs::ListKeys { server } => (operator::OperatorCommand::ListKeys, server),
+    };
+    let settings = server.settings()?;
     init_logging(&settings.log_format);
     let store = roost_store::Store::connect_with(&settings.database_url, settings.pool()).await?;
-    let out = operator::run(&store, a.command).await;
+    let out = operator::run(&store, command).await;
     store.close().await;
     print!("{}", out?);
     Ok(())

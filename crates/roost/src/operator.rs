@@ -6,22 +6,13 @@ use roost_domain::tokens::{self, OPERATOR_KEY_PREFIX};
 use roost_store::Store;
 
 /// What `roost operator` does.
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug)]
 pub enum OperatorCommand {
-    /// Make an operator key; its secret is printed once (only a hash is stored).
-    #[command(name = "create-key")]
-    CreateKey {
-        /// A name to know the key by (who or what uses it).
-        name: String,
-    },
-    /// Revoke an operator key: the next request with it is refused.
-    #[command(name = "revoke-key")]
-    RevokeKey {
-        /// The key's id (opk_…).
-        id: String,
-    },
-    /// List the operator keys (never their secrets).
-    #[command(name = "list-keys")]
+    /// Make an operator key named so.
+    CreateKey { name: String },
+    /// Revoke the operator key with this id.
+    RevokeKey { id: String },
+    /// List the operator keys.
     ListKeys,
 }
 

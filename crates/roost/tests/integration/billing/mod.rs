@@ -3,6 +3,7 @@
 //! cycle on the injected clock, finalized once with gapless numbers, and auto-reload paused by
 //! failed payments.
 
+mod cli;
 mod common;
 mod invoices;
 mod operator;
