@@ -5,6 +5,7 @@
 
 mod cli;
 mod common;
+mod dashboard;
 mod invoices;
 mod operator;
 mod properties;
