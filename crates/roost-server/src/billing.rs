@@ -105,8 +105,11 @@ pub async fn tick(st: &AppState) -> Result<(), StoreError> {
     }
     let now = st.clock.now_ms();
     let catalog = &st.settings.catalog;
+    // One org's trouble (say, deleted meanwhile) never stops the round for the others.
     for org_id in st.store.orgs_with_unbilled_reloads(500).await? {
-        record_reloads(st, &org_id).await?;
+        if let Err(e) = record_reloads(st, &org_id).await {
+            tracing::warn!(error = %e, org_id, "billing an auto-reload; retrying next round");
+        }
     }
     for p in st.store.purchases_to_grant(500).await? {
         if let Err(e) = grant_purchase(st, &p).await {
@@ -115,9 +118,13 @@ pub async fn tick(st: &AppState) -> Result<(), StoreError> {
     }
     for (org_id, id) in st.store.due_invoices(now, 500).await? {
         // Reloads of the ending cycle are billed on it before it is closed.
-        record_reloads(st, &org_id).await?;
-        if let Some(number) = st.store.finalize_invoice(&org_id, &id, catalog, now).await? {
-            tracing::info!(org_id, invoice = id, number, "invoice finalized");
+        if let Err(e) = record_reloads(st, &org_id).await {
+            tracing::warn!(error = %e, org_id, "billing an auto-reload; retrying next round");
+        }
+        match st.store.finalize_invoice(&org_id, &id, catalog, now).await {
+            Ok(Some(number)) => tracing::info!(org_id, invoice = id, number, "invoice finalized"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, org_id, invoice = id, "finalizing an invoice; retrying next round"),
         }
     }
     sync_pauses(st, now).await

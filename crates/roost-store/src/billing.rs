@@ -692,13 +692,14 @@ impl Store {
 
     /// Orgs with auto-reloads not yet recorded as purchases (every org, across tenants).
     pub async fn orgs_with_unbilled_reloads(&self, n: i64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT g.org_id FROM grants g WHERE g.reason = 'auto_reload' \
-             AND NOT EXISTS (SELECT 1 FROM purchases p WHERE p.org_id = g.org_id AND p.grant_id = g.id) LIMIT $1",
-        )
-        .bind(n)
-        .fetch_all(&self.pool)
-        .await?)
+        let sql = if self.dialect.name() == "postgres" {
+            "SELECT org_id FROM roost_unbilled_reloads($1)"
+        } else {
+            "SELECT DISTINCT g.org_id FROM grants g JOIN orgs o ON o.id = g.org_id AND o.deleted_at IS NULL \
+             WHERE g.reason = 'auto_reload' \
+             AND NOT EXISTS (SELECT 1 FROM purchases p WHERE p.org_id = g.org_id AND p.grant_id = g.id) LIMIT $1"
+        };
+        Ok(sqlx::query_scalar(sql).bind(n).fetch_all(&self.pool).await?)
     }
 
     /// Marks a paid purchase's credits as granted (`grant_id`): once; `purchase.completed` with it.
@@ -734,13 +735,18 @@ impl Store {
 
     /// Paid purchases whose credits are not yet granted (a crash between payment and grant).
     pub async fn purchases_to_grant(&self, n: i64) -> Result<Vec<Purchase>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PURCHASE_COLS} FROM purchases WHERE status = 'paid' AND granted_at IS NULL ORDER BY created_at LIMIT $1"
-        )))
-        .bind(n)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(purchase_from).collect::<Result<Vec<_>, _>>()?)
+        let sql = if self.dialect.name() == "postgres" {
+            "SELECT org_id, id FROM roost_purchases_to_grant($1)"
+        } else {
+            "SELECT org_id, id FROM purchases WHERE status = 'paid' AND granted_at IS NULL ORDER BY created_at LIMIT $1"
+        };
+        let ids = sqlx::query(sql).bind(n).fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for r in &ids {
+            let (org_id, id): (String, String) = (r.try_get("org_id")?, r.try_get("id")?);
+            out.extend(self.purchase(&org_id, &id).await?);
+        }
+        Ok(out)
     }
 
     /// Drafts whose cycle ended by `now` (every org).
@@ -770,7 +776,20 @@ impl Store {
         if inv.status != "draft" || inv.period_end > now {
             return Ok(None);
         }
-        let o = org_facts(&mut tx, org_id).await?;
+        let o = match org_facts(&mut tx, org_id).await {
+            Ok(o) => o,
+            Err(StoreError::NotFound) => {
+                // The org was deleted: its last draft is void, and spends no number.
+                sqlx::query("UPDATE invoices SET status = 'void' WHERE org_id = $1 AND id = $2")
+                    .bind(org_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         let lines = billing::lines(&cycle_facts(&mut tx, &o, &inv).await?, catalog);
         if lines.is_empty() {
             sqlx::query("DELETE FROM invoices WHERE org_id = $1 AND id = $2")
@@ -830,16 +849,15 @@ impl Store {
     /// Every org, for the operator: plan, members and balance.
     pub async fn admin_orgs(&self, limit: u32, cursor: Option<&str>) -> Result<Page<AdminOrg>> {
         let (fetch, after) = page(limit, cursor);
-        let rows = sqlx::query(
+        let sql = if self.dialect.name() == "postgres" {
+            "SELECT id, name, kind, plan, owner_id, created_at, members, balance FROM roost_admin_orgs($1, $2)"
+        } else {
             "SELECT o.id, o.name, o.kind, o.plan, o.owner_id, o.created_at, \
              (SELECT COUNT(*) FROM org_members m WHERE m.org_id = o.id) AS members, \
              (SELECT CAST(COALESCE(SUM(w.balance), 0) AS BIGINT) FROM wallets w WHERE w.org_id = o.id) AS balance \
-             FROM orgs o WHERE o.deleted_at IS NULL AND ($1 = '' OR o.id > $1) ORDER BY o.id LIMIT $2",
-        )
-        .bind(after)
-        .bind(fetch)
-        .fetch_all(&self.pool)
-        .await?;
+             FROM orgs o WHERE o.deleted_at IS NULL AND ($1 = '' OR o.id > $1) ORDER BY o.id LIMIT $2"
+        };
+        let rows = sqlx::query(sql).bind(after).bind(fetch).fetch_all(&self.pool).await?;
         let items = rows
             .iter()
             .map(|r| {

@@ -124,3 +124,19 @@ CREATE FUNCTION roost_reload_payments(overdue_before BIGINT) RETURNS TABLE (org_
 CREATE FUNCTION roost_paused_reloads() RETURNS TABLE (org_id TEXT, wallet_kind TEXT, reason TEXT)
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS
     $$ SELECT org_id, kind, reload_paused FROM wallets WHERE reload_paused IS NOT NULL $$;
+CREATE FUNCTION roost_unbilled_reloads(n BIGINT) RETURNS TABLE (org_id TEXT)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS
+    $$ SELECT DISTINCT g.org_id FROM grants g JOIN orgs o ON o.id = g.org_id AND o.deleted_at IS NULL
+       WHERE g.reason = 'auto_reload'
+       AND NOT EXISTS (SELECT 1 FROM purchases p WHERE p.org_id = g.org_id AND p.grant_id = g.id) LIMIT n $$;
+CREATE FUNCTION roost_purchases_to_grant(n BIGINT) RETURNS TABLE (org_id TEXT, id TEXT)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS
+    $$ SELECT org_id, id FROM purchases WHERE status = 'paid' AND granted_at IS NULL ORDER BY created_at LIMIT n $$;
+-- The operator's list of every org: plan, members and the sum of its wallets' balances.
+CREATE FUNCTION roost_admin_orgs(after TEXT, n BIGINT)
+    RETURNS TABLE (id TEXT, name TEXT, kind TEXT, plan TEXT, owner_id TEXT, created_at BIGINT, members BIGINT, balance BIGINT)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS
+    $$ SELECT o.id, o.name, o.kind, o.plan, o.owner_id, o.created_at,
+       (SELECT COUNT(*) FROM org_members m WHERE m.org_id = o.id),
+       (SELECT CAST(COALESCE(SUM(w.balance), 0) AS BIGINT) FROM wallets w WHERE w.org_id = o.id)
+       FROM orgs o WHERE o.deleted_at IS NULL AND (after = '' OR o.id > after) ORDER BY o.id LIMIT n $$;
