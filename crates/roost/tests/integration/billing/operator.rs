@@ -11,8 +11,10 @@ use roost_test_kit::TestServer;
 async fn operator_acts_alone(s: TestServer) {
     let (owner, _) = s.signup("Owner").await;
     let (billing, billing_signup) = s.signup("Billing").await;
+    let (admin, admin_signup) = s.signup("Admin").await;
     let (org, _) = s.org(&owner, "Paying", "team").await;
     s.add_member(&owner, &org, &billing, &billing_signup, "billing").await;
+    s.add_member(&owner, &org, &admin, &admin_signup, "admin").await;
     let (op_id, op_secret) = operator_key(&s).await;
     let op = s.client.with_token(&op_secret);
 
@@ -28,7 +30,7 @@ async fn operator_acts_alone(s: TestServer) {
     assert!(r.body["purchase"]["id"].as_str().unwrap().starts_with("pur_"));
     assert_eq!(topped_up(&owner, &org).await, 0);
     // Adjustments are the operator's alone.
-    for who in [&owner, &billing] {
+    for who in [&owner, &billing, &admin] {
         let r = who
             .post_idem(
                 &format!("/v1/orgs/{org}/wallets/credits/adjustments"),
@@ -82,7 +84,7 @@ async fn operator_acts_alone(s: TestServer) {
     let r = op.get("/v1/admin/orgs?limit=500").await.unwrap();
     expect_status(&r, 200);
     let listed = r.body["items"].as_array().unwrap().iter().find(|o| o["id"] == org.as_str()).cloned().unwrap();
-    assert_eq!((listed["plan"].as_str(), listed["members"].as_i64()), (Some("team"), Some(2)), "{listed}");
+    assert_eq!((listed["plan"].as_str(), listed["members"].as_i64()), (Some("team"), Some(3)), "{listed}");
     assert!(listed["balance"].as_i64().unwrap() >= 700);
 
     // A plan given without payment.

@@ -45,6 +45,41 @@ async fn purchases_are_granted_once(s: TestServer) {
     )
     .await;
     expect_problem(&r, 422, "invalid_request");
+    let r = report(&s, "msg_both", &json!({"purchase_id": p["id"], "invoice_id": p["invoice_id"], "status": "succeeded", "amount": 1, "currency": "IDR", "reference": "x"})).await;
+    expect_problem(&r, 422, "invalid_request");
+    // Hostile bodies, validly signed: not JSON, unknown fields, a reference of 10,000 characters.
+    let ts = roost_server::Clock::now_ms(&*s.clock) / 1000;
+    let signed = |id: &str, ts: i64, raw: &str| {
+        let sig = roost_server::webhooks::sign::sign(SECRET, id, ts, raw).unwrap();
+        s.client
+            .with_header("webhook-id", id)
+            .with_header("webhook-timestamp", &ts.to_string())
+            .with_header("webhook-signature", &sig)
+    };
+    let r = signed("msg_garbage", ts, "{not json")
+        .send_raw(reqwest::Method::POST, "/v1/billing/payments", b"{not json".to_vec())
+        .await
+        .unwrap();
+    expect_problem(&r, 400, "malformed_json");
+    let raw = json!({"purchase_id": p["id"], "status": "succeeded", "amount": 200_000, "currency": "IDR", "reference": "x", "extra": 1}).to_string();
+    let r = signed("msg_extra", ts, &raw)
+        .send_raw(reqwest::Method::POST, "/v1/billing/payments", raw.clone().into_bytes())
+        .await
+        .unwrap();
+    assert!(r.status == 400 || r.status == 422, "{:?}", r.body);
+    let raw = json!({"purchase_id": p["id"], "status": "succeeded", "amount": 200_000, "currency": "IDR", "reference": "x".repeat(10_000)}).to_string();
+    let r = signed("msg_long", ts, &raw)
+        .send_raw(reqwest::Method::POST, "/v1/billing/payments", raw.clone().into_bytes())
+        .await
+        .unwrap();
+    expect_problem(&r, 422, "invalid_request");
+    // A report signed ten minutes ago is refused: an old report cannot be replayed.
+    let raw = paid(&p, 200_000, "IDR").to_string();
+    let r = signed("msg_old", ts - 600, &raw)
+        .send_raw(reqwest::Method::POST, "/v1/billing/payments", raw.clone().into_bytes())
+        .await
+        .unwrap();
+    expect_problem(&r, 401, "invalid_signature");
     assert_eq!(topped_up(&owner, &org).await, 0);
     // Refusals are recorded and audited.
     let audit = owner.get(&format!("/v1/orgs/{org}/audit?action=payment.refused")).await.unwrap();
