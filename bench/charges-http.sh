@@ -12,6 +12,7 @@
 #   refuse anything (so every request is checked and counted, and none is refused), a webhook endpoint
 #   subscribed to every event (a receiver started here), and a low-balance alert on the wallet (the
 #   charge path's watched-wallet scan runs). bench/signals-http.sh compares it with SIGNALS=off.
+#   SIGNALS=on RATE_LIMITS=off: the same without the rate limits (the floor of the rest of SIGNALS).
 #   DATABASE_URL: empty for a fresh SQLite file; a postgres://…/DB admin URL makes a fresh database
 #   next to DB (needs psql) and drops it at the end.
 # wrk runs one thread per connection (so a connection keeps its key), on the same 2 cores as the server.
@@ -71,8 +72,10 @@ PY
     python3 "$tmp/receiver.py" >"$tmp/receiver.port" &
     receiver=$!
     for _ in $(seq 50); do [ -s "$tmp/receiver.port" ] && break; sleep 0.1; done
+    signal_limits=true
+    [ "${RATE_LIMITS:-on}" = off ] && signal_limits=false
     cat >"$tmp/roost.toml" <<TOML
-rate_limits = true
+rate_limits = $signal_limits
 redis_url = "redis://127.0.0.1:6379"
 redis_key_prefix = "roost-bench-$$-$RANDOM:"
 webhooks_allow_private = true
@@ -188,10 +191,14 @@ for line in sys.stdin:
     m = re.match(r"roost_rate_limit_check_seconds_bucket\{.*le=\"([^\"]+)\".*\} (\S+)", line)
     if m: b[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = float(m.group(2))
 total = b.get(float("inf"), 0)
+if not total:
+    print("0 checks (rate limits off)"); sys.exit()
 def q(p):
     for le in sorted(b):
         if b[le] >= p * total: return le * 1000
-print(f"{int(total)} checks, p50 <= {q(0.5):.2f} ms, p99 <= {q(0.99):.2f} ms (histogram bucket bounds)")')
+print(f"{int(total)} checks, p50 <= {q(0.5):.2f} ms, p99 <= {q(0.99):.2f} ms (histogram bucket bounds)", end="")')
+    leases=$(curl -sf "$base/metrics" | awk '$1 == "roost_rate_limit_leases_total" {print $2}')
+    checks="$checks, ${leases:-0} leases asked of Redis"
     echo "rate-limit checks (Redis): $checks; webhook deliveries received: $(curl -sf "http://127.0.0.1:$(cat "$tmp/receiver.port")/")"
 fi
 if [ "$total" -gt 0 ]; then

@@ -78,6 +78,11 @@ impl AppState {
         settings.validate()?;
         let store = Store::connect_with(&settings.database_url, settings.pool()).await?;
         store.migrate().await?;
+        if let Some(role) = store.db_role().await?
+            && let Some(why) = role.unbound_reason()
+        {
+            tracing::warn!(role = %role.name, "{why}");
+        }
         check_plans_in_use(&store, &settings).await?;
         let passwords = Passwords::new(settings.password_hash_memory_kib, settings.password_hash_iterations)?;
         let mailer = mail::Mailer::new(&settings)?;

@@ -4,6 +4,7 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 
 use crate::audit_chain::{Fields, SET_HEAD, head_of};
+use crate::scope::Scope;
 use crate::{AuditEvent, Ctx, Page, Result, Store, finish_page, page};
 use roost_domain::IdKind;
 
@@ -79,6 +80,7 @@ impl Store {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<AuditEvent>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let (fetch, _) = page(limit, cursor);
         // Newest first: the cursor is an upper bound; no cursor means no bound. (A sentinel such
         // as `~` is only "after every id" under byte order, not under a linguistic collation.)
@@ -95,8 +97,9 @@ impl Store {
         .bind(f.actor_id.as_deref().unwrap_or(""))
         .bind(f.action.as_deref().unwrap_or(""))
         .bind(fetch)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         let items = rows.iter().map(AuditEvent::from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |e| e.id.clone()))
     }

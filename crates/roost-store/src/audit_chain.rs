@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
 
+use crate::scope::Scope;
 use crate::{AuditRow, Result, Store};
 
 /// The columns of one audit event that its hash covers.
@@ -245,7 +246,7 @@ impl Store {
     /// Walks the org's audit chain from its first event to its head and reports the first event
     /// that was changed or removed.
     pub async fn verify_audit(&self, org_id: &str) -> Result<ChainReport> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.scoped(Scope::Org(org_id)).await?;
         let head: Option<(i64, String)> = sqlx::query("SELECT seq, hash FROM audit_heads WHERE org_id = $1")
             .bind(org_id)
             .fetch_optional(&mut *conn)
@@ -308,6 +309,7 @@ impl Store {
                 .await?;
             events = u64::try_from(n).unwrap_or(0);
         }
+        conn.done().await?;
         Ok(ChainReport { ok: first_bad.is_none(), events, first_bad, head: head.map(|h| h.1) })
     }
 }

@@ -61,6 +61,11 @@ pub trait Dialect: Send + Sync + 'static {
     fn notify_key_change(&self) -> Option<&'static str> {
         None
     }
+    /// Whether tenant tables are guarded by row-level security keyed on `roost.org_id`, so that
+    /// every transaction must name its orgs (see `scope.rs`).
+    fn row_security(&self) -> bool {
+        false
+    }
 }
 
 /// SQLite in WAL mode: many readers, one writer, which `BEGIN IMMEDIATE` takes up front.
@@ -90,6 +95,7 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
         name: "token_email_index",
         sql: include_str!("../migrations/sqlite/0013_token_email_index.sql"),
     },
+    Migration { version: 14, name: "row_security", sql: include_str!("../migrations/sqlite/0014_row_security.sql") },
     Migration { version: 16, name: "billing", sql: include_str!("../migrations/sqlite/0016_billing.sql") },
 ];
 
@@ -109,6 +115,7 @@ static POSTGRES_MIGRATIONS: &[Migration] = &[
         name: "token_email_index",
         sql: include_str!("../migrations/postgres/0013_token_email_index.sql"),
     },
+    Migration { version: 14, name: "row_security", sql: include_str!("../migrations/postgres/0014_row_security.sql") },
     Migration { version: 16, name: "billing", sql: include_str!("../migrations/postgres/0016_billing.sql") },
 ];
 
@@ -232,5 +239,8 @@ impl Dialect for Postgres {
     fn notify_key_change(&self) -> Option<&'static str> {
         // NOTIFY is transactional: it is delivered when (and only if) the change commits.
         Some("SELECT pg_notify('roost_keys', $1)")
+    }
+    fn row_security(&self) -> bool {
+        true
     }
 }

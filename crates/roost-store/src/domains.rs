@@ -7,6 +7,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::audit::{Entry, record};
 use crate::invitations::seat_check;
+use crate::scope::Scope;
 use crate::{Ctx, Org, Page, Result, Rule, Store, StoreError, finish_page, page};
 
 /// An org's claim on a mail domain.
@@ -75,7 +76,7 @@ async fn join(
 impl Store {
     /// Records a domain claim (unverified). The same domain twice in one org: `domain_taken`.
     pub async fn add_domain(&self, d: &OrgDomain, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&d.org_id)).await?;
         // Audited: the org lock first, as every writer of its audit chain takes it.
         self.lock_org(&mut tx, &d.org_id).await?;
         let inserted = sqlx::query(
@@ -109,17 +110,21 @@ impl Store {
 
     /// One of the org's domain claims.
     pub async fn domain(&self, org_id: &str, id: &str) -> Result<Option<OrgDomain>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let sql = format!("SELECT {COLS} FROM org_domains d WHERE d.org_id = $1 AND d.id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id).bind(id).fetch_optional(&mut *c).await?;
+        c.done().await?;
         Ok(row.as_ref().map(OrgDomain::from_row).transpose()?)
     }
 
     /// The org's domain claims, by id.
     pub async fn list_domains(&self, org_id: &str, limit: u32, cursor: Option<&str>) -> Result<Page<OrgDomain>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let (fetch, after) = page(limit, cursor);
         let sql = format!("SELECT {COLS} FROM org_domains d WHERE d.org_id = $1 AND d.id > $2 ORDER BY d.id LIMIT $3");
         let rows =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id).bind(after).bind(fetch).fetch_all(&self.pool).await?;
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id).bind(after).bind(fetch).fetch_all(&mut *c).await?;
+        c.done().await?;
         let items = rows.iter().map(OrgDomain::from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |d| d.id.clone()))
     }
@@ -127,7 +132,7 @@ impl Store {
     /// Marks a claim verified (after its TXT record was seen). Verified for another org already:
     /// `domain_taken`.
     pub async fn mark_domain_verified(&self, org_id: &str, id: &str, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         // Audited: the org lock first, as every writer of its audit chain takes it.
         self.lock_org(&mut tx, org_id).await?;
         let done = sqlx::query(
@@ -157,7 +162,7 @@ impl Store {
 
     /// Removes a claim.
     pub async fn remove_domain(&self, org_id: &str, id: &str, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         // Audited: the org lock first, as every writer of its audit chain takes it.
         self.lock_org(&mut tx, org_id).await?;
         let done = sqlx::query("DELETE FROM org_domains WHERE org_id = $1 AND id = $2")
@@ -182,6 +187,7 @@ impl Store {
 
     /// Live orgs with a verified claim on `domain` that `user_id` is not a member of, with the claim.
     pub async fn orgs_for_domain(&self, domain: &str, user_id: &str) -> Result<Vec<(Org, OrgDomain)>> {
+        let mut c = self.scoped(Scope::DomainOrgs(domain)).await?;
         let sql = format!(
             "SELECT {}, d.id AS dom_id, d.domain, d.mode, d.role, d.token, d.verified_at, d.created_at AS dom_created_at \
              FROM org_domains d JOIN orgs o ON o.id = d.org_id AND o.deleted_at IS NULL \
@@ -189,7 +195,8 @@ impl Store {
              AND NOT EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = d.org_id AND m.user_id = $2) ORDER BY o.id",
             crate::models::org_cols!()
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(domain).bind(user_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(domain).bind(user_id).fetch_all(&mut *c).await?;
+        c.done().await?;
         rows.iter()
             .map(|r| {
                 let org = Org::from_row(r)?;
@@ -229,7 +236,7 @@ impl Store {
         catalog: &Catalog,
         ctx: &Ctx,
     ) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         let member: Option<String> =
             sqlx::query_scalar("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
                 .bind(org_id)

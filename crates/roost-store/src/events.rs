@@ -6,6 +6,7 @@ use roost_domain::ledger::EventType;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::scope::Scope;
 use crate::{EventRow, Page, Result, Store, finish_page, page};
 
 pub(crate) fn event_from(r: &AnyRow) -> Result<EventRow, sqlx::Error> {
@@ -31,6 +32,7 @@ impl Store {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<EventRow>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let (fetch, _) = page(limit, cursor);
         let rows = sqlx::query(
             "SELECT org_id, id, type, workspace_id, data, created_at FROM events \
@@ -40,8 +42,9 @@ impl Store {
         .bind(cursor.unwrap_or(""))
         .bind(kind.map_or("", EventType::as_str))
         .bind(fetch)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         let items = rows.iter().map(event_from).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |e| e.id.clone()))
     }

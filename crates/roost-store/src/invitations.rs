@@ -1,6 +1,7 @@
 //! Invitations: claim tokens that let one email address join an org.
 
 use crate::events::insert_event;
+use crate::scope::{Owner, Scope};
 use roost_domain::ledger::EventType;
 use serde_json::json;
 
@@ -47,7 +48,7 @@ impl Store {
         catalog: &Catalog,
         ctx: &Ctx,
     ) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&inv.org_id)).await?;
         self.lock_org(&mut tx, &inv.org_id).await?;
         seat_check(&mut tx, &inv.org_id, catalog).await?;
         sqlx::query(
@@ -89,17 +90,19 @@ impl Store {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Invitation>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let (fetch, after) = page(limit, cursor);
         let sql = "SELECT id, org_id, email, role, workspaces, invited_by, status, created_at, expires_at FROM invitations \
                    WHERE org_id = $1 AND status = 'pending' AND expires_at > $2 AND id > $3 ORDER BY id LIMIT $4";
-        let rows = sqlx::query(sql).bind(org_id).bind(now).bind(after).bind(fetch).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql).bind(org_id).bind(now).bind(after).bind(fetch).fetch_all(&mut *c).await?;
+        c.done().await?;
         let items = rows.iter().map(Invitation::from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |i| i.id.clone()))
     }
 
     /// Revokes a pending invitation.
     pub async fn revoke_invitation(&self, org_id: &str, id: &str, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         // Audited: the org lock first, as every writer of its audit chain takes it.
         self.lock_org(&mut tx, org_id).await?;
         let done = sqlx::query(
@@ -135,7 +138,7 @@ impl Store {
         catalog: &Catalog,
         ctx: &Ctx,
     ) -> Result<Accepted> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Of(Owner::InvitationToken, token_hash)).await?;
         let row = sqlx::query(
             "SELECT i.id, i.org_id, i.email, i.role, i.workspaces, i.invited_by, i.status, i.created_at, i.expires_at \
              FROM invitations i JOIN orgs o ON o.id = i.org_id AND o.deleted_at IS NULL WHERE i.token_hash = $1",

@@ -2,6 +2,7 @@
 //! has one current secret and, during a rotation's grace period, the previous one too.
 
 use crate::events::insert_event;
+use crate::scope::{Owner, Scope};
 use roost_domain::ledger::EventType;
 use serde_json::json;
 use sqlx::AnyConnection;
@@ -23,7 +24,7 @@ impl Store {
     /// Stores a new key with the hash of its secret, if its creator may still use the workspace
     /// (checked under the org lock: a creator being removed at this moment gets NotFound).
     pub async fn create_key(&self, k: &ApiKey, secret_hash: &str, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&k.org_id)).await?;
         self.lock_org(&mut tx, &k.org_id).await?;
         let inserted = sqlx::query(
             "INSERT INTO api_keys (org_id, id, workspace_id, name, prefix, created_by, created_at, expires_at, spend_limit, rpm) \
@@ -73,6 +74,7 @@ impl Store {
 
     /// A workspace's keys that are not revoked, by id.
     pub async fn list_keys(&self, workspace_id: &str, limit: u32, cursor: Option<&str>) -> Result<Page<ApiKey>> {
+        let mut c = self.scoped(Scope::Of(Owner::Workspace, workspace_id)).await?;
         let (fetch, after) = page(limit, cursor);
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -82,23 +84,27 @@ impl Store {
         .bind(workspace_id)
         .bind(after)
         .bind(fetch)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         let items = rows.iter().map(ApiKey::from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |k| k.id.clone()))
     }
 
     /// A key by id, revoked or not.
     pub async fn key_by_id(&self, id: &str) -> Result<Option<ApiKey>> {
+        let mut c = self.scoped(Scope::Of(Owner::Key, id)).await?;
         let row = sqlx::query(concat!("SELECT ", key_cols!(), " FROM api_keys k WHERE k.id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *c)
             .await?;
+        c.done().await?;
         Ok(row.as_ref().map(ApiKey::from_row).transpose()?)
     }
 
     /// The live (not revoked, not expired) key whose secret hashes to `secret_hash`.
     pub async fn key_by_secret(&self, secret_hash: &str, now: i64) -> Result<Option<KeyAuth>> {
+        let mut c = self.scoped(Scope::Of(Owner::KeySecret, secret_hash)).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             key_cols!(),
@@ -109,15 +115,16 @@ impl Store {
         ))
         .bind(secret_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *c)
         .await?;
+        c.done().await?;
         row.map(|r| Ok(KeyAuth { key: ApiKey::from_row(&r)?, secret_valid_until: r.try_get("valid_until")? }))
             .transpose()
     }
 
     /// Gives a key a new secret. The old ones stay valid until `grace_until` (or stop now).
     pub async fn rotate_key(&self, key: &ApiKey, new_hash: &str, grace_until: Option<i64>, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&key.org_id)).await?;
         // Concurrent rotations of one key take turns: each ends the secrets before it.
         self.lock_org(&mut tx, &key.org_id).await?;
         let live: Option<i64> =
@@ -166,7 +173,7 @@ impl Store {
     /// Sets (or clears) a live key's own rpm; other processes drop their cached copy of the key.
     /// NotFound if the key was revoked meanwhile.
     pub async fn set_key_rpm(&self, key: &ApiKey, rpm: Option<i64>, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&key.org_id)).await?;
         self.lock_org(&mut tx, &key.org_id).await?;
         let done = sqlx::query("UPDATE api_keys SET rpm = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL")
             .bind(rpm)
@@ -192,7 +199,7 @@ impl Store {
 
     /// Revokes a key: every secret of it stops working. NotFound if it was already revoked.
     pub async fn revoke_key(&self, key: &ApiKey, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&key.org_id)).await?;
         self.lock_org(&mut tx, &key.org_id).await?;
         let revoked = self.revoke_keys(&mut tx, &key.org_id, std::slice::from_ref(&key.id), ctx).await?;
         if revoked.is_empty() {

@@ -22,6 +22,8 @@ mod orgs;
 mod payments;
 mod plans;
 mod resources;
+mod role;
+mod scope;
 mod sessions;
 mod two_factor;
 mod users;
@@ -51,6 +53,7 @@ pub use oidc::OidcLogin;
 pub use operators::OperatorKey;
 pub use orgs::NewOrg;
 pub use payments::{Intake, PaymentReport};
+pub use role::{DEFAULT_ROLE, DbRole, setup_sql, valid_role_name};
 pub use roost_domain::plans::Limit;
 pub use sessions::{Session, SessionMeta, SessionUser};
 pub use two_factor::TotpState;
@@ -181,6 +184,29 @@ impl Store {
 
     /// [`Store::migrate`], stopping after version `last`: for tests of upgrades from an older schema.
     pub async fn migrate_up_to(&self, last: i64) -> Result<Vec<i64>> {
+        // Nothing to do: say so without a write lock or DDL, which the application's role (on
+        // PostgreSQL neither owner nor allowed to create) could not take.
+        let done: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM roost_migrations").fetch_all(&self.pool).await.unwrap_or_default();
+        let newest = self.newest_migration();
+        let current = done.iter().copied().max();
+        let wanted = self.dialect.migrations().iter().take_while(|m| m.version <= last);
+        if current.is_some_and(|v| v <= newest) && wanted.clone().all(|m| done.contains(&m.version)) {
+            return Ok(Vec::new());
+        }
+        match self.apply_migrations(last).await {
+            Err(StoreError::Db(sqlx::Error::Database(e))) if e.code().as_deref() == Some("42501") => {
+                Err(StoreError::Setup(format!(
+                    "the database schema is at version {}, this roost needs version {newest}, and this database role may not change the schema ({}): run `roost migrate` with the owner's database URL, then start roost again",
+                    current.unwrap_or(0),
+                    e.message()
+                )))
+            }
+            other => other,
+        }
+    }
+
+    async fn apply_migrations(&self, last: i64) -> Result<Vec<i64>> {
         let mut applied = Vec::new();
         // One transaction for the whole run: concurrent migrators wait on the lock, then find
         // the work done.

@@ -1,17 +1,18 @@
 //! An org's members: their roles, their removal and the org's ownership.
 
 use crate::events::insert_event;
+use crate::scope::{Cross, Scope};
 use roost_domain::ledger::EventType;
 use serde_json::json;
 use sqlx::AnyConnection;
 
 use crate::audit::{Entry, record};
-use crate::models::personal_ws_of_user;
 use crate::{Ctx, Member, Page, Result, Rule, Store, StoreError, finish_page, page};
 
 impl Store {
     /// The org's members, by user id.
     pub async fn list_members(&self, org_id: &str, limit: u32, cursor: Option<&str>) -> Result<Page<Member>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let (fetch, after) = page(limit, cursor);
         let rows = sqlx::query(
             "SELECT m.user_id, u.email, u.name, m.role FROM org_members m JOIN users u ON u.id = m.user_id \
@@ -20,22 +21,25 @@ impl Store {
         .bind(org_id)
         .bind(after)
         .bind(fetch)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         let items = rows.iter().map(Member::from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |m| m.user_id.clone()))
     }
 
     /// One member of the org.
     pub async fn org_member(&self, org_id: &str, user_id: &str) -> Result<Option<Member>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let row = sqlx::query(
             "SELECT m.user_id, u.email, u.name, m.role FROM org_members m JOIN users u ON u.id = m.user_id \
              WHERE m.org_id = $1 AND m.user_id = $2",
         )
         .bind(org_id)
         .bind(user_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *c)
         .await?;
+        c.done().await?;
         Ok(row.as_ref().map(Member::from_row).transpose()?)
     }
 
@@ -44,7 +48,7 @@ impl Store {
     /// someone demoted meanwhile cannot act on their old role. Keys the member can no longer use
     /// are revoked; returns their ids.
     pub async fn set_member_role(&self, org_id: &str, user_id: &str, role: &str, ctx: &Ctx) -> Result<Vec<String>> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         self.lock_org(&mut tx, org_id).await?;
         let old = member_role(&mut tx, org_id, user_id).await?.ok_or(StoreError::NotFound)?;
         if old == "owner" {
@@ -78,7 +82,7 @@ impl Store {
     /// created in this org are revoked. Only the owner removes admins and billing members; the
     /// acting user's own role is read under the lock. Returns the revoked key ids.
     pub async fn remove_member(&self, org_id: &str, user_id: &str, ctx: &Ctx) -> Result<Vec<String>> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         self.lock_org(&mut tx, org_id).await?;
         let role = member_role(&mut tx, org_id, user_id).await?.ok_or(StoreError::NotFound)?;
         if role == "owner" {
@@ -89,7 +93,7 @@ impl Store {
         if !by_owner && !leaving && matches!(role.as_str(), "admin" | "billing") {
             return Err(Rule::NotOwner.into());
         }
-        reset_active_workspace(&mut tx, org_id, user_id).await?;
+        reset_active_workspace(self, &mut tx, org_id, user_id).await?;
         for sql in [
             "DELETE FROM workspace_members WHERE org_id = $1 AND user_id = $2",
             "DELETE FROM org_members WHERE org_id = $1 AND user_id = $2",
@@ -108,7 +112,7 @@ impl Store {
 
     /// Hands ownership to another member; the old owner becomes an admin.
     pub async fn transfer_ownership(&self, org_id: &str, to: &str, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         self.lock_org(&mut tx, org_id).await?;
         let old_owner: String =
             sqlx::query_scalar("SELECT owner_id FROM orgs WHERE id = $1").bind(org_id).fetch_one(&mut *tx).await?;
@@ -157,12 +161,16 @@ async fn actor_manages_members(tx: &mut AnyConnection, org_id: &str, ctx: &Ctx) 
 }
 
 /// Sends a user whose active workspace is in `org_id` back to their personal workspace.
-pub(crate) async fn reset_active_workspace(tx: &mut AnyConnection, org_id: &str, user_id: &str) -> Result<()> {
-    sqlx::query(concat!(
-        "UPDATE users SET active_workspace_id = ",
-        personal_ws_of_user!(),
-        " WHERE id = $1 AND active_workspace_id IN (SELECT id FROM workspaces WHERE org_id = $2)"
-    ))
+pub(crate) async fn reset_active_workspace(
+    store: &Store,
+    tx: &mut AnyConnection,
+    org_id: &str,
+    user_id: &str,
+) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET active_workspace_id = {} WHERE id = $1 AND active_workspace_id IN (SELECT id FROM workspaces WHERE org_id = $2)",
+        store.cross(Cross::PersonalWorkspace)
+    )))
     .bind(user_id)
     .bind(org_id)
     .execute(&mut *tx)

@@ -296,13 +296,3 @@ impl AuditEvent {
         })
     }
 }
-
-/// A subquery naming the personal workspace of the `users` row being updated: where a user lands
-/// when their active workspace goes away.
-macro_rules! personal_ws_of_user {
-    () => {
-        "(SELECT w.id FROM workspaces w JOIN orgs o ON o.id = w.org_id \
-          WHERE o.owner_id = users.id AND o.kind = 'personal' AND w.is_personal = 1)"
-    };
-}
-pub(crate) use personal_ws_of_user;

@@ -7,6 +7,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::events::event_from;
 use crate::mail::NewMail;
+use crate::scope::{Cross, Scope};
 use crate::sessions::{SessionMeta, insert_session};
 use crate::{EventRow, Result, Store};
 
@@ -122,32 +123,30 @@ impl Store {
 
     /// Alert events (of every org) after `after` and before `before` (both ids), oldest first.
     pub async fn alert_events_after(&self, after: &str, before: &str, limit: i64) -> Result<Vec<EventRow>> {
-        // The type list is spelled as in the partial index `events_alerts`, so it is used.
-        let rows = sqlx::query(
-            "SELECT org_id, id, type, workspace_id, data, created_at FROM events \
-             WHERE type IN ('credits.low_balance', 'credits.depleted', 'budget.threshold', 'budget.exceeded') \
-             AND id > $1 AND id < $2 ORDER BY id LIMIT $3",
-        )
-        .bind(after)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        // Across orgs: through `roost_alert_events` on PostgreSQL.
+        let rows = sqlx::query(self.cross(Cross::AlertEvents))
+            .bind(after)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(event_from).collect::<Result<Vec<_>, _>>()?)
     }
 
     /// The org's name and the people its alerts go to (owners and billing members), oldest first.
     pub async fn alert_recipients(&self, org_id: &str) -> Result<Option<(String, Vec<AlertRecipient>)>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let name: Option<String> =
-            sqlx::query_scalar("SELECT name FROM orgs WHERE id = $1").bind(org_id).fetch_optional(&self.pool).await?;
+            sqlx::query_scalar("SELECT name FROM orgs WHERE id = $1").bind(org_id).fetch_optional(&mut *c).await?;
         let Some(name) = name else { return Ok(None) };
         let rows = sqlx::query(
             "SELECT u.id, u.email, u.name FROM org_members m JOIN users u ON u.id = m.user_id \
              WHERE m.org_id = $1 AND m.role IN ('owner', 'billing') ORDER BY m.created_at, u.id",
         )
         .bind(org_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         let people = rows
             .iter()
             .map(|r| {

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use crate::audit::{Entry, record};
 use crate::models::user_cols;
+use crate::scope::Scope;
 use crate::sessions::{SessionMeta, insert_session};
 use crate::users::insert_account;
 use crate::{Actor, Ctx, NewSignup, Result, Rule, Store, StoreError, User};
@@ -78,7 +79,8 @@ impl Store {
     /// whether it was made now.
     pub async fn oidc_account(&self, account: &NewSignup, ctx: &Ctx) -> Result<(User, bool)> {
         for _ in 0..2 {
-            let mut tx = self.write().await?;
+            // Scoped to the personal org it may make.
+            let mut tx = self.write_in(Scope::Org(&account.org_id)).await?;
             let found: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
                 .bind(&account.email)
                 .fetch_optional(&mut *tx)
@@ -179,6 +181,8 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some(org_id) = personal {
+            // The audit entry goes to the personal org, known only now.
+            self.rescope(&mut tx, Scope::Org(&org_id)).await?;
             let entry = Entry {
                 org_id: &org_id,
                 action: "user.signed_in",

@@ -6,6 +6,7 @@ use sqlx::Row;
 use crate::audit::{Entry, record};
 use crate::members::reset_active_workspace;
 use crate::models::org_cols;
+use crate::scope::Scope;
 use crate::users::{Membership, insert_workspace};
 use crate::{Ctx, Org, Page, Result, Store, finish_page, page};
 
@@ -24,7 +25,7 @@ pub struct NewOrg {
 impl Store {
     /// Creates an org with its owner and its primary workspace.
     pub async fn create_org(&self, o: &NewOrg, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&o.id)).await?;
         sqlx::query(
             "INSERT INTO orgs (id, name, kind, plan, owner_id, trial_used, trial_ends_at, plan_started_at, created_at) \
              VALUES ($1, $2, 'org', $3, $4, $5, $6, $7, $7)",
@@ -66,6 +67,7 @@ impl Store {
 
     /// The live orgs a user belongs to, by id.
     pub async fn list_orgs(&self, user_id: &str, limit: u32, cursor: Option<&str>) -> Result<Page<Membership>> {
+        let mut c = self.scoped(Scope::UserOrgs(user_id)).await?;
         let (fetch, after) = page(limit, cursor);
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -76,8 +78,9 @@ impl Store {
         .bind(user_id)
         .bind(after)
         .bind(fetch)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         let items = rows
             .iter()
             .map(|r| Ok(Membership { org: Org::from_row(r)?, role: r.try_get("role")? }))
@@ -87,6 +90,7 @@ impl Store {
 
     /// The org and the user's role in it, if the org is live and the user a member.
     pub async fn org_access(&self, org_id: &str, user_id: &str) -> Result<Option<Membership>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             org_cols!(),
@@ -95,8 +99,9 @@ impl Store {
         ))
         .bind(org_id)
         .bind(user_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *c)
         .await?;
+        c.done().await?;
         row.map(|r| Ok(Membership { org: Org::from_row(&r)?, role: r.try_get("role")? })).transpose()
     }
 
@@ -111,7 +116,7 @@ impl Store {
 
     /// Renames an org.
     pub async fn rename_org(&self, org_id: &str, name: &str, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         // Audited: the org lock first, as every writer of its audit chain takes it.
         self.lock_org(&mut tx, org_id).await?;
         sqlx::query("UPDATE orgs SET name = $1 WHERE id = $2").bind(name).bind(org_id).execute(&mut *tx).await?;
@@ -129,7 +134,7 @@ impl Store {
     /// Deletes an org: every membership ends, every key is revoked, pending invitations are
     /// revoked. The org row and its audit log stay. Returns the ids of the revoked keys.
     pub async fn delete_org(&self, org_id: &str, ctx: &Ctx) -> Result<Vec<String>> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         self.lock_org(&mut tx, org_id).await?;
         let members: Vec<String> = sqlx::query_scalar("SELECT user_id FROM org_members WHERE org_id = $1")
             .bind(org_id)
@@ -142,7 +147,7 @@ impl Store {
                 .await?;
         let revoked = self.revoke_keys(&mut tx, org_id, &revoked, ctx).await?;
         for user in &members {
-            reset_active_workspace(&mut tx, org_id, user).await?;
+            reset_active_workspace(self, &mut tx, org_id, user).await?;
         }
         for sql in ["DELETE FROM workspace_members WHERE org_id = $1", "DELETE FROM org_members WHERE org_id = $1"] {
             sqlx::query(sql).bind(org_id).execute(&mut *tx).await?;

@@ -1,6 +1,7 @@
 //! An org's plan: changing it, and what the org uses against the plan's limits (seats included).
 
 use crate::events::insert_event;
+use crate::scope::Scope;
 use roost_domain::ledger::EventType;
 use serde_json::json;
 use sqlx::AnyConnection;
@@ -24,7 +25,7 @@ impl Store {
     /// Moves an org to `plan`, refusing if what the org uses now exceeds the plan's limits.
     /// With `trial_ends_at`, the plan starts as the org's one trial.
     pub async fn change_plan(&self, org_id: &str, plan: &Plan, trial_ends_at: Option<i64>, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         self.lock_org(&mut tx, org_id).await?;
         if trial_ends_at.is_some() {
             let used: i64 = sqlx::query_scalar("SELECT trial_used FROM orgs WHERE id = $1")
@@ -68,8 +69,10 @@ impl Store {
 
     /// What an org uses now: members, workspaces, resources per kind.
     pub async fn org_usage(&self, org_id: &str) -> Result<Usage> {
-        let mut conn = self.pool.acquire().await?;
-        usage(&mut conn, org_id).await
+        let mut conn = self.scoped(Scope::Org(org_id)).await?;
+        let u = usage(&mut conn, org_id).await?;
+        conn.done().await?;
+        Ok(u)
     }
 }
 

@@ -6,6 +6,7 @@ use roost_domain::Catalog;
 
 use crate::audit::{Entry, record};
 use crate::plans::plan_in_tx;
+use crate::scope::{Owner, Scope};
 use crate::workspaces::workspace_exists;
 use crate::{Ctx, Limit, Page, Resource, Result, Store, StoreError, Workspace, finish_page, page};
 
@@ -13,7 +14,7 @@ impl Store {
     /// Creates a resource in a workspace that still exists, unless the org's plan allows no more
     /// of its kind (both decided under the org lock).
     pub async fn create_resource(&self, r: &Resource, catalog: &Catalog, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&r.org_id)).await?;
         self.lock_org(&mut tx, &r.org_id).await?;
         let quota = plan_in_tx(&mut tx, &r.org_id, catalog).await?.resource_quotas.get(&r.kind).copied();
         check_quota(&mut tx, &r.org_id, &r.kind, quota).await?;
@@ -48,6 +49,7 @@ impl Store {
 
     /// A workspace's resources, by id.
     pub async fn list_resources(&self, workspace_id: &str, limit: u32, cursor: Option<&str>) -> Result<Page<Resource>> {
+        let mut c = self.scoped(Scope::Of(Owner::Workspace, workspace_id)).await?;
         let (fetch, after) = page(limit, cursor);
         let rows = sqlx::query(concat!(
             "SELECT id, org_id, workspace_id, kind, name, created_by, created_at FROM resources",
@@ -56,27 +58,30 @@ impl Store {
         .bind(workspace_id)
         .bind(after)
         .bind(fetch)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         let items = rows.iter().map(Resource::from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |r| r.id.clone()))
     }
 
     /// A resource by id.
     pub async fn resource_by_id(&self, id: &str) -> Result<Option<Resource>> {
+        let mut c = self.scoped(Scope::Of(Owner::Resource, id)).await?;
         let row = sqlx::query(concat!(
             "SELECT id, org_id, workspace_id, kind, name, created_by, created_at FROM resources",
             " WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *c)
         .await?;
+        c.done().await?;
         Ok(row.as_ref().map(Resource::from_row).transpose()?)
     }
 
     /// Deletes a resource.
     pub async fn delete_resource(&self, r: &Resource, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&r.org_id)).await?;
         // Audited: the org lock first, as every writer of its audit chain takes it.
         self.lock_org(&mut tx, &r.org_id).await?;
         sqlx::query("DELETE FROM resources WHERE org_id = $1 AND id = $2")
@@ -100,7 +105,9 @@ impl Store {
     /// Moves a resource into another workspace, possibly of another org, within that org's
     /// `quota` for the resource's kind.
     pub async fn transfer_resource(&self, r: &Resource, to: &Workspace, catalog: &Catalog, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        // The row leaves one org for the other: the scope names both.
+        let orgs = [r.org_id.clone(), to.org_id.clone()];
+        let mut tx = self.write_in(Scope::Orgs(&orgs)).await?;
         self.lock_org(&mut tx, &to.org_id).await?;
         if to.org_id != r.org_id {
             let quota = plan_in_tx(&mut tx, &to.org_id, catalog).await?.resource_quotas.get(&r.kind).copied();

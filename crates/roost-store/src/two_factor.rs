@@ -6,6 +6,7 @@ use sqlx::Row;
 
 use crate::audit::{Entry, record};
 use crate::mail::{NewMail, enqueue};
+use crate::scope::Scope;
 use crate::{Ctx, Result, Rule, Store};
 
 /// A user's two-factor state.
@@ -125,7 +126,7 @@ impl Store {
 
     /// Sets whether the org requires two-factor of its members (audited as `org.updated`).
     pub async fn set_require_2fa(&self, org_id: &str, on: bool, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         // Audited: the org lock first, as every writer of its audit chain takes it.
         self.lock_org(&mut tx, org_id).await?;
         sqlx::query("UPDATE orgs SET require_2fa = $1 WHERE id = $2")

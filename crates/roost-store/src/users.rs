@@ -5,6 +5,7 @@ use sqlx::Row;
 
 use crate::audit::{Entry, record};
 use crate::models::{org_cols, user_cols, ws_cols};
+use crate::scope::Scope;
 use crate::sessions::{SessionMeta, insert_session};
 use crate::{Ctx, Org, Result, Rule, Store, StoreError, User, Workspace};
 
@@ -43,7 +44,7 @@ impl Store {
 
     /// [`Store::signup`], describing the session it opens.
     pub async fn signup_with_session(&self, s: &NewSignup, meta: &SessionMeta, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&s.org_id)).await?;
         insert_account(&mut tx, s, ctx).await?;
         insert_session(&mut tx, &s.token_hash, &s.user_id, ctx.now, s.session_expires_at, meta).await?;
         // The first place the person signs in from: never worth a "new sign-in" notice.
@@ -97,20 +98,23 @@ impl Store {
 
     /// Every live org the user belongs to, oldest membership first.
     pub async fn memberships(&self, user_id: &str) -> Result<Vec<Membership>> {
+        let mut c = self.scoped(Scope::UserOrgs(user_id)).await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             org_cols!(),
             ", m.role FROM org_members m JOIN orgs o ON o.id = m.org_id WHERE m.user_id = $1 AND o.deleted_at IS NULL ORDER BY m.created_at, o.id"
         ))
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         rows.iter().map(|r| Ok(Membership { org: Org::from_row(r)?, role: r.try_get("role")? })).collect()
     }
 
     /// The workspaces a user can enter, with their own role there if they were added to it.
     /// Org owners, admins and billing members see every workspace of their org.
     pub async fn visible_workspaces(&self, user_id: &str) -> Result<Vec<(Workspace, Option<String>)>> {
+        let mut c = self.scoped(Scope::UserOrgs(user_id)).await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             ws_cols!(),
@@ -122,20 +126,24 @@ impl Store {
              ORDER BY w.org_id, w.id"
         ))
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         rows.iter().map(|r| Ok((Workspace::from_row(r)?, r.try_get("ws_role")?))).collect()
     }
 
     /// The id of the user's personal workspace, where they land by default.
     pub async fn personal_workspace(&self, user_id: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(
+        let mut c = self.scoped(Scope::UserOrgs(user_id)).await?;
+        let id = sqlx::query_scalar(
             "SELECT w.id FROM workspaces w JOIN orgs o ON o.id = w.org_id \
              WHERE o.owner_id = $1 AND o.kind = 'personal' AND w.is_personal = 1",
         )
         .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(&mut *c)
+        .await?;
+        c.done().await?;
+        Ok(id)
     }
 
     /// Changes a user's display name.

@@ -7,6 +7,7 @@ use roost_domain::ledger::EventType;
 use serde_json::json;
 
 use crate::events::{event_from, insert_event};
+use crate::scope::{Cross, Owner, Scope};
 use crate::webhooks::{Webhook, webhook_cols, webhook_from};
 use crate::{EventRow, Result, Store};
 
@@ -38,16 +39,13 @@ impl Store {
     /// Endpoints that are enabled, due at `now`, not leased at `wall` (leases run on the wall
     /// clock), and have events after their cursor.
     pub async fn webhooks_due(&self, now: i64, wall: i64, limit: i64) -> Result<Vec<String>> {
-        let ids = sqlx::query_scalar(
-            "SELECT w.id FROM webhooks w WHERE w.enabled = 1 AND w.next_at <= $1 AND w.lease_until <= $2 \
-             AND EXISTS (SELECT 1 FROM events e WHERE e.org_id = w.org_id AND e.id > w.cursor) \
-             ORDER BY w.next_at LIMIT $3",
-        )
-        .bind(now)
-        .bind(wall)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        // Across orgs: through `roost_webhooks_due` on PostgreSQL.
+        let ids = sqlx::query_scalar(self.cross(Cross::WebhooksDue))
+            .bind(now)
+            .bind(wall)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(ids)
     }
 
@@ -63,7 +61,7 @@ impl Store {
         wall: i64,
         until: i64,
     ) -> Result<Option<Webhook>> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Of(Owner::Webhook, id)).await?;
         let took = sqlx::query(
             "UPDATE webhooks SET lease_owner = $2, lease_until = $5 \
              WHERE id = $1 AND enabled = 1 AND next_at <= $3 AND lease_until <= $4",
@@ -89,25 +87,27 @@ impl Store {
 
     /// Gives the lease back (only if `owner` still holds it).
     pub async fn release_webhook(&self, id: &str, owner: &str) -> Result<()> {
+        let mut c = self.scoped(Scope::Of(Owner::Webhook, id)).await?;
         sqlx::query("UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE id = $1 AND lease_owner = $2")
             .bind(id)
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&mut *c)
             .await?;
+        c.done().await?;
         Ok(())
     }
 
     /// Forgets every lease: for a backend where one process is the only deliverer (SQLite), at
     /// startup, so a process killed mid-delivery does not hold its endpoints until the lease ends.
     pub async fn clear_webhook_leases(&self) -> Result<()> {
-        sqlx::query("UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE lease_until <> 0")
-            .execute(&self.pool)
-            .await?;
+        // Across orgs: through `roost_clear_webhook_leases` on PostgreSQL.
+        sqlx::query(self.cross(Cross::ClearWebhookLeases)).execute(&self.pool).await?;
         Ok(())
     }
 
     /// The org's events after `after` and before `before` (both ids), oldest first.
     pub async fn events_after(&self, org_id: &str, after: &str, before: &str, limit: i64) -> Result<Vec<EventRow>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let rows = sqlx::query(
             "SELECT org_id, id, type, workspace_id, data, created_at FROM events \
              WHERE org_id = $1 AND id > $2 AND id < $3 ORDER BY id LIMIT $4",
@@ -116,42 +116,49 @@ impl Store {
         .bind(after)
         .bind(before)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         Ok(rows.iter().map(event_from).collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Moves the cursor past events the endpoint does not receive (while `owner` holds the lease).
     pub async fn skip_webhook_events(&self, id: &str, owner: &str, cursor: &str, lease_until: i64) -> Result<()> {
+        let mut c = self.scoped(Scope::Of(Owner::Webhook, id)).await?;
         sqlx::query("UPDATE webhooks SET cursor = $3, lease_until = $4 WHERE id = $1 AND lease_owner = $2")
             .bind(id)
             .bind(owner)
             .bind(cursor)
             .bind(lease_until)
-            .execute(&self.pool)
+            .execute(&mut *c)
             .await?;
+        c.done().await?;
         Ok(())
     }
 
     /// Events handed to the org's endpoints in the month starting at `month_start`.
     pub async fn webhook_usage(&self, org_id: &str, month_start: i64) -> Result<i64> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let n: Option<i64> =
             sqlx::query_scalar("SELECT delivered FROM webhook_usage WHERE org_id = $1 AND month_start = $2")
                 .bind(org_id)
                 .bind(month_start)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *c)
                 .await?;
+        c.done().await?;
         Ok(n.unwrap_or(0))
     }
 
     /// Holds the endpoint back until `next_at` (the plan's monthly quota is used up).
     pub async fn defer_webhook(&self, id: &str, owner: &str, next_at: i64) -> Result<()> {
+        let mut c = self.scoped(Scope::Of(Owner::Webhook, id)).await?;
         sqlx::query("UPDATE webhooks SET next_at = $3 WHERE id = $1 AND lease_owner = $2")
             .bind(id)
             .bind(owner)
             .bind(next_at)
-            .execute(&self.pool)
+            .execute(&mut *c)
             .await?;
+        c.done().await?;
         Ok(())
     }
 
@@ -166,7 +173,7 @@ impl Store {
         after: Option<AfterAttempt>,
         lease_until: i64,
     ) -> Result<bool> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         if matches!(after, Some(AfterAttempt::Disable)) {
             // The event is written under the org's lock, like every other writer's.
             self.lock_org(&mut tx, org_id).await?;

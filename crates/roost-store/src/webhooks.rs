@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::{Entry, record};
+use crate::scope::{Owner, Scope};
 use crate::{Ctx, Page, Result, Store, StoreError, finish_page, flag, page};
 
 /// A webhook endpoint of an org, with the secrets that sign its deliveries.
@@ -110,7 +111,7 @@ impl Store {
     /// Stores a new endpoint. It receives the events written from now on: its cursor starts at
     /// `w.cursor` (the caller passes an event id made now).
     pub async fn create_webhook(&self, w: &Webhook, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&w.org_id)).await?;
         self.lock_org(&mut tx, &w.org_id).await?;
         sqlx::query(
             "INSERT INTO webhooks (id, org_id, url, events, description, enabled, secret, created_at, cursor) \
@@ -140,6 +141,7 @@ impl Store {
 
     /// The org's endpoints, by id.
     pub async fn list_webhooks(&self, org_id: &str, limit: u32, cursor: Option<&str>) -> Result<Page<Webhook>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let (fetch, after) = page(limit, cursor);
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -149,25 +151,28 @@ impl Store {
         .bind(org_id)
         .bind(after)
         .bind(fetch)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         let items = rows.iter().map(webhook_from).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |w| w.id.clone()))
     }
 
     /// An endpoint by id.
     pub async fn webhook_by_id(&self, id: &str) -> Result<Option<Webhook>> {
+        let mut c = self.scoped(Scope::Of(Owner::Webhook, id)).await?;
         let row = sqlx::query(concat!("SELECT ", webhook_cols!(), " FROM webhooks WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *c)
             .await?;
+        c.done().await?;
         Ok(row.as_ref().map(webhook_from).transpose()?)
     }
 
     /// Changes an endpoint. Enabling a disabled one starts its retries afresh, from the event
     /// that failed. Returns the endpoint as changed.
     pub async fn update_webhook(&self, id: &str, p: &WebhookPatch, ctx: &Ctx) -> Result<Webhook> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Of(Owner::Webhook, id)).await?;
         let row = sqlx::query(concat!("SELECT ", webhook_cols!(), " FROM webhooks WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -214,7 +219,7 @@ impl Store {
 
     /// Deletes an endpoint and its delivery log.
     pub async fn delete_webhook(&self, w: &Webhook, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&w.org_id)).await?;
         // Audited: the org lock first, as every writer of its audit chain takes it.
         self.lock_org(&mut tx, &w.org_id).await?;
         let gone = sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(&w.id).execute(&mut *tx).await?;
@@ -236,7 +241,7 @@ impl Store {
 
     /// Gives an endpoint a new secret; the current one keeps signing alongside until `old_until`.
     pub async fn rotate_webhook_secret(&self, w: &Webhook, secret: &str, old_until: i64, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&w.org_id)).await?;
         // Audited: the org lock first, as every writer of its audit chain takes it.
         self.lock_org(&mut tx, &w.org_id).await?;
         // The current secret is read in the statement itself: two rotations in a row leave the
@@ -265,6 +270,7 @@ impl Store {
 
     /// An endpoint's delivery attempts, newest first.
     pub async fn list_deliveries(&self, webhook_id: &str, limit: u32, cursor: Option<&str>) -> Result<Page<Delivery>> {
+        let mut c = self.scoped(Scope::Of(Owner::Webhook, webhook_id)).await?;
         let (fetch, _) = page(limit, cursor);
         let rows = sqlx::query(
             "SELECT id, event_id, attempt, at, status_code, error, duration_ms FROM webhook_deliveries \
@@ -273,8 +279,9 @@ impl Store {
         .bind(webhook_id)
         .bind(cursor.unwrap_or(""))
         .bind(fetch)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         let items = rows
             .iter()
             .map(|r| {

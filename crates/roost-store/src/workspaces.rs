@@ -5,10 +5,12 @@ use sqlx::Row;
 
 use crate::audit::{Entry, record};
 use crate::members::member_role;
-use crate::models::{org_cols, personal_ws_of_user, ws_cols};
+use crate::models::{org_cols, ws_cols};
 use crate::plans::plan_in_tx;
+use crate::scope::{Cross, Owner, Scope};
 use crate::users::insert_workspace;
 use roost_domain::Catalog;
+use sqlx::AssertSqlSafe;
 
 use crate::{
     Ctx, Limit, Member, Org, Page, Result, Rule, Store, StoreError, Workspace, WorkspaceAccess, count, finish_page,
@@ -19,6 +21,7 @@ impl Store {
     /// A workspace, its org, and what `user_id` is in both; `None` unless the user is a member of
     /// the (live) org.
     pub async fn workspace_access(&self, workspace_id: &str, user_id: &str) -> Result<Option<WorkspaceAccess>> {
+        let mut c = self.scoped(Scope::Of(Owner::Workspace, workspace_id)).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             ws_cols!(),
@@ -32,8 +35,9 @@ impl Store {
         ))
         .bind(workspace_id)
         .bind(user_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *c)
         .await?;
+        c.done().await?;
         row.map(|r| {
             Ok(WorkspaceAccess {
                 workspace: Workspace::from_row(&r)?,
@@ -47,6 +51,7 @@ impl Store {
 
     /// A workspace and its live org.
     pub async fn workspace_by_id(&self, workspace_id: &str) -> Result<Option<(Workspace, Org)>> {
+        let mut c = self.scoped(Scope::Of(Owner::Workspace, workspace_id)).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             ws_cols!(),
@@ -55,8 +60,9 @@ impl Store {
             " FROM workspaces w JOIN orgs o ON o.id = w.org_id AND o.deleted_at IS NULL WHERE w.id = $1"
         ))
         .bind(workspace_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *c)
         .await?;
+        c.done().await?;
         row.map(|r| Ok((Workspace::from_row(&r)?, Org::from_row(&r)?))).transpose()
     }
 
@@ -70,7 +76,7 @@ impl Store {
         catalog: &Catalog,
         ctx: &Ctx,
     ) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         self.lock_org(&mut tx, org_id).await?;
         let max = plan_in_tx(&mut tx, org_id, catalog).await?.max_workspaces;
         let n = count(&mut tx, "SELECT COUNT(*) FROM workspaces WHERE org_id = $1", org_id).await?;
@@ -99,6 +105,7 @@ impl Store {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Workspace>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let (fetch, after) = page(limit, cursor);
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -111,15 +118,16 @@ impl Store {
         .bind(after)
         .bind(member.unwrap_or(""))
         .bind(fetch)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         let items = rows.iter().map(Workspace::from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |w| w.id.clone()))
     }
 
     /// Renames a workspace.
     pub async fn rename_workspace(&self, ws: &Workspace, name: &str, ctx: &Ctx) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&ws.org_id)).await?;
         // Audited: the org lock first, as every writer of its audit chain takes it.
         self.lock_org(&mut tx, &ws.org_id).await?;
         sqlx::query("UPDATE workspaces SET name = $1 WHERE org_id = $2 AND id = $3")
@@ -148,7 +156,7 @@ impl Store {
             return Err(Rule::WorkspaceProtected.into());
         }
         let (org_id, id) = (ws.org_id.as_str(), ws.id.as_str());
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         self.lock_org(&mut tx, org_id).await?;
         let revoked: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM api_keys WHERE org_id = $1 AND workspace_id = $2 AND revoked_at IS NULL",
@@ -159,11 +167,10 @@ impl Store {
         .await?;
         let revoked = self.revoke_keys(&mut tx, org_id, &revoked, ctx).await?;
         // Whoever was working in it lands in their personal workspace.
-        sqlx::query(concat!(
-            "UPDATE users SET active_workspace_id = ",
-            personal_ws_of_user!(),
-            " WHERE active_workspace_id = $1"
-        ))
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE users SET active_workspace_id = {} WHERE active_workspace_id = $1",
+            self.cross(Cross::PersonalWorkspace)
+        )))
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -189,6 +196,7 @@ impl Store {
 
     /// A workspace's members, by user id.
     pub async fn list_ws_members(&self, workspace_id: &str, limit: u32, cursor: Option<&str>) -> Result<Page<Member>> {
+        let mut c = self.scoped(Scope::Of(Owner::Workspace, workspace_id)).await?;
         let (fetch, after) = page(limit, cursor);
         let rows = sqlx::query(
             "SELECT wm.user_id, u.email, u.name, wm.role FROM workspace_members wm JOIN users u ON u.id = wm.user_id \
@@ -197,8 +205,9 @@ impl Store {
         .bind(workspace_id)
         .bind(after)
         .bind(fetch)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *c)
         .await?;
+        c.done().await?;
         let items = rows.iter().map(Member::from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(finish_page(items, fetch, |m| m.user_id.clone()))
     }
@@ -206,7 +215,7 @@ impl Store {
     /// Adds an org member to a workspace, or changes their role there.
     /// A member demoted to viewer loses the keys they made here; returns their ids.
     pub async fn put_ws_member(&self, ws: &Workspace, user_id: &str, role: &str, ctx: &Ctx) -> Result<Vec<String>> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&ws.org_id)).await?;
         self.lock_org(&mut tx, &ws.org_id).await?;
         member_role(&mut tx, &ws.org_id, user_id).await?.ok_or(Rule::NotOrgMember)?;
         workspace_exists(&mut tx, &ws.org_id, &ws.id).await?;
@@ -244,7 +253,7 @@ impl Store {
     /// Takes a user out of a workspace (they stay in the org). Unless their org role still lets
     /// them in, the keys they created there are revoked; returns those key ids.
     pub async fn delete_ws_member(&self, ws: &Workspace, user_id: &str, ctx: &Ctx) -> Result<Vec<String>> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(&ws.org_id)).await?;
         self.lock_org(&mut tx, &ws.org_id).await?;
         let done =
             sqlx::query("DELETE FROM workspace_members WHERE org_id = $1 AND workspace_id = $2 AND user_id = $3")
@@ -257,11 +266,10 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         let revoked = self.revoke_lost_keys(&mut tx, &ws.org_id, user_id, ctx).await?;
-        sqlx::query(concat!(
-            "UPDATE users SET active_workspace_id = ",
-            personal_ws_of_user!(),
-            " WHERE id = $1 AND active_workspace_id = $2"
-        ))
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE users SET active_workspace_id = {} WHERE id = $1 AND active_workspace_id = $2",
+            self.cross(Cross::PersonalWorkspace)
+        )))
         .bind(user_id)
         .bind(&ws.id)
         .execute(&mut *tx)

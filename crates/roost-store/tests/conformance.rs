@@ -40,9 +40,14 @@ const DAY: i64 = 86_400_000;
 /// scenario panics) and a store on it with every migration applied; `None` for PostgreSQL when
 /// `ROOST_TEST_PG` is not set.
 async fn fresh_store(backend: Backend) -> Option<(FreshDatabase, Store)> {
-    let db = FreshDatabase::create(backend).await?;
+    // Migrated by the owner; the scenarios run as the application (on PostgreSQL a role that
+    // row-level security binds).
+    let db = FreshDatabase::create_empty(backend).await?;
+    let owner = Store::connect(db.admin_url()).await.unwrap_or_else(|e| panic!("connect {}: {e}", redact(db.url())));
+    let applied = owner.migrate().await.expect("migrate");
+    owner.close().await;
+    db.migrate().await;
     let store = Store::connect(db.url()).await.unwrap_or_else(|e| panic!("connect {}: {e}", redact(db.url())));
-    let applied = store.migrate().await.expect("migrate");
     let all: Vec<i64> = match backend {
         Backend::Sqlite => roost_store::Dialect::migrations(&roost_store::Sqlite).iter().map(|m| m.version).collect(),
         Backend::Postgres => {
@@ -58,6 +63,16 @@ async fn fresh_store(backend: Backend) -> Option<(FreshDatabase, Store)> {
     };
     assert_eq!(store.backend(), name);
     Some((db, store))
+}
+
+/// A transaction on the store's pool within `org`'s row-level security scope (PostgreSQL), for
+/// scenarios that look at the tables directly.
+async fn in_scope(s: &Store, org: &str) -> sqlx::Transaction<'static, sqlx::Any> {
+    let mut tx = s.pool().begin().await.unwrap();
+    if s.backend() == "postgres" {
+        sqlx::query("SELECT set_config('roost.org_id', $1, true)").bind(org).execute(&mut *tx).await.unwrap();
+    }
+    tx
 }
 
 /// Runs one scenario on a fresh database of `backend`, closes the store and removes the database
@@ -1287,20 +1302,28 @@ async fn scenario_audit(s: &Store) {
     assert_eq!(actions(&rest.items), ["workspace.created", "workspace.created", "org.created"]);
     assert_eq!(rest.next_cursor, None);
 
-    // Append-only, enforced by the database itself.
+    // Append-only, enforced by the database itself (within the org's scope, where the
+    // application's role may otherwise write: row-level security alone would hide the rows).
     let count = || async {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_events").fetch_one(s.pool()).await.unwrap()
+        let mut tx = in_scope(s, &org.id).await;
+        let n = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_events").fetch_one(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        n
     };
     let before = count().await;
     assert!(before > 0);
-    let update = sqlx::query("UPDATE audit_events SET action = 'x'").execute(s.pool()).await;
-    let err = update.expect_err("UPDATE of the audit log must fail");
-    assert!(err.to_string().contains("append-only"), "refused by the guard, not by accident: {err}");
-    let delete = sqlx::query("DELETE FROM audit_events").execute(s.pool()).await;
-    let err = delete.expect_err("DELETE from the audit log must fail");
-    assert!(err.to_string().contains("append-only"), "refused by the guard, not by accident: {err}");
-    let targeted = sqlx::query("DELETE FROM audit_events WHERE org_id = $1").bind(&org.id).execute(s.pool()).await;
+    for (sql, what) in [
+        ("UPDATE audit_events SET action = 'x'", "UPDATE of the audit log must fail"),
+        ("DELETE FROM audit_events", "DELETE from the audit log must fail"),
+    ] {
+        let mut tx = in_scope(s, &org.id).await;
+        let err = sqlx::query(sql).execute(&mut *tx).await.expect_err(what);
+        assert!(err.to_string().contains("append-only"), "refused by the guard, not by accident: {err}");
+    }
+    let mut tx = in_scope(s, &org.id).await;
+    let targeted = sqlx::query("DELETE FROM audit_events WHERE org_id = $1").bind(&org.id).execute(&mut *tx).await;
     assert!(targeted.is_err(), "a targeted DELETE must fail too");
+    drop(tx);
     assert_eq!(count().await, before);
     assert_eq!(actions(&audit(s, &org.id, &AuditFilter::default()).await), actions(&all));
 }

@@ -7,5 +7,5 @@ pub mod process;
 pub mod server;
 pub mod splits;
 
-pub use db::{Backend, FreshDatabase, SKIPPED, pg_url};
+pub use db::{APP_ROLE, Backend, FreshDatabase, SKIPPED, pg_url};
 pub use server::{TestServer, test_settings};

@@ -17,6 +17,9 @@ pub struct TestServer {
     /// The server's clock: move it with `clock.advance(ms)`.
     pub clock: Arc<ManualClock>,
     pub database_url: String,
+    /// The database's owner URL (the same as `database_url` on SQLite): for looking under the
+    /// application, which on PostgreSQL row-level security confines to its scope.
+    pub admin_url: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     /// Dropped after the server stops (fields drop after `Drop::drop`), shared with replicas.
@@ -88,6 +91,8 @@ impl TestServer {
         adjust(&mut settings);
         // A test may point the server elsewhere (a relay, another file): follow it.
         let database_url = settings.database_url.clone();
+        let admin_url =
+            if database_url == database.url() { database.admin_url().to_string() } else { database_url.clone() };
         let clock = Arc::new(ManualClock::new());
         let (stop, stopped) = oneshot::channel::<()>();
         let c: Arc<dyn roost_server::Clock> = clock.clone();
@@ -106,13 +111,13 @@ impl TestServer {
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        Self { base, client, clock, database_url, stop: Some(stop), task: Some(task), database }
+        Self { base, client, clock, database_url, admin_url, stop: Some(stop), task: Some(task), database }
     }
 
     /// Checks the ledger's invariants for every wallet in the server's database (see
     /// [`crate::ledger::check`]); panics listing every broken one.
     pub async fn assert_ledger(&self) {
-        crate::ledger::assert_ledger(&self.database_url).await;
+        crate::ledger::assert_ledger(&self.admin_url).await;
     }
 
     /// Signs a new user up; returns a client acting as them and the signup body.

@@ -26,6 +26,10 @@ enum Command {
     Serve(ServerArgs),
     /// Apply database migrations and exit.
     Migrate(ServerArgs),
+    /// Print (default) or apply the SQL that makes PostgreSQL's application role: a login role
+    /// that is neither superuser nor owner (so row-level security binds it), granted what
+    /// `roost serve` needs. Migrations stay with the owner (`roost migrate`).
+    SetupPostgres(SetupPostgresArgs),
     /// Write a consistent backup of the database to FILE while servers keep running (SQLite:
     /// VACUUM INTO; PostgreSQL: pg_dump's custom format).
     Backup(BackupArgs),
@@ -51,6 +55,23 @@ enum Command {
 enum ConfigCommand {
     /// Print a commented example roost.toml.
     Default,
+}
+
+#[derive(Debug, clap::Args)]
+struct SetupPostgresArgs {
+    /// The application role to make or update.
+    #[arg(long, default_value = roost_store::DEFAULT_ROLE)]
+    role: String,
+    /// A file holding the role's password (its first line); without it the role gets none (for
+    /// peer, certificate or trust authentication, or set it yourself).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// Apply the SQL (as the owner, given by --database-url) instead of printing it.
+    #[arg(long, requires = "database_url")]
+    apply: bool,
+    /// The OWNER's URL of roost's database (the role that runs `roost migrate`), for --apply.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -244,6 +265,41 @@ async fn operator_cmd(a: OperatorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn setup_postgres(a: SetupPostgresArgs) -> anyhow::Result<()> {
+    let password = match &a.password_file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+            let first = text.lines().next().unwrap_or("").to_string();
+            anyhow::ensure!(!first.is_empty(), "{} holds no password on its first line", f.display());
+            Some(first)
+        }
+        None => None,
+    };
+    let sql = roost_store::setup_sql(&a.role, password.as_deref())?;
+    let Some(url) = a.database_url.filter(|_| a.apply) else {
+        print!("{sql}");
+        return Ok(());
+    };
+    anyhow::ensure!(
+        url.starts_with("postgres:") || url.starts_with("postgresql:"),
+        "setup-postgres needs the owner's postgres://… URL of roost's database"
+    );
+    let store = roost_store::Store::connect(&url).await?;
+    let versions = store.schema_versions().await.ok();
+    store.setup_role(&a.role, password.as_deref()).await?;
+    store.close().await;
+    println!("role `{}` is ready: NOSUPERUSER NOBYPASSRLS, owns nothing, granted roost's tables and functions", a.role);
+    match versions {
+        Some((applied, newest)) if applied >= newest => {}
+        Some((applied, newest)) => println!(
+            "the schema is at version {applied} of {newest}: run `roost migrate` with this owner's URL before starting roost"
+        ),
+        None => println!("no roost schema yet: run `roost migrate` with this owner's URL before starting roost"),
+    }
+    println!("start the server with --database-url postgres://{}:…@<host>/<database>", a.role);
+    Ok(())
+}
+
 async fn backup_cmd(a: BackupArgs) -> anyhow::Result<()> {
     let settings = a.server.settings()?;
     init_logging(&settings.log_format);
@@ -264,6 +320,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(a) => serve(a).await,
         Command::Migrate(a) => migrate(a).await,
+        Command::SetupPostgres(a) => setup_postgres(a).await,
         Command::Backup(a) => backup_cmd(a).await,
         Command::Restore(a) => restore_cmd(a).await,
         Command::Operator(a) => operator_cmd(a).await,

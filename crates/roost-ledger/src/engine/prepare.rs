@@ -60,7 +60,11 @@ pub(super) async fn prepare(
     jobs: Vec<Job>,
     (seq, epoch): (u64, u64),
 ) -> Result<Prepared, (roost_store::StoreError, Vec<Job>)> {
-    let mut tx = match shared.store.ledger_read().await {
+    // The snapshot's scope (row-level security): every org the batch's commands name.
+    let mut orgs: Vec<String> = jobs.iter().map(|j| j.cmd.org_id.clone()).collect();
+    orgs.sort();
+    orgs.dedup();
+    let mut tx = match shared.store.ledger_read(&orgs).await {
         Ok(tx) => tx,
         Err(e) => return Err((e, jobs)),
     };

@@ -24,6 +24,8 @@ async fn fresh_store(pg: bool) -> (Store, FreshDatabase) {
 
 struct World {
     store: Store,
+    /// The owner, for reading the tables directly (row-level security confines `store`).
+    owner: Store,
     ledger: Ledger,
     clock: Arc<AtomicI64>,
     org: String,
@@ -32,7 +34,7 @@ struct World {
 }
 
 impl World {
-    async fn new(store: Store) -> Self {
+    async fn new(store: Store, owner: Store) -> Self {
         let now = parse_rfc3339("2026-03-02T10:00:00Z").expect("t0");
         let signup = crate::personal_signup(now);
         let user = signup.user_id.clone();
@@ -40,7 +42,7 @@ impl World {
         let clock = Arc::new(AtomicI64::new(now));
         let c = clock.clone();
         let ledger = Ledger::start(store.clone(), LedgerConfig::default(), Arc::new(move || c.load(Ordering::SeqCst)));
-        Self { store, ledger, clock, org: signup.org_id, ws: signup.workspace_id, user }
+        Self { store, owner, ledger, clock, org: signup.org_id, ws: signup.workspace_id, user }
     }
 
     async fn charge(&self, amount: i64, key: &str, fingerprint: &str) -> Answer {
@@ -63,7 +65,7 @@ impl World {
     async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
             .bind(&self.org)
-            .fetch_one(self.store.pool())
+            .fetch_one(self.owner.pool())
             .await
             .expect("count")
     }
@@ -78,7 +80,8 @@ fn charge_id(a: &Answer) -> String {
 
 async fn keys_in_both_places(pg: bool) {
     let (store, db) = fresh_store(pg).await;
-    let w = World::new(store.clone()).await;
+    let owner = db.admin_store().await;
+    let w = World::new(store.clone(), owner.clone()).await;
     let outcome = tokio::spawn(async move {
         // A charge: its key goes on its entry, not into the table.
         let id = charge_id(&w.charge(10, "k1", "fp-a").await);
@@ -137,6 +140,7 @@ async fn keys_in_both_places(pg: bool) {
     })
     .await;
     store.close().await;
+    owner.close().await;
     drop(db);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());

@@ -739,6 +739,9 @@ struct OrgEnv {
 
 struct World {
     store: Store,
+    /// The database's owner, for reading the tables directly (on PostgreSQL `store` is the
+    /// application's role, which row-level security confines).
+    owner: Store,
     ledger: Ledger,
     clock: Arc<AtomicI64>,
     catalog: Catalog,
@@ -774,7 +777,7 @@ fn t0() -> i64 {
 }
 
 impl World {
-    async fn new(store: Store, spend_limit: Option<i64>) -> Self {
+    async fn new(store: Store, owner: Store, spend_limit: Option<i64>) -> Self {
         let now = t0();
         let catalog = Catalog::builtin();
         let personal = crate::personal_signup(now);
@@ -820,6 +823,7 @@ impl World {
         let model = vec![MOrg::new("free", now), MOrg::new("business", now)];
         Self {
             store,
+            owner,
             ledger,
             clock,
             catalog,
@@ -1203,14 +1207,14 @@ impl World {
 
     async fn snapshot(&self, o: usize) -> R<String> {
         let id = &self.orgs[o].id;
-        let db = Db::read(&self.store, id).await?;
+        let db = Db::read(&self.owner, id).await?;
         let idem: Vec<String> = q_strings(
-            &self.store,
+            &self.owner,
             "SELECT key || ' ' || fingerprint || ' ' || response FROM idempotency WHERE org_id = $1 ORDER BY key",
             id,
         )
         .await?;
-        let usage = Db::usage(&self.store, id).await?;
+        let usage = Db::usage(&self.owner, id).await?;
         Ok(format!(
             "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{idem:?}\n{usage:?}",
             db.wallets, db.grants, db.holds, db.entries, db.budgets
@@ -1228,7 +1232,7 @@ impl World {
     /// The invariants, recomputed from the database, and the database against the model.
     async fn check_org(&mut self, o: usize) -> R {
         let org_id = self.orgs[o].id.clone();
-        let db = Db::read(&self.store, &org_id).await?;
+        let db = Db::read(&self.owner, &org_id).await?;
         let m = &mut self.model[o];
         ensure_eq!(db.wallets.len(), usize::from(m.wallet.is_some()), "wallet rows");
         let Some(w) = db.wallets.first() else { return Ok(()) };
@@ -1238,7 +1242,7 @@ impl World {
 
         // Lifetime totals.
         ensure_eq!(w.granted - w.charged - w.expired, w.balance, "granted − charged − expired = balance");
-        let sums: BTreeMap<String, i64> = Db::entry_sums(&self.store, &org_id, &w.id).await?;
+        let sums: BTreeMap<String, i64> = Db::entry_sums(&self.owner, &org_id, &w.id).await?;
         let sum = |t: &str| sums.get(t).copied().unwrap_or(0);
         ensure_eq!(sum("grant"), w.granted, "Σ grant entries = granted");
         ensure_eq!(sum("charge") + sum("adjustment"), w.charged, "Σ charge + adjustment entries = charged");
@@ -1369,7 +1373,7 @@ impl World {
                 mh.id
             );
         }
-        let usage = Db::usage(&self.store, &org_id).await?;
+        let usage = Db::usage(&self.owner, &org_id).await?;
         let mut want: BTreeMap<(String, String, i64), i64> = BTreeMap::new();
         for ((scope, subject, p), used) in &m.counters {
             want.insert((scope.to_string(), subject.clone(), *p), *used);
@@ -1626,14 +1630,15 @@ use roost_test_kit::db::{FreshDatabase, pg_url};
 
 /// A fresh, migrated database: a SQLite file, or a new database on the `ROOST_TEST_PG` server;
 /// the guard removes it.
-async fn fresh_store(pg: bool) -> (Store, FreshDatabase) {
+async fn fresh_store(pg: bool) -> (Store, Store, FreshDatabase) {
     let db =
         if pg { FreshDatabase::postgres(&pg_url().expect("ROOST_TEST_PG")).await } else { FreshDatabase::sqlite() };
-    (db.store().await, db)
+    (db.store().await, db.admin_store().await, db)
 }
 
-async fn dispose(store: Store, db: FreshDatabase) {
+async fn dispose(store: Store, owner: Store, db: FreshDatabase) {
     store.close().await;
+    owner.close().await;
     drop(db);
 }
 
@@ -1641,8 +1646,8 @@ async fn dispose(store: Store, db: FreshDatabase) {
 fn run_case(pg: bool, spend_limit: Option<i64>, steps: &[Step]) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let outcome = rt.block_on(async {
-        let (store, db) = fresh_store(pg).await;
-        let mut w = World::new(store.clone(), spend_limit).await;
+        let (store, owner, db) = fresh_store(pg).await;
+        let mut w = World::new(store.clone(), owner.clone(), spend_limit).await;
         let mut result = w.check_all().await;
         for s in steps {
             if result.is_err() {
@@ -1652,7 +1657,7 @@ fn run_case(pg: bool, spend_limit: Option<i64>, steps: &[Step]) -> Result<(), Te
         }
         let log = w.log.join("\n");
         drop(w);
-        dispose(store, db).await;
+        dispose(store, owner, db).await;
         result.map_err(|e| format!("{e}\n--- steps ---\n{log}"))
     });
     outcome.map_err(TestCaseError::fail)
@@ -1712,10 +1717,10 @@ where
 {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
-        let (store, db) = fresh_store(false).await;
-        let w = World::new(store.clone(), None).await;
+        let (store, owner, db) = fresh_store(false).await;
+        let w = World::new(store.clone(), owner.clone(), None).await;
         let outcome = tokio::spawn(f(w)).await;
-        dispose(store, db).await;
+        dispose(store, owner, db).await;
         if let Err(e) = outcome {
             std::panic::resume_unwind(e.into_panic());
         }
@@ -1745,7 +1750,7 @@ impl World {
 
     /// The business org's wallet and its grants by source.
     async fn business(&self) -> (DbWallet, Vec<DbGrant>) {
-        let db = Db::read(&self.store, &self.orgs[1].id).await.expect("read");
+        let db = Db::read(&self.owner, &self.orgs[1].id).await.expect("read");
         (db.wallets[0].clone(), db.grants)
     }
 }

@@ -101,9 +101,10 @@ pub struct PasswordChanged {
 }
 
 /// Changes the caller's password and ends every other session. A wrong current password is a 422
-/// on `current_password`.
+/// on `current_password`; after `login_failures_per_account` of them, 429 until the window ends.
 #[utoipa::path(put, path = "/v1/me/password", tag = "identity", security(("bearer" = [])), request_body = ChangePassword,
-    responses((status = 200, body = PasswordChanged), (status = 422, description = "invalid_request", body = Problem)))]
+    responses((status = 200, body = PasswordChanged), (status = 422, description = "invalid_request", body = Problem),
+              (status = 429, description = "rate_limited (too many wrong current passwords)", body = Problem)))]
 async fn change_password(
     State(st): State<AppState>,
     caller: Caller,
@@ -113,11 +114,20 @@ async fn change_password(
     let mut e = Errors::default();
     e.password("password", &b.password);
     e.finish().map_err(ApiError::invalid)?;
+    // Guesses of the current password (a session taken over, a shared screen) are throttled per
+    // account like sign-ins, on a count of their own so they cannot lock the account's sign-ins.
+    let now = st.clock.now_ms();
+    let throttle_key = format!("password:{}", user.id);
+    if let Some(s) = st.throttle.retry_after(&throttle_key, st.settings.login_failures_per_account, now) {
+        return Err(ApiError::login_throttled("account", s));
+    }
     let current_ok = b.current_password.len() <= 4 * roost_domain::validate::MAX_PASSWORD
         && st.passwords.verify(b.current_password, Some(user.password_hash.clone())).await;
     if !current_ok {
+        st.throttle.fail(&throttle_key, now);
         return Err(ApiError::invalid_field("current_password", "is not your current password"));
     }
+    st.throttle.clear(&throttle_key);
     let hash = st.passwords.hash(b.password).await?;
     let keep = caller.session_id.clone().unwrap_or_default();
     let sessions_ended = st.store.change_password(&user.id, &hash, &keep).await?;

@@ -1,13 +1,16 @@
 //! Rate limits on API-key traffic: the org plan's `rpm` across all of the org's keys, and a key's
 //! own `rpm`. Checked when a key authenticates (see `auth`), through Redis when `redis_url` is
-//! set (every replica shares the counts), in this process otherwise. The answer of the check
+//! set (every replica shares the counts, spending leases taken from Redis: `lease.rs`), in this
+//! process otherwise. The answer of the check
 //! rides in the request's extensions to [`headers`], which writes the `RateLimit-*` headers on
 //! whatever the handler answered.
 
 pub mod gcra;
+pub mod lease;
 mod shared;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use axum::extract::Request;
@@ -54,19 +57,28 @@ pub struct Decision {
 pub struct Limiter {
     /// `false`: no request is limited (the `rate_limits` setting).
     enabled: bool,
-    shared: Option<shared::Shared>,
+    shared: Option<lease::Leases>,
     prefix: String,
     /// Arrival times (µs) by limit key, when limits are not shared.
     local: Mutex<HashMap<String, i64>>,
     /// Each org's plan `rpm` and when it was read (ms).
     plans: RwLock<HashMap<String, (Option<u32>, i64)>>,
+    /// The leases asked of Redis as last reported in `roost_rate_limit_leases_total`.
+    leases_reported: AtomicU64,
 }
 
 impl Limiter {
     /// Limits through Redis at `redis_url` if given, else in this process.
     pub fn new(enabled: bool, redis_url: Option<&str>, prefix: &str) -> anyhow::Result<Self> {
-        let shared = redis_url.filter(|_| enabled).map(shared::Shared::new).transpose()?;
-        Ok(Self { enabled, shared, prefix: prefix.into(), local: Mutex::default(), plans: RwLock::default() })
+        let shared = redis_url.filter(|_| enabled).map(shared::Shared::new).transpose()?.map(lease::Leases::new);
+        Ok(Self {
+            enabled,
+            shared,
+            prefix: prefix.into(),
+            local: Mutex::default(),
+            plans: RwLock::default(),
+            leases_reported: AtomicU64::new(0),
+        })
     }
 
     /// The org's plan `rpm`, from memory when read recently.
@@ -91,6 +103,13 @@ impl Limiter {
             let store = if self.shared.is_some() { "redis" } else { "local" };
             let labels = vec![metrics::Label::new("store", store)];
             st.telemetry.observe("roost_rate_limit_check_seconds", labels, started.elapsed().as_secs_f64());
+        }
+        if let Some(leases) = &self.shared {
+            // Only when it moved (a few times a second under load, not once a request).
+            let asked = leases.asked();
+            if self.leases_reported.swap(asked, Ordering::Relaxed) != asked {
+                st.telemetry.total("roost_rate_limit_leases_total", asked);
+            }
         }
         Ok(tightest(cells.into_iter()))
     }
@@ -119,24 +138,24 @@ impl Limiter {
         if limits.is_empty() {
             return Ok(Vec::new());
         }
-        let cells = match &self.shared {
-            Some(shared) => {
-                let keys: Vec<(String, u32)> = limits.iter().map(|(_, k, r)| (k.clone(), *r)).collect();
-                match shared.check(&keys, commit, now).await {
-                    Ok(cells) => cells,
-                    Err(e) => {
-                        // Fail open: the shared limits are unknown, so each process limits alone.
-                        st.telemetry.count("roost_rate_limit_redis_failures_total", vec![], 1);
-                        if !matches!(e, shared::SharedError::Backoff) {
-                            tracing::warn!(error = %e, "rate limits: Redis is unreachable; limiting in this process only");
-                        }
-                        self.check_local(&limits, commit, now)?
-                    }
-                }
-            }
-            None => self.check_local(&limits, commit, now)?,
+        let Some(leases) = &self.shared else {
+            let cells = self.check_local(&limits, commit, now)?;
+            return Ok(limits.iter().map(|(s, _, _)| *s).zip(cells).collect());
         };
-        Ok(limits.iter().map(|(s, _, _)| *s).zip(cells).collect())
+        let keys: Vec<(String, u32)> = limits.iter().map(|(_, k, r)| (k.clone(), *r)).collect();
+        let answer = if commit { leases.check(&keys, now).await } else { look(leases, &keys, now).await };
+        match answer {
+            Ok(cells) => Ok(cells.into_iter().map(|(i, c)| (limits[i].0, c)).collect()),
+            Err(e) => {
+                // Fail open: the shared limits are unknown, so each process limits alone.
+                st.telemetry.count("roost_rate_limit_redis_failures_total", vec![], 1);
+                if !matches!(e, shared::SharedError::Backoff) {
+                    tracing::warn!(error = %e, "rate limits: Redis is unreachable; limiting in this process only");
+                }
+                let cells = self.check_local(&limits, commit, now)?;
+                Ok(limits.iter().map(|(s, _, _)| *s).zip(cells).collect())
+            }
+        }
     }
 
     fn check_local(&self, limits: &[(Source, String, u32)], commit: bool, now_ms: i64) -> ApiResult<Vec<Cell>> {
@@ -154,6 +173,21 @@ impl Limiter {
         }
         Ok(checked.into_iter().map(|(c, _)| c).collect())
     }
+}
+
+/// What one more request would find of each limit, counting nothing: from this process's lease
+/// where it holds one, else from Redis.
+async fn look(
+    leases: &lease::Leases,
+    keys: &[(String, u32)],
+    now_ms: i64,
+) -> Result<Vec<(usize, Cell)>, shared::SharedError> {
+    let local = leases.look(keys);
+    let ask: Vec<(String, u32)> =
+        keys.iter().zip(&local).filter(|(_, l)| l.is_none()).map(|(k, _)| k.clone()).collect();
+    let mut asked =
+        if ask.is_empty() { Vec::new() } else { leases.shared().check(&ask, false, now_ms).await? }.into_iter();
+    Ok(local.into_iter().enumerate().filter_map(|(i, l)| Some((i, l.or_else(|| asked.next())?))).collect())
 }
 
 /// The limit to report: a refusing one (the longest wait), else the one with the fewest left.

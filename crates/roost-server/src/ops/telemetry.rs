@@ -51,6 +51,8 @@ impl Telemetry {
         d("roost_ledger_batches_failed_total", "Ledger batches that failed (their commands answered 503)");
         d("roost_ledger_batches_redone_total", "Ledger batches prepared again");
         d("roost_database_unavailable_total", "Requests answered 503 because the database was unavailable");
+        d("roost_rate_limit_leases_total", "Leases of rate-limit capacity asked of Redis (each serves many requests)");
+        d("roost_rate_limit_redis_failures_total", "Rate-limit checks that failed open because Redis did not answer");
         let h = |name: &'static str, help: &'static str| {
             self.recorder.describe_histogram(name.into(), Some(metrics::Unit::Seconds), help.into());
         };

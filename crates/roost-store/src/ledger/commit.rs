@@ -64,7 +64,7 @@ impl Store {
             return writer.commit(batch).await;
         }
         let mut phases = Phases::start();
-        let mut tx = self.ledger_begin().await?;
+        let mut tx = self.ledger_begin(&batch.orgs).await?;
         let orgs = tx.lock_orgs(&batch.orgs).await?;
         let mut roles = Vec::with_capacity(batch.roles.len());
         for (org, ws, user) in &batch.roles {

@@ -9,6 +9,7 @@ use super::rows::{
     BUDGET_COLS, BudgetRow, ENTRY_COLS, EntryRow, GRANT_COLS, GrantRow, HOLD_COLS, HoldRow, WALLET_COLS, WalletRow,
     budget_from, entry_from, grant_from, hold_from, wallet_from,
 };
+use crate::scope::{Cross, Owner, Scope};
 use crate::{Page, Result, Store};
 
 /// What `GET …/usage` reports for one group.
@@ -31,7 +32,7 @@ const HOUR_MS: i64 = 3_600_000;
 impl Store {
     /// The org's wallets and their live grants, as last committed (one snapshot for both).
     pub async fn wallets_of(&self, org_id: &str) -> Result<(Vec<WalletRow>, Vec<GrantRow>)> {
-        let mut tx = self.pool.begin_with(self.dialect.begin_snapshot()).await?;
+        let mut tx = self.snapshot_in(Scope::Org(org_id)).await?;
         let w =
             sqlx::query(AssertSqlSafe(format!("SELECT {WALLET_COLS} FROM wallets WHERE org_id = $1 ORDER BY kind")))
                 .bind(org_id)
@@ -49,10 +50,12 @@ impl Store {
 
     /// When the org's ledger next has something due (`None`: nothing, or never touched).
     pub async fn ledger_next_event(&self, org_id: &str) -> Result<Option<Option<i64>>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let r = sqlx::query("SELECT next_event_at FROM ledger_heads WHERE org_id = $1")
             .bind(org_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *c)
             .await?;
+        c.done().await?;
         Ok(match r {
             Some(r) => Some(r.try_get("next_event_at")?),
             None => None,
@@ -61,13 +64,8 @@ impl Store {
 
     /// Orgs whose ledger has something due at `now`, for the background job.
     pub async fn ledger_due(&self, now: i64, limit: i64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT org_id FROM ledger_heads WHERE next_event_at <= $1 ORDER BY next_event_at LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        // Across orgs: through `roost_ledger_due` on PostgreSQL.
+        Ok(sqlx::query_scalar(self.cross(Cross::LedgerDue)).bind(now).bind(limit).fetch_all(&self.pool).await?)
     }
 
     /// Forgets idempotency records made before `before`: deletes the table's rows, and moves the
@@ -78,28 +76,39 @@ impl Store {
             .bind(before)
             .execute(&self.pool)
             .await?;
-        let r = sqlx::query("DELETE FROM idempotency WHERE created_at < $1").bind(before).execute(&self.pool).await?;
-        Ok(r.rows_affected())
+        // Across orgs: through `roost_purge_idempotency` on PostgreSQL, which answers the count.
+        let purge = sqlx::query(self.cross(Cross::PurgeIdempotency)).bind(before);
+        if self.dialect.row_security() {
+            let n: i64 = purge.fetch_one(&self.pool).await?.try_get(0)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        } else {
+            Ok(purge.execute(&self.pool).await?.rows_affected())
+        }
     }
 
     /// A hold by id, whatever its org (the caller checks access).
     pub async fn hold(&self, id: &str) -> Result<Option<HoldRow>> {
+        let mut c = self.scoped(Scope::Of(Owner::Hold, id)).await?;
         let r = sqlx::query(AssertSqlSafe(format!("SELECT {HOLD_COLS} FROM holds WHERE id = $1")))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *c)
             .await?;
+        c.done().await?;
         Ok(r.as_ref().map(hold_from).transpose()?)
     }
 
     /// The ids of a workspace's open holds (expired ones included: releasing them is harmless).
     pub async fn open_holds_of_workspace(&self, org_id: &str, workspace_id: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
+        let ids = sqlx::query_scalar(
             "SELECT id FROM holds WHERE org_id = $1 AND workspace_id = $2 AND status = 'open' ORDER BY id",
         )
         .bind(org_id)
         .bind(workspace_id)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&mut *c)
+        .await?;
+        c.done().await?;
+        Ok(ids)
     }
 
     /// A budget and what its subject used in the period starting at `period_start`.
@@ -110,6 +119,7 @@ impl Store {
         workspace_id: &str,
         user_id: &str,
     ) -> Result<Option<BudgetRow>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let r = sqlx::query(AssertSqlSafe(format!(
             "SELECT {BUDGET_COLS} FROM budgets WHERE org_id = $1 AND scope = $2 AND workspace_id = $3 AND user_id = $4"
         )))
@@ -117,13 +127,15 @@ impl Store {
         .bind(scope.as_str())
         .bind(workspace_id)
         .bind(user_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *c)
         .await?;
+        c.done().await?;
         Ok(r.as_ref().map(budget_from).transpose()?)
     }
 
     /// What a budget subject drew in a period.
     pub async fn budget_used(&self, org_id: &str, scope: BudgetScope, subject: &str, period_start: i64) -> Result<i64> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let v: Option<i64> = sqlx::query_scalar(
             "SELECT used FROM budget_usage WHERE org_id = $1 AND scope = $2 AND subject = $3 AND period_start = $4",
         )
@@ -131,8 +143,9 @@ impl Store {
         .bind(scope.as_str())
         .bind(subject)
         .bind(period_start)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *c)
         .await?;
+        c.done().await?;
         Ok(v.unwrap_or(0))
     }
 
@@ -145,6 +158,7 @@ impl Store {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<EntryRow>> {
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         let fetch = i64::from(limit.clamp(1, 500)) + 1;
         let before = cursor.and_then(|c| c.parse::<i64>().ok()).unwrap_or(i64::MAX);
         let mut sql = format!("SELECT {ENTRY_COLS} FROM ledger_entries WHERE org_id = $1");
@@ -165,7 +179,8 @@ impl Store {
         for b in &binds {
             q = q.bind(b.as_str());
         }
-        let rows = q.bind(before).bind(fetch).fetch_all(&self.pool).await?;
+        let rows = q.bind(before).bind(fetch).fetch_all(&mut *c).await?;
+        c.done().await?;
         let items = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
         Ok(crate::finish_page(items, fetch, |e| e.seq.to_string()))
     }
@@ -193,6 +208,7 @@ impl Store {
         let first_full = from.div_euclid(HOUR_MS) * HOUR_MS + if from.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS };
         let last_full_end = to.div_euclid(HOUR_MS) * HOUR_MS;
         let mut edges: Vec<(i64, i64)> = Vec::new();
+        let mut c = self.scoped(Scope::Org(org_id)).await?;
         if first_full < last_full_end {
             let sql = format!(
                 "SELECT {col} AS g, CAST(SUM(amount) AS BIGINT) AS a, CAST(SUM(count) AS BIGINT) AS c FROM usage_rollups \
@@ -203,7 +219,7 @@ impl Store {
                 .bind(wallet_id)
                 .bind(first_full)
                 .bind(last_full_end)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *c)
                 .await?;
             for r in rows {
                 let e = sums.entry(r.try_get("g")?).or_default();
@@ -224,19 +240,15 @@ impl Store {
                 "SELECT {col} AS g, CAST(SUM(amount) AS BIGINT) AS a, COUNT(*) AS c FROM ledger_entries \
                  WHERE org_id = $1 AND wallet_id = $2 AND type = 'charge' AND at >= $3 AND at < $4 GROUP BY {col}"
             );
-            let rows = sqlx::query(AssertSqlSafe(sql))
-                .bind(org_id)
-                .bind(wallet_id)
-                .bind(a)
-                .bind(b)
-                .fetch_all(&self.pool)
-                .await?;
+            let rows =
+                sqlx::query(AssertSqlSafe(sql)).bind(org_id).bind(wallet_id).bind(a).bind(b).fetch_all(&mut *c).await?;
             for r in rows {
                 let e = sums.entry(r.try_get("g")?).or_default();
                 e.0 += r.try_get::<i64, _>("a")?;
                 e.1 += r.try_get::<i64, _>("c")?;
             }
         }
+        c.done().await?;
         let mut out: Vec<UsageSum> =
             sums.into_iter().map(|(key, (amount, count))| UsageSum { key, amount, count }).collect();
         out.sort_by(|a, b| b.amount.cmp(&a.amount).then_with(|| a.key.cmp(&b.key)));

@@ -11,6 +11,7 @@ use super::rows::{
     BUDGET_COLS, BudgetRow, ENTRY_COLS, EntryRow, GRANT_COLS, GrantRow, HOLD_COLS, HoldRow, LedgerOrg, WALLET_COLS,
     WalletRow, budget_from, entry_from, grant_from, hold_from, wallet_from,
 };
+use crate::scope::Scope;
 use crate::{Dialect, Result, Store};
 
 /// A user's org role and workspace role in a workspace (`$1` org, `$2` workspace, `$3` user).
@@ -36,10 +37,11 @@ pub struct LedgerTx {
 }
 
 impl Store {
-    /// Opens a ledger batch transaction.
-    pub async fn ledger_begin(&self) -> Result<LedgerTx> {
+    /// Opens a ledger batch transaction over `orgs` (the scope of row-level security, set in the
+    /// statement that opens it).
+    pub async fn ledger_begin(&self, orgs: &[String]) -> Result<LedgerTx> {
         Ok(LedgerTx {
-            tx: self.write().await?,
+            tx: self.write_in(Scope::Orgs(orgs)).await?,
             dialect: self.dialect,
             found: HashMap::new(),
             locked: Vec::new(),
@@ -47,11 +49,12 @@ impl Store {
         })
     }
 
-    /// Opens a read-only snapshot of the ledger, to prepare a batch before its lock is taken (the
-    /// batch's own transaction then checks, under the lock, that nothing it read has changed).
-    pub async fn ledger_read(&self) -> Result<LedgerTx> {
+    /// Opens a read-only snapshot of the ledger of `orgs`, to prepare a batch before its lock is
+    /// taken (the batch's own transaction then checks, under the lock, that nothing it read has
+    /// changed).
+    pub async fn ledger_read(&self, orgs: &[String]) -> Result<LedgerTx> {
         Ok(LedgerTx {
-            tx: self.pool.begin_with(self.dialect.begin_snapshot()).await?,
+            tx: self.snapshot_in(Scope::Orgs(orgs)).await?,
             dialect: self.dialect,
             found: HashMap::new(),
             locked: Vec::new(),

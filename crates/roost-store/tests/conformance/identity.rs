@@ -301,11 +301,12 @@ pub(crate) async fn scenario_domains(s: &Store) {
 /// Upgrading a database that has sessions: migration 4 gives each a session id (of the `ses_`
 /// kind, so it can be listed and ended) and a last use, and the session keeps working.
 pub(crate) async fn upgrade_keeps_sessions(backend: roost_test_kit::Backend) {
-    let Some(db) = roost_test_kit::FreshDatabase::create(backend).await else {
+    let Some(db) = roost_test_kit::FreshDatabase::create_empty(backend).await else {
         eprintln!("{}", super::SKIPPED);
         return;
     };
-    let store = Store::connect(db.url()).await.unwrap();
+    // Migrations (and this test's rows from before them) are the owner's.
+    let store = Store::connect(db.admin_url()).await.unwrap();
     let dialect: &dyn roost_store::Dialect = match backend {
         roost_test_kit::Backend::Sqlite => &roost_store::Sqlite,
         roost_test_kit::Backend::Postgres => &roost_store::Postgres,

@@ -18,7 +18,7 @@ async fn background_turns_cycles(s: TestServer) {
     let (owner, _, org, _) = business(&s, "Idle").await;
     created(charge(&owner, 1_200, "llm").await);
     let end = ts_ms(&wallet(&owner, &org).await["cycle_ends_at"]);
-    let store = roost_store::Store::connect(&s.database_url).await.unwrap();
+    let store = roost_store::Store::connect(&s.admin_url).await.unwrap();
     let (wallets, grants) = store.wallets_of(&org).await.unwrap();
     assert_eq!((wallets.len(), wallets[0].cycle, wallets[0].balance), (1, 0, 3_800));
     assert_eq!(grants.iter().map(|g| g.source.as_str()).collect::<Vec<_>>(), vec!["allocation"]);

@@ -161,7 +161,7 @@ pub(crate) async fn member(
 /// equal when every expiry is journaled.
 pub(crate) async fn expiries_journaled(s: &TestServer, org: &str) -> (i64, i64) {
     use sqlx::Row;
-    let store = roost_store::Store::connect(&s.database_url).await.unwrap();
+    let store = roost_store::Store::connect(&s.admin_url).await.unwrap();
     let pool = store.pool();
     let j: i64 = sqlx::query(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries WHERE org_id = $1 AND type = 'expiry'",

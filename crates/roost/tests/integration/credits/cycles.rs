@@ -255,7 +255,7 @@ async fn replicas_turn_a_cycle_once(s: TestServer) {
         let w = &res.body["items"][0];
         assert_eq!((w["balance"].as_i64(), w["cycle_started_at"].as_str().map(|_| ())), (Some(9_000), Some(())), "{w}");
     }
-    let store = roost_store::Store::connect(&s.database_url).await.unwrap();
+    let store = roost_store::Store::connect(&s.admin_url).await.unwrap();
     let (wallets, grants) = store.wallets_of(&org).await.unwrap();
     store.close().await;
     assert_eq!((wallets[0].cycle, wallets[0].balance, wallets[0].granted), (1, 9_000, 14_000), "{wallets:?}");

@@ -20,7 +20,7 @@ async fn key_draws_without_reading_its_workspace(s: TestServer) {
     let h = created(hold(&key, 100, None).await);
     let hid = h["id"].as_str().unwrap().to_string();
 
-    let store = roost_store::Store::connect(&s.database_url).await.expect("connect");
+    let store = roost_store::Store::connect(&s.admin_url).await.expect("connect");
     sqlx::query("DELETE FROM workspaces WHERE id = $1").bind(&ws).execute(store.pool()).await.unwrap();
     store.close().await;
 

@@ -67,7 +67,7 @@ async fn replica_survives_a_dropped_listen_connection(a: TestServer) {
     let on_b = key_client(&b, &k2);
     assert_key_works(&on_b, &id_of(&k2)).await;
     assert_key_works(&on_b, &id_of(&k2)).await;
-    let mut conn = sqlx::PgConnection::connect(&a.database_url).await.expect("connect to the test database");
+    let mut conn = sqlx::PgConnection::connect(&a.admin_url).await.expect("connect to the test database");
     terminate_listeners(&mut conn).await;
     expect_status(&alice.delete(&format!("/v1/keys/{}", id_of(&k2))).await.unwrap(), 204);
     assert!(

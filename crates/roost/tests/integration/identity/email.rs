@@ -53,7 +53,7 @@ async fn email_verification_by_mail(smtp: SmtpServer, s: TestServer) {
     let r = bob.post("/v1/me/email-verification", &json!({})).await.unwrap();
     expect_status(&r, 202);
     assert_eq!(r.body["email_verified"], true);
-    let st = Store::connect(&s.database_url).await.unwrap();
+    let st = Store::connect(&s.admin_url).await.unwrap();
     assert_eq!(st.mails_to(&email).await.unwrap().len(), 1, "no second mail once verified");
 
     // An hour later the link is dead; garbage, other kinds of token and oversized ones are too.
@@ -157,7 +157,7 @@ async fn password_reset_answers_alike_for_unknown_addresses(smtp: SmtpServer, s:
     assert_eq!((a.status, &a.body, &a.content_type), (b.status, &b.body, &b.content_type), "the same answer");
 
     // The same work: one token row and one outbox row each; only the unknown one's is never sent.
-    let st = Store::connect(&s.database_url).await.unwrap();
+    let st = Store::connect(&s.admin_url).await.unwrap();
     for e in [&known, &unknown] {
         let tokens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_tokens WHERE email = $1")
             .bind(e)

@@ -10,7 +10,7 @@ use super::{PUBLIC_URL, with_smtp};
 use crate::support::{email_of, expect_status, fresh_email, membership};
 
 async fn store(s: &TestServer) -> Store {
-    Store::connect(&s.database_url).await.expect("store")
+    Store::connect(&s.admin_url).await.expect("store")
 }
 
 /// Waits until the outbox has settled mail `id` as sent (the SMTP server has the message a moment

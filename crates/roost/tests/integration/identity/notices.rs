@@ -52,7 +52,7 @@ async fn new_sign_in_notice(smtp: SmtpServer, s: TestServer) {
     // only records it.
     let (_, sg) = s.signup("Olga").await;
     let olga = email_of(&sg);
-    let store = Store::connect(&s.database_url).await.unwrap();
+    let store = Store::connect(&s.admin_url).await.unwrap();
     sqlx::query("DELETE FROM sign_in_devices WHERE user_id = $1")
         .bind(sg["user"]["id"].as_str().unwrap())
         .execute(store.pool())
@@ -93,7 +93,7 @@ async fn low_balance_mails_owners_and_billing_once(smtp: SmtpServer, s: TestServ
 
     // Read the events again from the start (as a second replica, or a restart before the cursor
     // moved, would): the outbox's key per event and recipient queues nothing twice.
-    let store = Store::connect(&s.database_url).await.unwrap();
+    let store = Store::connect(&s.admin_url).await.unwrap();
     sqlx::query("UPDATE event_cursors SET cursor = 'evt_0' WHERE name = 'alert_mail'")
         .execute(store.pool())
         .await

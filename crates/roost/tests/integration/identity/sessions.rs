@@ -117,6 +117,39 @@ async fn password_change_ends_the_other_sessions(s: TestServer) {
     assert_eq!(sessions(&alice).await.len(), 2);
 }
 
+/// Guessing the current password on `PUT /v1/me/password` is throttled like sign-ins (three
+/// failures here), on a count of its own: sign-ins still work, and the window's end lets it in again.
+async fn password_guesses_are_throttled(s: TestServer) {
+    let (alice, alice_s) = s.signup("Alice").await;
+    let email = email_of(&alice_s);
+    let change = |current: &'static str| {
+        let alice = alice.clone();
+        async move {
+            alice
+                .put("/v1/me/password", &json!({"current_password": current, "password": "a new passphrase"}))
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..3 {
+        expect_invalid(&change("not it at all").await, "current_password");
+    }
+    // Locked now, even for the right password, and it says for how long.
+    let locked = change("correct horse battery").await;
+    expect_problem(&locked, 429, "rate_limited");
+    assert_eq!(locked.body["limit_source"], "account", "{}", locked.body);
+    let wait = locked.body["reset_seconds"].as_i64().unwrap();
+    assert!((1..=900).contains(&wait), "{}", locked.body);
+    // Signing in is not locked by it.
+    login(&s, &email, "correct horse battery", "Phone").await;
+    s.clock.advance(15 * 60_000);
+    expect_status(&change("correct horse battery").await, 200);
+}
+
+fn tight_throttle(s: &mut roost_server::Settings) {
+    s.login_failures_per_account = 3;
+}
+
 /// With `session_idle_minutes = 60`: a session used within the hour lives on, an idle one ends.
 async fn idle_sessions_end(s: TestServer) {
     let (alice, _) = s.signup("Alice").await;
@@ -145,3 +178,4 @@ fn idle_hour(s: &mut roost_server::Settings) {
 
 both_backends!(list_and_end_sessions, password_change_ends_the_other_sessions);
 both_backends_with!(idle_sessions_end => super::idle_hour);
+both_backends_with!(password_guesses_are_throttled => super::tight_throttle);

@@ -73,7 +73,7 @@ async fn workspace_budget_binds(s: TestServer) {
     expect_status(&r, 201);
     assert_eq!(r.body["workspace_id"], t.ws[1].as_str());
 
-    let db = check_org(&s.database_url, &t.org).await;
+    let db = check_org(&s.admin_url, &t.org).await;
     assert_eq!(db.charges.len() as i64, K + 1);
     assert_eq!(db.balance, int(&before, "balance") - LIMIT - AMOUNT);
 }
@@ -106,7 +106,7 @@ async fn key_spend_limit_binds(s: TestServer) {
 
     let w = t.wallet().await;
     assert_eq!(int(&w, "balance"), int(&before, "balance") - LIMIT - AMOUNT, "{w}");
-    let db = check_org(&s.database_url, &t.org).await;
+    let db = check_org(&s.admin_url, &t.org).await;
     assert_eq!(db.charges.len() as i64, K + 1);
 }
 
@@ -132,7 +132,7 @@ async fn holds_count_toward_the_budget(s: TestServer) {
     assert_eq!(int(&w, "held"), h * AMOUNT, "{w}");
     assert_eq!(int(&w, "balance"), int(&before, "balance") - c * AMOUNT, "{w}");
     assert_eq!(int(&w, "available"), int(&w, "balance") - h * AMOUNT, "{w}");
-    let db = check_org(&s.database_url, &t.org).await;
+    let db = check_org(&s.admin_url, &t.org).await;
     assert_eq!(db.holds.iter().filter(|x| x.2 == "open").count() as i64, h);
 
     // Close the holds concurrently: the first half settled for 3 (4 go back), the rest released.
@@ -175,7 +175,7 @@ async fn holds_count_toward_the_budget(s: TestServer) {
     let w = t.wallet().await;
     assert_eq!(int(&w, "held"), 0, "{w}");
     assert_eq!(int(&w, "balance"), int(&before, "balance") - used - more * AMOUNT, "{w}");
-    let db = check_org(&s.database_url, &t.org).await;
+    let db = check_org(&s.admin_url, &t.org).await;
     assert_eq!(db.charges.len() as i64, c + settled + more);
     assert_eq!(db.held, 0);
 }

@@ -29,14 +29,14 @@ mod kill_9_while_charging {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
         let db = FreshDatabase::sqlite();
-        super::kill_9(db.url().to_string()).await;
+        super::kill_9(db.url().to_string(), db.admin_url().to_string()).await;
     }
 
     pg_test! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         match FreshDatabase::create(Backend::Postgres).await {
-            Some(db) => super::kill_9(db.url().to_string()).await,
+            Some(db) => super::kill_9(db.url().to_string(), db.admin_url().to_string()).await,
             None => eprintln!("{SKIPPED}"),
         }
     }
@@ -167,7 +167,8 @@ async fn retry(actors: &[Actor], anon: &Client, sent: &[Sent]) -> Vec<(Sent, Val
     out
 }
 
-async fn kill_9(url: String) {
+/// `url` is the servers', `admin` the owner's (for reading the tables under the application).
+async fn kill_9(url: String, admin: String) {
     let mut first = Roost::start(crate::ROOST, &url).await;
     let mut t = tenant(&first.client, 1).await;
     let r = t
@@ -213,7 +214,7 @@ async fn kill_9(url: String) {
     // A new process on the same database.
     let second = Roost::start(crate::ROOST, &url).await;
     t.owner = t.user_client(&second.client, 0);
-    let (committed, records) = consistent(&t, &url, &tag, charged_before).await;
+    let (committed, records) = consistent(&t, &admin, &tag, charged_before).await;
     let missing: Vec<&String> = acked_ids.difference(&committed).collect();
     assert!(missing.is_empty(), "acknowledged charges lost in the crash: {missing:?}");
     for (s, c) in &acked {
@@ -254,7 +255,7 @@ async fn kill_9(url: String) {
     }
 
     // Every request ever sent now has exactly one charge.
-    let (after, records) = consistent(&t, &url, &tag, charged_before).await;
+    let (after, records) = consistent(&t, &admin, &tag, charged_before).await;
     assert_eq!(after.len(), acked.len() + unanswered.len(), "one charge per request, no more");
     let expected: HashSet<String> = acked_ids.union(&retried_ids).cloned().collect();
     assert_eq!(after, expected);
@@ -266,6 +267,6 @@ async fn kill_9(url: String) {
     for (s, c) in &again {
         assert_eq!(c, answers[s.key.as_str()], "the replay of {} is the original answer", s.key);
     }
-    let (final_ids, _) = consistent(&t, &url, &tag, charged_before).await;
+    let (final_ids, _) = consistent(&t, &admin, &tag, charged_before).await;
     assert_eq!(final_ids, after, "replays charged nothing");
 }

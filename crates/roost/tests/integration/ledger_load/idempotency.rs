@@ -58,7 +58,7 @@ async fn same_key_64_times_at_once(s: TestServer) {
     assert_eq!(listed[0]["id"], charge_id.as_str());
     let w = t.wallet().await;
     assert_eq!(int(&w, "charged"), int(&before, "charged") + 7, "{w}");
-    let db = check_org(&s.database_url, &t.org).await;
+    let db = check_org(&s.admin_url, &t.org).await;
     assert_eq!(db.charges.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), vec![charge_id.as_str()]);
     // A charge's record names its journal entry; replays are rebuilt from it (checked above).
     assert_eq!(
@@ -83,7 +83,7 @@ async fn same_key_64_times_at_once(s: TestServer) {
             expect_problem(a, 409, "idempotency_conflict");
         }
     }
-    let db = check_org(&s.database_url, &t.org).await;
+    let db = check_org(&s.admin_url, &t.org).await;
     assert_eq!(db.charges.len(), 2, "one charge for the second key");
     assert_eq!(db.charged, int(&before, "charged") + 7 + won);
 
@@ -107,7 +107,7 @@ async fn same_key_64_times_at_once(s: TestServer) {
         key.client(&s.client).post_idem("/v1/charges", &k3, &json!({"amount": too_much, "action": ACTION})).await;
     let again = again.unwrap();
     assert_eq!((again.status, &again.body), (402, &answers[0].body), "the stored refusal is replayed");
-    let db = check_org(&s.database_url, &t.org).await;
+    let db = check_org(&s.admin_url, &t.org).await;
     assert_eq!(db.charges.len(), 2, "the refused key charged nothing");
     assert_eq!(db.idempotency.get(&k3).map(|r| r.0), Some(402));
 }

@@ -131,7 +131,7 @@ async fn exact_pool(s: &TestServer, bases: &[Client]) {
     }
 
     // The books as stored.
-    let db = check_org(&s.database_url, &t.org).await;
+    let db = check_org(&s.admin_url, &t.org).await;
     assert_eq!((db.balance, db.held), (0, 0));
     assert_eq!(
         (db.wallet_id.as_str(), db.granted, db.charged, db.expired),

@@ -2,6 +2,7 @@
 //! process and shared through a real Redis (127.0.0.1:6379) by several `roost serve` processes.
 
 mod headroom;
+mod leases;
 mod listing;
 mod rate;
 mod replicas;

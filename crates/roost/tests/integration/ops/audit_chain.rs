@@ -99,7 +99,7 @@ fn expect_bad(v: &Value, seq: usize, id: Option<&str>, problem: &str) {
 
 async fn audit_verify_finds_changed_and_removed_events(s: TestServer) {
     sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&s.database_url).await.unwrap();
+    let pool = sqlx::AnyPool::connect(&s.admin_url).await.unwrap();
     let orgs = [
         audited_org(&s, "Changed").await,
         audited_org(&s, "Rehashed").await,
@@ -191,7 +191,7 @@ async fn audit_verify_is_for_owners_and_admins(s: TestServer) {
 /// (top-ups) — leave one unbroken chain holding every event.
 async fn concurrent_audit_writers_keep_one_chain(s: TestServer) {
     sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&s.database_url).await.unwrap();
+    let pool = sqlx::AnyPool::connect(&s.admin_url).await.unwrap();
     let (owner, _, org, _) = business(&s, "Busy").await;
     let count = async || -> i64 {
         sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE org_id = $1")
@@ -227,8 +227,9 @@ async fn concurrent_audit_writers_keep_one_chain(s: TestServer) {
 /// Events written before the chain existed are chained by the migration that adds it, oldest
 /// first; later events extend that chain.
 async fn migration_chains_existing_events(s: TestServer) {
-    let db = roost_test_kit::FreshDatabase::create(s.backend()).await.unwrap();
-    let store = roost_store::Store::connect(db.url()).await.unwrap();
+    let db = roost_test_kit::FreshDatabase::create_empty(s.backend()).await.unwrap();
+    // Migrations are the owner's.
+    let store = roost_store::Store::connect(db.admin_url()).await.unwrap();
     store.migrate_up_to(9).await.unwrap();
     for (org, id, at) in
         [("org_a", "aud_2", 20), ("org_a", "aud_1", 10), ("org_b", "aud_3", 30), ("org_a", "aud_4", 40)]

@@ -66,7 +66,7 @@ async fn backup_round_trip_under_write_load(s: TestServer) {
 
     let file = dir.join(if s.backend() == Backend::Sqlite { "backup.db" } else { "backup.dump" });
     let file_arg = file.to_str().unwrap();
-    let (code, out, err) = roost(&["backup", file_arg], &s.database_url, &dir).await;
+    let (code, out, err) = roost(&["backup", file_arg], &s.admin_url, &dir).await;
     assert_eq!(code, 0, "backup failed: {out} {err}");
     assert!(out.starts_with("backup written: "), "{out}");
     let during = acked.lock().await.len() - before.len();
@@ -77,12 +77,12 @@ async fn backup_round_trip_under_write_load(s: TestServer) {
     assert!(during > 0, "no charge committed while the backup ran: it did not run under load");
 
     // An existing file is never overwritten.
-    let (code, _, err) = roost(&["backup", file_arg], &s.database_url, &dir).await;
+    let (code, _, err) = roost(&["backup", file_arg], &s.admin_url, &dir).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("already exists"), "{err}");
 
     // The live database is not replaced without --force.
-    let (code, _, err) = roost(&["restore", file_arg], &s.database_url, &dir).await;
+    let (code, _, err) = roost(&["restore", file_arg], &s.admin_url, &dir).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("--force"), "{err}");
     let r = charge(&key, 1, "job").await;
@@ -90,27 +90,27 @@ async fn backup_round_trip_under_write_load(s: TestServer) {
 
     // Restored elsewhere: every charge acknowledged before the backup began is there, and the
     // ledger's invariants and the audit chain hold.
-    let target = FreshDatabase::create(s.backend()).await.unwrap();
-    let (code, out, err) = roost(&["restore", file_arg], target.url(), &dir).await;
+    let target = FreshDatabase::create_empty(s.backend()).await.unwrap();
+    let (code, out, err) = roost(&["restore", file_arg], target.admin_url(), &dir).await;
     assert_eq!(code, 0, "restore failed: {out} {err}");
-    let restored = entry_ids(target.url(), &org).await;
+    let restored = entry_ids(target.admin_url(), &org).await;
     for id in &before {
         assert!(restored.contains(id), "charge {id}, acknowledged before the backup, is missing");
     }
-    roost_test_kit::ledger::assert_ledger(target.url()).await;
-    let store = roost_store::Store::connect(target.url()).await.unwrap();
+    roost_test_kit::ledger::assert_ledger(target.admin_url()).await;
+    let store = roost_store::Store::connect(target.admin_url()).await.unwrap();
     let chain = store.verify_audit(&org).await.unwrap();
     assert!(chain.ok && chain.events > 0, "{chain:?}");
     store.close().await;
 
     // Once restored it holds data: again only with --force.
-    let (code, _, err) = roost(&["restore", file_arg], target.url(), &dir).await;
+    let (code, _, err) = roost(&["restore", file_arg], target.admin_url(), &dir).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("--force"), "{err}");
-    let (code, out, err) = roost(&["restore", file_arg, "--force"], target.url(), &dir).await;
+    let (code, out, err) = roost(&["restore", file_arg, "--force"], target.admin_url(), &dir).await;
     assert_eq!(code, 0, "forced restore failed: {out} {err}");
-    assert_eq!(entry_ids(target.url(), &org).await.len(), restored.len());
-    roost_test_kit::ledger::assert_ledger(target.url()).await;
+    assert_eq!(entry_ids(target.admin_url(), &org).await.len(), restored.len());
+    roost_test_kit::ledger::assert_ledger(target.admin_url()).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

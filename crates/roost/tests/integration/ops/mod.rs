@@ -1,5 +1,5 @@
 //! Operations (issue 11): faults the server survives, start-up errors, HTTP connection limits,
-//! metrics, readiness, request ids, proxies, and the list cursors.
+//! metrics, readiness, request ids, proxies, the list cursors, and row-level security.
 
 mod audit_chain;
 mod backup;
@@ -10,4 +10,5 @@ mod http;
 mod kit;
 mod observe;
 mod pg_tls;
+mod row_security;
 mod startup;

@@ -89,7 +89,7 @@ async fn readyz_reports_each_check(s: TestServer) {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body, json!({"status": "ready", "checks": {"database": "ok", "migrations": "ok", "ledger": "ok"}}));
     // A database migrated past what this build knows: not ready, naming the check.
-    let store = roost_store::Store::connect(&s.database_url).await.unwrap();
+    let store = roost_store::Store::connect(&s.admin_url).await.unwrap();
     sqlx::query("INSERT INTO roost_migrations (version, name, applied_at) VALUES (9999, 'future', 0)")
         .execute(store.pool())
         .await

@@ -37,8 +37,11 @@ async fn delivered_signed_in_order(s: TestServer) {
     wait_for(&s, "six deliveries", async || rx.accepted().len() >= 6 && only_topups.accepted().len() >= 3).await;
     let written = events(&owner, &org).await.split_off(before);
     assert_eq!(written.len(), 6, "{written:?}");
+    // The receiver has answered; the server logs each attempt after it reads the answer.
+    let wid = w["id"].as_str().unwrap();
+    wait_for(&s, "six attempts logged", async || deliveries(&owner, wid).await.len() >= 6).await;
     let got = rx.got();
-    let log = deliveries(&owner, w["id"].as_str().unwrap()).await;
+    let log = deliveries(&owner, wid).await;
     assert_eq!(got.len(), 6, "each event once: {log:?}");
     for (g, e) in got.iter().zip(&written) {
         // The body is the event exactly as the events API shows it, and the id is the event's.
@@ -84,7 +87,9 @@ async fn retries_keep_the_order(s: TestServer) {
     ];
     assert_eq!(got, want, "the first event is retried before the next is sent");
     assert!(rx.got().iter().all(|g| g.signed_by == vec![0]));
-    let log = deliveries(&owner, w["id"].as_str().unwrap()).await;
+    let wid = w["id"].as_str().unwrap();
+    wait_for(&s, "five attempts logged", async || deliveries(&owner, wid).await.len() >= 5).await;
+    let log = deliveries(&owner, wid).await;
     let attempts: Vec<_> = log.iter().map(|d| (d["attempt"].as_i64().unwrap(), d["status_code"].as_i64())).collect();
     assert_eq!(attempts, vec![(1, Some(500)), (2, Some(500)), (3, Some(204)), (1, Some(204)), (1, Some(204))]);
     assert!(log[0]["error"].as_str().unwrap().contains("500"), "{}", log[0]);
