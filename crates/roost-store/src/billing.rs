@@ -16,6 +16,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::audit::{Entry, record};
 use crate::events::insert_event;
+use crate::scope::{Cross, Scope};
 use crate::{Ctx, Page, Result, Store, StoreError, finish_page, page};
 
 /// An invoice as the API shows it (a draft's lines computed as of the read).
@@ -140,16 +141,6 @@ struct OrgFacts {
     owner_name: String,
     owner_email: String,
     billing_email: Option<String>,
-}
-
-/// Runs `SELECT set_config('roost.org_id', …)` for the transaction on PostgreSQL, so the
-/// row-level security policies of the billing tables admit this org's rows. The one place the
-/// billing store scopes a transaction (swap it for the rls branch's helper at merge).
-async fn scope(store: &Store, tx: &mut AnyConnection, org_id: &str) -> Result<()> {
-    if store.dialect.name() == "postgres" {
-        sqlx::query("SELECT set_config('roost.org_id', $1, true)").bind(org_id).execute(&mut *tx).await?;
-    }
-    Ok(())
 }
 
 async fn org_facts(tx: &mut AnyConnection, org_id: &str) -> Result<OrgFacts> {
@@ -375,11 +366,10 @@ async fn present(tx: &mut AnyConnection, o: &OrgFacts, inv: InvoiceRow, catalog:
 }
 
 impl Store {
-    /// Opens a write transaction on `org_id`: the org locked, the billing tables scoped to it.
+    /// Opens a write transaction scoped to `org_id`, the org locked.
     pub(crate) async fn billing_tx(&self, org_id: &str) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Org(org_id)).await?;
         self.lock_org(&mut tx, org_id).await?;
-        scope(self, &mut tx, org_id).await?;
         Ok(tx)
     }
 
@@ -472,20 +462,18 @@ impl Store {
 
     /// The address invoices go to when not the owner's.
     pub async fn billing_email(&self, org_id: &str) -> Result<Option<String>> {
-        let mut tx = self.pool.begin().await?;
-        scope(self, &mut tx, org_id).await?;
+        let mut tx = self.scoped(Scope::Org(org_id)).await?;
         let e: Option<Option<String>> = sqlx::query_scalar("SELECT billing_email FROM org_billing WHERE org_id = $1")
             .bind(org_id)
             .fetch_optional(&mut *tx)
             .await?;
-        tx.commit().await?;
+        tx.done().await?;
         Ok(e.flatten())
     }
 
     /// Whether an invoice of the org has been owed for longer than the grace period (`past_due`).
     pub async fn past_due(&self, org_id: &str, overdue_before: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        scope(self, &mut tx, org_id).await?;
+        let mut tx = self.scoped(Scope::Org(org_id)).await?;
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM invoices WHERE org_id = $1 AND status = 'open' AND issued_at < $2",
         )
@@ -493,7 +481,7 @@ impl Store {
         .bind(overdue_before)
         .fetch_one(&mut *tx)
         .await?;
-        tx.commit().await?;
+        tx.done().await?;
         Ok(n > 0)
     }
 
@@ -547,11 +535,7 @@ impl Store {
 
     /// The org an invoice or purchase id belongs to (a cross-org lookup by id).
     pub async fn billing_owner(&self, id: &str) -> Result<Option<String>> {
-        let sql = if self.dialect.name() == "postgres" {
-            "SELECT roost_billing_owner($1)"
-        } else {
-            "SELECT org_id FROM invoices WHERE id = $1 UNION ALL SELECT org_id FROM purchases WHERE id = $1 LIMIT 1"
-        };
+        let sql = self.cross(Cross::BillingOwner);
         let org: Option<Option<String>> = sqlx::query_scalar(sql).bind(id).fetch_optional(&self.pool).await?;
         Ok(org.flatten())
     }
@@ -617,8 +601,7 @@ impl Store {
 
     /// One purchase of the org.
     pub async fn purchase(&self, org_id: &str, id: &str) -> Result<Option<Purchase>> {
-        let mut tx = self.pool.begin().await?;
-        scope(self, &mut tx, org_id).await?;
+        let mut tx = self.scoped(Scope::Org(org_id)).await?;
         let r = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PURCHASE_COLS} FROM purchases WHERE org_id = $1 AND id = $2"
         )))
@@ -626,7 +609,7 @@ impl Store {
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        tx.commit().await?;
+        tx.done().await?;
         Ok(r.as_ref().map(purchase_from).transpose()?)
     }
 
@@ -692,14 +675,7 @@ impl Store {
 
     /// Orgs with auto-reloads not yet recorded as purchases (every org, across tenants).
     pub async fn orgs_with_unbilled_reloads(&self, n: i64) -> Result<Vec<String>> {
-        let sql = if self.dialect.name() == "postgres" {
-            "SELECT org_id FROM roost_unbilled_reloads($1)"
-        } else {
-            "SELECT DISTINCT g.org_id FROM grants g JOIN orgs o ON o.id = g.org_id AND o.deleted_at IS NULL \
-             WHERE g.reason = 'auto_reload' \
-             AND NOT EXISTS (SELECT 1 FROM purchases p WHERE p.org_id = g.org_id AND p.grant_id = g.id) LIMIT $1"
-        };
-        Ok(sqlx::query_scalar(sql).bind(n).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_scalar(self.cross(Cross::UnbilledReloads)).bind(n).fetch_all(&self.pool).await?)
     }
 
     /// Marks a paid purchase's credits as granted (`grant_id`): once; `purchase.completed` with it.
@@ -735,12 +711,7 @@ impl Store {
 
     /// Paid purchases whose credits are not yet granted (a crash between payment and grant).
     pub async fn purchases_to_grant(&self, n: i64) -> Result<Vec<Purchase>> {
-        let sql = if self.dialect.name() == "postgres" {
-            "SELECT org_id, id FROM roost_purchases_to_grant($1)"
-        } else {
-            "SELECT org_id, id FROM purchases WHERE status = 'paid' AND granted_at IS NULL ORDER BY created_at LIMIT $1"
-        };
-        let ids = sqlx::query(sql).bind(n).fetch_all(&self.pool).await?;
+        let ids = sqlx::query(self.cross(Cross::PurchasesToGrant)).bind(n).fetch_all(&self.pool).await?;
         let mut out = Vec::with_capacity(ids.len());
         for r in &ids {
             let (org_id, id): (String, String) = (r.try_get("org_id")?, r.try_get("id")?);
@@ -751,12 +722,7 @@ impl Store {
 
     /// Drafts whose cycle ended by `now` (every org).
     pub async fn due_invoices(&self, now: i64, n: i64) -> Result<Vec<(String, String)>> {
-        let sql = if self.dialect.name() == "postgres" {
-            "SELECT org_id, id FROM roost_due_invoices($1, $2)"
-        } else {
-            "SELECT org_id, id FROM invoices WHERE status = 'draft' AND period_end <= $1 ORDER BY period_end, id LIMIT $2"
-        };
-        let rows = sqlx::query(sql).bind(now).bind(n).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(self.cross(Cross::DueInvoices)).bind(now).bind(n).fetch_all(&self.pool).await?;
         rows.iter().map(|r| Ok((r.try_get("org_id")?, r.try_get("id")?))).collect()
     }
 
@@ -849,15 +815,7 @@ impl Store {
     /// Every org, for the operator: plan, members and balance.
     pub async fn admin_orgs(&self, limit: u32, cursor: Option<&str>) -> Result<Page<AdminOrg>> {
         let (fetch, after) = page(limit, cursor);
-        let sql = if self.dialect.name() == "postgres" {
-            "SELECT id, name, kind, plan, owner_id, created_at, members, balance FROM roost_admin_orgs($1, $2)"
-        } else {
-            "SELECT o.id, o.name, o.kind, o.plan, o.owner_id, o.created_at, \
-             (SELECT COUNT(*) FROM org_members m WHERE m.org_id = o.id) AS members, \
-             (SELECT CAST(COALESCE(SUM(w.balance), 0) AS BIGINT) FROM wallets w WHERE w.org_id = o.id) AS balance \
-             FROM orgs o WHERE o.deleted_at IS NULL AND ($1 = '' OR o.id > $1) ORDER BY o.id LIMIT $2"
-        };
-        let rows = sqlx::query(sql).bind(after).bind(fetch).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(self.cross(Cross::AdminOrgs)).bind(after).bind(fetch).fetch_all(&self.pool).await?;
         let items = rows
             .iter()
             .map(|r| {
@@ -881,19 +839,7 @@ impl Store {
         &self,
         overdue_before: i64,
     ) -> Result<(Vec<(String, String, String)>, Vec<(String, String, String)>)> {
-        let (want, have) = if self.dialect.name() == "postgres" {
-            (
-                "SELECT org_id, wallet_kind, reason FROM roost_reload_payments($1)",
-                "SELECT org_id, wallet_kind, reason FROM roost_paused_reloads()",
-            )
-        } else {
-            (
-                "SELECT org_id, wallet_kind, MIN(CASE WHEN status = 'failed' THEN 'payment_failed' ELSE 'payment_pending' END) AS reason \
-                 FROM purchases WHERE origin = 'auto_reload' AND (status = 'failed' OR (status = 'pending' AND created_at < $1)) \
-                 GROUP BY org_id, wallet_kind",
-                "SELECT org_id, kind AS wallet_kind, reload_paused AS reason FROM wallets WHERE reload_paused IS NOT NULL",
-            )
-        };
+        let (want, have) = (self.cross(Cross::ReloadPayments), self.cross(Cross::PausedReloads));
         let read = |r: &AnyRow| -> Result<(String, String, String), sqlx::Error> {
             Ok((r.try_get("org_id")?, r.try_get("wallet_kind")?, r.try_get("reason")?))
         };

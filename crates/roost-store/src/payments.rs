@@ -10,6 +10,7 @@ use sqlx::{AnyConnection, Row};
 use crate::audit::{Entry, record};
 use crate::billing::{Purchase, problem};
 use crate::events::insert_event;
+use crate::scope::{Cross, Scope};
 use crate::{Actor, Ctx, Result, Store};
 
 /// A payment outcome as the payment system reports it.
@@ -51,27 +52,16 @@ impl Store {
     /// Records a payment report and applies it (once per `webhook-id`).
     pub async fn payment_intake(&self, r: &PaymentReport, now: i64) -> Result<Intake> {
         let org = self.billing_owner(&r.target).await?;
+        // A report naming no invoice or purchase changes nothing: its receipt belongs to no org.
         let mut tx = match &org {
             Some(o) => self.billing_tx(o).await?,
-            None => self.write().await?,
+            None => self.write_in(Scope::Orgs(&[])).await?,
         };
-        let prev = sqlx::query("SELECT body_hash, status_code, response FROM payment_receipts WHERE webhook_id = $1")
-            .bind(&r.webhook_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(p) = prev {
-            let same = p.try_get::<String, _>("body_hash")? == r.body_hash;
-            let status: i64 = p.try_get("status_code")?;
-            let body: String = p.try_get("response")?;
+        // The first answer under this webhook-id, whichever org's object it named (a cross-org
+        // lookup: the org lock above orders reports on one org only).
+        if let Some(first) = self.receipt(&mut tx, r).await? {
             tx.commit().await?;
-            return Ok(if same {
-                Intake::Replay {
-                    status: u16::try_from(status).unwrap_or(500),
-                    body: serde_json::from_str(&body).unwrap_or(Value::Null),
-                }
-            } else {
-                Intake::Conflict
-            });
+            return Ok(first);
         }
         let ctx = Ctx { actor: Actor::operator("payment_intake"), ip: None, now };
         let how = Settle { succeeded: r.succeeded, paid: Some((r.amount, &r.currency)), reference: &r.reference };
@@ -80,22 +70,67 @@ impl Store {
             Some(o) => settle(&mut tx, o, &r.target, &how, &ctx).await?,
         };
         let outcome = body.get("outcome").and_then(Value::as_str).unwrap_or("refused").to_string();
-        sqlx::query(
-            "INSERT INTO payment_receipts (webhook_id, body_hash, org_id, target_id, outcome, status_code, response, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (webhook_id) DO NOTHING",
-        )
-        .bind(&r.webhook_id)
-        .bind(&r.body_hash)
-        .bind(org.as_deref())
-        .bind(&r.target)
-        .bind(&outcome)
-        .bind(i64::from(status))
-        .bind(body.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let recorded = match &org {
+            Some(o) => {
+                sqlx::query(
+                    "INSERT INTO payment_receipts (webhook_id, body_hash, org_id, target_id, outcome, status_code, response, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (webhook_id) DO NOTHING",
+                )
+                .bind(&r.webhook_id)
+                .bind(&r.body_hash)
+                .bind(o)
+                .bind(&r.target)
+                .bind(&outcome)
+                .bind(i64::from(status))
+                .bind(body.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            }
+            None => {
+                // Of no org: through `roost_record_unmatched_receipt` on PostgreSQL, which answers the count.
+                let q = sqlx::query(self.cross(Cross::UnmatchedReceipt))
+                    .bind(&r.webhook_id)
+                    .bind(&r.body_hash)
+                    .bind(&r.target)
+                    .bind(i64::from(status))
+                    .bind(body.to_string())
+                    .bind(now);
+                if self.dialect.row_security() {
+                    u64::try_from(q.fetch_one(&mut *tx).await?.try_get::<i64, _>(0)?).unwrap_or(0)
+                } else {
+                    q.execute(&mut *tx).await?.rows_affected()
+                }
+            }
+        } == 1;
+        if !recorded {
+            // Another report under the same webhook-id (naming another org's object, or none)
+            // committed first: this one changes nothing and answers as that one did.
+            tx.rollback().await?;
+            let mut c = self.scoped(Scope::Orgs(&[])).await?;
+            let first = self.receipt(&mut c, r).await?;
+            c.done().await?;
+            return Ok(first.unwrap_or(Intake::Conflict));
+        }
         tx.commit().await?;
         Ok(Intake::Done { status, body, to_grant, org_id: org })
+    }
+
+    /// The answer already given under the report's webhook-id: the same again for the same body,
+    /// a conflict for another; `None` if it is the first report under it.
+    async fn receipt(&self, tx: &mut AnyConnection, r: &PaymentReport) -> Result<Option<Intake>> {
+        let prev = sqlx::query(self.cross(Cross::PaymentReceipt)).bind(&r.webhook_id).fetch_optional(&mut *tx).await?;
+        let Some(p) = prev else { return Ok(None) };
+        if p.try_get::<String, _>("body_hash")? != r.body_hash {
+            return Ok(Some(Intake::Conflict));
+        }
+        let status: i64 = p.try_get("status_code")?;
+        let body: String = p.try_get("response")?;
+        Ok(Some(Intake::Replay {
+            status: u16::try_from(status).unwrap_or(500),
+            body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        }))
     }
 
     /// The operator marks an invoice or purchase paid by hand (no payment system): what it owes

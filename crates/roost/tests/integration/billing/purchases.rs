@@ -230,9 +230,76 @@ async fn failed_payment_pauses_auto_reload(s: TestServer) {
     s.assert_ledger().await;
 }
 
+/// A webhook-id answers once across every org: reused with a body naming another org's purchase
+/// (or nothing) it is a conflict that pays nothing, also when the two race.
+async fn webhook_ids_are_answered_across_orgs(s: TestServer) {
+    let (alice, _) = s.signup("Alice").await;
+    let (a, _) = s.org(&alice, "Alpha", "team").await;
+    let (bob, _) = s.signup("Bob").await;
+    let (b, _) = s.org(&bob, "Beta", "team").await;
+    let (pa, pb) = (buy(&alice, &a, 1).await, buy(&bob, &b, 1).await);
+
+    let r = report(&s, "msg_shared", &paid(&pa, 100_000, "IDR")).await;
+    expect_status(&r, 200);
+    assert_eq!(r.body["outcome"], "paid", "{:?}", r.body);
+    expect_problem(&report(&s, "msg_shared", &paid(&pb, 100_000, "IDR")).await, 409, "idempotency_conflict");
+    let again = report(&s, "msg_shared", &paid(&pa, 100_000, "IDR")).await;
+    expect_status(&again, 200);
+    assert_eq!(again.body, r.body, "a replay answers as the first");
+    // A report naming nothing is answered 404, again 404, and its webhook-id is spent.
+    let nothing = json!({"purchase_id": "pur_00000000000000000000000000", "status": "succeeded", "amount": 1, "currency": "IDR", "reference": "x"});
+    expect_problem(&report(&s, "msg_nothing", &nothing).await, 404, "not_found");
+    expect_problem(&report(&s, "msg_nothing", &nothing).await, 404, "not_found");
+    expect_problem(&report(&s, "msg_nothing", &paid(&pb, 100_000, "IDR")).await, 409, "idempotency_conflict");
+    assert_eq!((topped_up(&alice, &a).await, topped_up(&bob, &b).await), (1_000, 0));
+
+    // The same webhook-id for A's and B's purchases at once: one of them is paid, and every
+    // report with the other body is a conflict.
+    let (qa, qb) = (buy(&alice, &a, 1).await, buy(&bob, &b, 1).await);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let body = if i % 2 == 0 { paid(&qa, 100_000, "IDR") } else { paid(&qb, 100_000, "IDR") };
+        let (base, ts) = (s.base.clone(), roost_server::Clock::now_ms(&*s.clock) / 1000);
+        tasks.push(tokio::spawn(async move {
+            let raw = body.to_string();
+            let sig = roost_server::webhooks::sign::sign(SECRET, "msg_race", ts, &raw).unwrap();
+            let r = roost::Client::new(&base)
+                .with_header("webhook-id", "msg_race")
+                .with_header("webhook-timestamp", &ts.to_string())
+                .with_header("webhook-signature", &sig)
+                .send_raw(reqwest::Method::POST, "/v1/billing/payments", raw.into_bytes())
+                .await
+                .unwrap();
+            (i % 2 == 0, r)
+        }));
+    }
+    let (mut ok, mut conflicts) = ([0, 0], [0, 0]);
+    for t in tasks {
+        let (for_a, r) = t.await.unwrap();
+        let side = usize::from(!for_a);
+        match r.status {
+            200 => {
+                assert_eq!(r.body["outcome"], "paid", "{:?}", r.body);
+                ok[side] += 1;
+            }
+            409 => {
+                assert_eq!(r.body["code"], "idempotency_conflict", "{:?}", r.body);
+                conflicts[side] += 1;
+            }
+            other => panic!("{other}: {:?}", r.body),
+        }
+    }
+    assert!(ok == [8, 0] && conflicts == [0, 8] || ok == [0, 8] && conflicts == [8, 0], "{ok:?} {conflicts:?}");
+    let (ta, tb) = (topped_up(&alice, &a).await, topped_up(&bob, &b).await);
+    assert_eq!(ta + tb, 2_000, "one of the racing purchases paid: {ta} {tb}");
+    assert_eq!(ok[0] == 8, ta == 2_000, "the paid one is the one answered 200");
+    s.assert_ledger().await;
+}
+
 roost_test_kit::both_backends_with!(
     purchases_are_granted_once => super::billing_on,
     failed_payment_pauses_auto_reload => super::billing_on,
+    webhook_ids_are_answered_across_orgs => super::billing_on,
 );
 
 /// docs/examples/payment_bridge.py turns a provider's callback into a signed report that roost
