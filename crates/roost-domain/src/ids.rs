@@ -30,6 +30,12 @@ pub enum IdKind {
     Domain,
     /// An entry of a workspace's history.
     History,
+    /// An invoice (`bill_`: `inv_` names invitations).
+    Invoice,
+    /// A purchase of credits.
+    Purchase,
+    /// An operator key.
+    OperatorKey,
 }
 
 impl IdKind {
@@ -53,6 +59,9 @@ impl IdKind {
             IdKind::Session => "ses",
             IdKind::Domain => "dom",
             IdKind::History => "his",
+            IdKind::Invoice => "bill",
+            IdKind::Purchase => "pur",
+            IdKind::OperatorKey => "opk",
         }
     }
 

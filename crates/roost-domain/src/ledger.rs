@@ -56,6 +56,8 @@ vocabulary!(
         Key = "key",
         /// roost itself: cycle turns, expiries.
         System = "system",
+        /// Whoever runs roost, through an operator key (`rso_`).
+        Operator = "operator",
     }
 );
 
@@ -131,6 +133,13 @@ vocabulary!(
         KeyRevoked = "key.revoked",
         PlanChanged = "plan.changed",
         WebhookDisabled = "webhook.disabled",
+        /// An invoice was finalized at its cycle's end (numbered, now owed).
+        InvoiceFinalized = "invoice.finalized",
+        InvoicePaid = "invoice.paid",
+        /// The payment system reported a failed payment.
+        PaymentFailed = "payment.failed",
+        /// A purchase was paid and its credits granted.
+        PurchaseCompleted = "purchase.completed",
         /// Sent by `POST /v1/webhooks/{id}/test`; never stored.
         WebhookTest = "webhook.test",
     }
@@ -153,6 +162,11 @@ impl Actor {
     /// An API key.
     pub fn key(id: &str) -> Self {
         Self { kind: ActorKind::Key, id: id.into() }
+    }
+
+    /// The operator, through the operator key `id`.
+    pub fn operator(id: &str) -> Self {
+        Self { kind: ActorKind::Operator, id: id.into() }
     }
 
     /// roost itself (cycle turns, expiries, background jobs).

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod billing;
 pub mod credits;
 pub mod domains;
 pub mod ids;

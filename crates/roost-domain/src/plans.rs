@@ -39,7 +39,24 @@ pub struct Plan {
     /// How many days a workspace's history entries are kept.
     #[serde(default)]
     pub history_days: Option<u32>,
+    /// What the plan costs per billing cycle, in `currency` minor units (`None`: nothing).
+    #[serde(default)]
+    pub price: Option<i64>,
+    /// What a purchased top-up costs on this plan (`None`: the plan sells no credits).
+    #[serde(default)]
+    pub credit_pack: Option<CreditPack>,
 }
+
+/// A pack of credits on sale: `credits` for `price` (in the catalog's currency minor units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditPack {
+    pub credits: i64,
+    pub price: i64,
+}
+
+/// The most any one price of the catalog may be (keeps every invoice sum far from overflow).
+pub const MAX_PRICE: i64 = 1_000_000_000_000;
 
 /// The limit a change would break, named as the API names it in `limit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +108,20 @@ impl Plan {
         under(self.resource_quotas.get(kind).copied(), existing)
     }
 
+    /// Checks the plan's prices: none negative or past [`MAX_PRICE`], a pack of at least one credit.
+    pub fn check_prices(&self) -> Result<(), String> {
+        let ok = |v: Option<i64>| v.is_none_or(|v| (0..=MAX_PRICE).contains(&v));
+        if !ok(self.price) || !ok(self.extra_seat_price) {
+            return Err(format!("price and extra_seat_price must be from 0 to {MAX_PRICE}"));
+        }
+        if let Some(pack) = self.credit_pack
+            && (!(1..=MAX_PRICE).contains(&pack.credits) || !(0..=MAX_PRICE).contains(&pack.price))
+        {
+            return Err(format!("credit_pack needs credits from 1 to {MAX_PRICE} and a price from 0 to {MAX_PRICE}"));
+        }
+        Ok(())
+    }
+
     /// The first limit of this plan that `usage` already exceeds, if any.
     pub fn exceeded_by(&self, usage: &Usage) -> Option<Limit> {
         if self.max_seats.is_some_and(|c| usage.members > c) {
@@ -122,6 +153,10 @@ pub enum CatalogError {
     NoPersonalPlan(String),
     #[error("plan `{0}`: rpm must be from 1 to {MAX_RPM} (one request a microsecond), or absent for no limit")]
     Rpm(String),
+    #[error("plan `{0}`: {1}")]
+    Price(String, String),
+    #[error("currency: {0}")]
+    Currency(String),
 }
 
 /// The highest requests-per-minute limit there is: one request a microsecond, the rate limiter's
@@ -145,12 +180,31 @@ impl Catalog {
         if let Some(p) = plans.iter().find(|p| p.rpm.is_some_and(|r| !(1..=MAX_RPM).contains(&r))) {
             return Err(CatalogError::Rpm(p.id.clone()));
         }
+        for p in &plans {
+            p.check_prices().map_err(|m| CatalogError::Price(p.id.clone(), m))?;
+        }
+        let currencies: Vec<&str> = plans.iter().filter_map(|p| p.currency.as_deref()).collect();
+        if let Some(c) = currencies.iter().find(|c| c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase())) {
+            return Err(CatalogError::Currency(format!("`{c}` is not an ISO 4217 code such as IDR or USD")));
+        }
+        if currencies.windows(2).any(|w| w[0] != w[1]) {
+            return Err(CatalogError::Currency("every plan must name the same currency".into()));
+        }
+        let priced = |p: &Plan| p.price.is_some_and(|v| v > 0) || p.credit_pack.is_some();
+        if currencies.is_empty() && plans.iter().any(priced) {
+            return Err(CatalogError::Currency("a catalog with prices needs a `currency` on its plans".into()));
+        }
         Ok(Self { plans })
     }
 
     /// Looks a plan up by id.
     pub fn get(&self, id: &str) -> Option<&Plan> {
         self.plans.iter().find(|p| p.id == id)
+    }
+
+    /// The currency of every price in the catalog (ISO 4217; `IDR` when the catalog names none).
+    pub fn currency(&self) -> &str {
+        self.plans.iter().find_map(|p| p.currency.as_deref()).unwrap_or("IDR")
     }
 
     /// Every plan, in catalog order.
@@ -196,6 +250,8 @@ fn plan(
         trial_days,
         state_bytes: None,
         history_days: None,
+        price: None,
+        credit_pack: None,
     }
 }
 
@@ -207,6 +263,14 @@ fn records(mut p: Plan, state_mib: Option<u64>, history_days: u32) -> Plan {
     p
 }
 
+/// Sets a built-in plan's price per cycle and its credit pack (IDR, like the reference products).
+fn priced(mut p: Plan, price: i64, pack: Option<(i64, i64)>) -> Plan {
+    p.price = Some(price);
+    p.currency = Some("IDR".into());
+    p.credit_pack = pack.map(|(credits, price)| CreditPack { credits, price });
+    p
+}
+
 fn builtin_plans() -> Vec<Plan> {
     let one = (Some(1), Some(1));
     let mut free = plan("free", false, one, Some(1), (100, 0), 60, Some(1_000), None);
@@ -214,20 +278,49 @@ fn builtin_plans() -> Vec<Plan> {
         [("box", 1), ("postgres", 1), ("redis", 1), ("bucket", 1)].map(|(k, n)| (k.to_string(), n)).into();
     let mut team = plan("team", true, (Some(3), None), Some(20), (10_000, 10_000), 1_200, None, Some(14));
     team.extra_seat_price = Some(45_000);
-    team.currency = Some("IDR".into());
+    // Prices in IDR (the reference products' currency); a pack is 1,000 credits for IDR 100,000.
+    let pack = Some((1_000, 100_000));
     vec![
-        records(free, Some(10), 30),
-        records(plan("solo", true, one, Some(3), (1_000, 0), 300, None, None), Some(100), 90),
-        records(plan("pro", true, one, Some(10), (5_000, 5_000), 600, None, Some(14)), Some(1_024), 180),
-        records(team, Some(1_024), 365),
-        records(plan("business", true, (None, None), None, (5_000, 10_000), 3_000, None, Some(14)), Some(10_240), 365),
-        records(plan("build", true, (Some(3), Some(3)), Some(1), (2_000, 0), 600, Some(10_000), None), Some(100), 30),
+        records(priced(free, 0, pack), Some(10), 30),
+        records(priced(plan("solo", true, one, Some(3), (1_000, 0), 300, None, None), 99_000, pack), Some(100), 90),
         records(
-            plan("launch", true, (Some(10), Some(10)), Some(3), (10_000, 10_000), 3_000, Some(100_000), Some(14)),
+            priced(plan("pro", true, one, Some(10), (5_000, 5_000), 600, None, Some(14)), 299_000, pack),
+            Some(1_024),
+            180,
+        ),
+        records(priced(team, 149_000, pack), Some(1_024), 365),
+        records(
+            priced(plan("business", true, (None, None), None, (5_000, 10_000), 3_000, None, Some(14)), 1_499_000, pack),
+            Some(10_240),
+            365,
+        ),
+        records(
+            priced(
+                plan("build", true, (Some(3), Some(3)), Some(1), (2_000, 0), 600, Some(10_000), None),
+                199_000,
+                pack,
+            ),
+            Some(100),
+            30,
+        ),
+        records(
+            priced(
+                plan("launch", true, (Some(10), Some(10)), Some(3), (10_000, 10_000), 3_000, Some(100_000), Some(14)),
+                799_000,
+                pack,
+            ),
             Some(1_024),
             90,
         ),
-        records(plan("scale", true, (None, None), None, (50_000, 50_000), 10_000, Some(1_000_000), None), None, 365),
+        records(
+            priced(
+                plan("scale", true, (None, None), None, (50_000, 50_000), 10_000, Some(1_000_000), None),
+                2_999_000,
+                pack,
+            ),
+            None,
+            365,
+        ),
     ]
 }
 

@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 pub const USER_TOKEN_PREFIX: &str = "rsu_";
 /// Prefix of workspace API keys.
 pub const API_KEY_PREFIX: &str = "rsk_";
+/// Prefix of an operator key (`roost operator create-key`): acts across every org on `/v1/admin`.
+pub const OPERATOR_KEY_PREFIX: &str = "rso_";
 /// Prefix of invitation claim tokens.
 pub const INVITATION_PREFIX: &str = "rsi_";
 /// Prefix of email verification tokens (sent by mail, single use).

@@ -60,6 +60,9 @@ pub enum Op {
     SetAlerts { wallet: String, low_balance: Option<i64> },
     /// Set a wallet's auto-reload.
     SetAutoReload { wallet: String, settings: crate::book::ReloadSettings },
+    /// Hold a wallet's auto-reloads back (`Some(reason)`) while a reload's payment failed or is
+    /// overdue, or let them happen again (`None`). Billing's background job decides.
+    PauseAutoReload { wallet: String, reason: Option<String> },
     /// Bring the org's ledger up to the clock: cycle turns and expiries.
     Tick,
 }

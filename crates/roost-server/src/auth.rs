@@ -120,6 +120,12 @@ impl FromRequestParts<AppState> for Caller {
                 }
             }
             Who::Key(key)
+        } else if token.starts_with(tokens::OPERATOR_KEY_PREFIX) {
+            // Operator keys act on /v1/admin only, never as a user (API.md "Billing").
+            return Err(match st.store.operator_by_hash(&hash).await? {
+                Some(_) => ApiError::forbidden("an operator key acts only on /v1/admin routes, never as a user"),
+                None => ApiError::unauthenticated(),
+            });
         } else {
             return Err(ApiError::unauthenticated());
         };

@@ -40,5 +40,6 @@ pub async fn tick(st: &AppState) -> Result<usize, roost_store::StoreError> {
     }
     st.store.purge_idempotency(now - IDEMPOTENCY_KEEP_MS).await?;
     crate::api::records::retention(st, now).await?;
+    crate::billing::tick(st).await?;
     Ok(n)
 }

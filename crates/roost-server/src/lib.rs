@@ -3,6 +3,8 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod billing;
+pub mod billing_html;
 pub mod clock;
 pub mod dns;
 pub mod error;
@@ -11,6 +13,7 @@ pub mod jobs;
 pub mod limits;
 pub mod mail;
 pub mod oidc;
+pub mod operator;
 pub mod ops;
 pub mod settings;
 pub mod throttle;

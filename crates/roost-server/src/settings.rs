@@ -100,6 +100,13 @@ pub struct Settings {
     pub redis_key_prefix: String,
     /// Single sign-on providers (`[[oidc]]` in `roost.toml`).
     pub oidc: Vec<crate::oidc::ProviderSettings>,
+    /// Billing (API.md "Billing"): the Standard Webhooks secret (`whsec_…`) the operator's payment
+    /// system signs `POST /v1/billing/payments` with. Set, billing is on: top-ups become purchases
+    /// paid before their credits arrive, and only the operator adjusts wallets.
+    pub billing_intake_secret: Option<String>,
+    /// How long an invoice or an auto-reload may stay unpaid before the org is `past_due` (and
+    /// auto-reload pauses).
+    pub payment_grace_hours: u32,
 }
 
 /// The dashboard's branding and cookie policy.
@@ -189,6 +196,8 @@ impl std::fmt::Debug for Settings {
             .field("redis_url", &self.redis_url.as_deref().map(roost_store::redact))
             .field("redis_key_prefix", &self.redis_key_prefix)
             .field("oidc", &self.oidc)
+            .field("billing_intake_secret", &self.billing_intake_secret.as_ref().map(|_| "***"))
+            .field("payment_grace_hours", &self.payment_grace_hours)
             .finish()
     }
 }
@@ -238,6 +247,8 @@ impl Default for Settings {
             redis_url: None,
             redis_key_prefix: "roost:".into(),
             oidc: Vec::new(),
+            billing_intake_secret: None,
+            payment_grace_hours: 72,
         }
     }
 }
@@ -290,6 +301,8 @@ pub struct FileConfig {
     pub webhooks_timeout_ms: Option<u64>,
     /// Single sign-on providers; replaces the (empty) default list when present.
     pub oidc: Option<Vec<crate::oidc::ProviderSettings>>,
+    pub billing_intake_secret: Option<String>,
+    pub payment_grace_hours: Option<u32>,
 }
 
 /// Why the configuration was refused.
@@ -412,6 +425,8 @@ impl Settings {
         if let Some(v) = f.oidc {
             self.oidc = v;
         }
+        self.billing_intake_secret = f.billing_intake_secret.or(self.billing_intake_secret.take());
+        self.payment_grace_hours = f.payment_grace_hours.unwrap_or(self.payment_grace_hours);
         let plans = f.plans.unwrap_or_else(|| self.catalog.all().to_vec());
         self.catalog = Catalog::new(plans, &self.personal_plan)?;
         self.validate()
@@ -474,7 +489,32 @@ impl Settings {
         self.validate_mail()?;
         self.validate_webhooks()?;
         crate::oidc::validate(&self.oidc).map_err(ConfigError::Invalid)?;
+        self.validate_billing()?;
         Catalog::new(self.catalog.all().to_vec(), &self.personal_plan)?;
+        Ok(())
+    }
+
+    /// Whether billing is on: a payment system (or the operator by hand) settles purchases.
+    pub fn billing_on(&self) -> bool {
+        self.billing_intake_secret.is_some()
+    }
+
+    /// The grace period in milliseconds.
+    pub fn payment_grace_ms(&self) -> i64 {
+        i64::from(self.payment_grace_hours) * 3_600_000
+    }
+
+    fn validate_billing(&self) -> Result<(), ConfigError> {
+        if let Some(s) = &self.billing_intake_secret
+            && crate::webhooks::sign::sign(s, "check", 0, "").is_none()
+        {
+            return Err(ConfigError::Invalid(
+                "billing_intake_secret must be `whsec_` and base64, e.g. \"whsec_$(openssl rand -base64 32)\"".into(),
+            ));
+        }
+        if self.payment_grace_hours == 0 || self.payment_grace_hours > 24 * 365 {
+            return Err(ConfigError::Invalid("payment_grace_hours must be 1–8760".into()));
+        }
         Ok(())
     }
 

@@ -97,6 +97,7 @@ static SQLITE_MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 14, name: "row_security", sql: include_str!("../migrations/sqlite/0014_row_security.sql") },
     Migration { version: 15, name: "records", sql: include_str!("../migrations/sqlite/0015_records.sql") },
+    Migration { version: 16, name: "billing", sql: include_str!("../migrations/sqlite/0016_billing.sql") },
 ];
 
 static POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -117,6 +118,7 @@ static POSTGRES_MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 14, name: "row_security", sql: include_str!("../migrations/postgres/0014_row_security.sql") },
     Migration { version: 15, name: "records", sql: include_str!("../migrations/postgres/0015_records.sql") },
+    Migration { version: 16, name: "billing", sql: include_str!("../migrations/postgres/0016_billing.sql") },
 ];
 
 impl Dialect for Sqlite {

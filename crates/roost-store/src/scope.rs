@@ -109,6 +109,26 @@ pub(crate) enum Cross {
     /// `$1` cutoffs (`{"<plan id>": <oldest at kept, Unix ms>}` as JSON text), `$2` limit:
     /// `(org_id, workspace_id, cutoff)` of workspaces holding history older than their plan keeps.
     HistoryExpired,
+    /// `$1` an invoice or purchase id: its org (no row, or NULL, if there is none).
+    BillingOwner,
+    /// `$1` webhook-id: the receipt of the payment report first received under it.
+    PaymentReceipt,
+    /// `$1` webhook-id, `$2` body hash, `$3` target, `$4` status, `$5` response, `$6` received at:
+    /// records the receipt of a report naming no invoice or purchase (of no org), unless one is
+    /// recorded under the webhook-id already; one row, the number recorded.
+    UnmatchedReceipt,
+    /// `$1` now, `$2` limit: drafts of every org whose cycle ended, as `org_id, id`.
+    DueInvoices,
+    /// `$1` limit: orgs with auto-reload grants not yet recorded as purchases.
+    UnbilledReloads,
+    /// `$1` limit: paid purchases of every org whose credits are not granted, as `org_id, id`.
+    PurchasesToGrant,
+    /// `$1` after, `$2` limit: every live org for the operator, with members and balance.
+    AdminOrgs,
+    /// `$1` overdue before: wallets whose auto-reload's payment failed or is overdue, with why.
+    ReloadPayments,
+    /// Wallets whose auto-reload is paused, with why.
+    PausedReloads,
 }
 
 impl Cross {
@@ -152,6 +172,53 @@ impl Cross {
                  FROM json_each($1) c JOIN orgs o ON o.plan = c.key JOIN workspaces w ON w.org_id = o.id \
                  WHERE EXISTS (SELECT 1 FROM workspace_history h WHERE h.org_id = w.org_id AND h.workspace_id = w.id \
                  AND h.at < CAST(c.value AS BIGINT)) ORDER BY w.org_id, w.id LIMIT $2"
+            }
+            (Cross::BillingOwner, true) => "SELECT roost_billing_owner($1) AS org_id",
+            (Cross::BillingOwner, false) => {
+                "SELECT org_id FROM invoices WHERE id = $1 UNION ALL SELECT org_id FROM purchases WHERE id = $1 LIMIT 1"
+            }
+            (Cross::PaymentReceipt, true) => "SELECT body_hash, status_code, response FROM roost_payment_receipt($1)",
+            (Cross::PaymentReceipt, false) => {
+                "SELECT body_hash, status_code, response FROM payment_receipts WHERE webhook_id = $1"
+            }
+            (Cross::UnmatchedReceipt, true) => "SELECT roost_record_unmatched_receipt($1, $2, $3, $4, $5, $6) AS n",
+            (Cross::UnmatchedReceipt, false) => {
+                "INSERT INTO payment_receipts (webhook_id, body_hash, org_id, target_id, outcome, status_code, response, received_at) \
+                 VALUES ($1, $2, NULL, $3, 'refused', $4, $5, $6) ON CONFLICT (webhook_id) DO NOTHING"
+            }
+            (Cross::DueInvoices, true) => "SELECT org_id, id FROM roost_due_invoices($1, $2)",
+            (Cross::DueInvoices, false) => {
+                "SELECT org_id, id FROM invoices WHERE status = 'draft' AND period_end <= $1 ORDER BY period_end, id LIMIT $2"
+            }
+            (Cross::UnbilledReloads, true) => "SELECT org_id FROM roost_unbilled_reloads($1)",
+            (Cross::UnbilledReloads, false) => {
+                "SELECT DISTINCT g.org_id FROM grants g JOIN orgs o ON o.id = g.org_id AND o.deleted_at IS NULL \
+                 WHERE g.reason = 'auto_reload' \
+                 AND NOT EXISTS (SELECT 1 FROM purchases p WHERE p.org_id = g.org_id AND p.grant_id = g.id) LIMIT $1"
+            }
+            (Cross::PurchasesToGrant, true) => "SELECT org_id, id FROM roost_purchases_to_grant($1)",
+            (Cross::PurchasesToGrant, false) => {
+                "SELECT org_id, id FROM purchases WHERE status = 'paid' AND granted_at IS NULL ORDER BY created_at LIMIT $1"
+            }
+            (Cross::AdminOrgs, true) => {
+                "SELECT id, name, kind, plan, owner_id, created_at, members, balance FROM roost_admin_orgs($1, $2)"
+            }
+            (Cross::AdminOrgs, false) => {
+                "SELECT o.id, o.name, o.kind, o.plan, o.owner_id, o.created_at, \
+                 (SELECT COUNT(*) FROM org_members m WHERE m.org_id = o.id) AS members, \
+                 (SELECT CAST(COALESCE(SUM(w.balance), 0) AS BIGINT) FROM wallets w WHERE w.org_id = o.id) AS balance \
+                 FROM orgs o WHERE o.deleted_at IS NULL AND ($1 = '' OR o.id > $1) ORDER BY o.id LIMIT $2"
+            }
+            (Cross::ReloadPayments, true) => "SELECT org_id, wallet_kind, reason FROM roost_reload_payments($1)",
+            (Cross::ReloadPayments, false) => {
+                "SELECT org_id, wallet_kind, \
+                 MIN(CASE WHEN status = 'failed' THEN 'payment_failed' ELSE 'payment_pending' END) AS reason \
+                 FROM purchases WHERE origin = 'auto_reload' AND (status = 'failed' OR (status = 'pending' AND created_at < $1)) \
+                 GROUP BY org_id, wallet_kind"
+            }
+            (Cross::PausedReloads, true) => "SELECT org_id, wallet_kind, reason FROM roost_paused_reloads()",
+            (Cross::PausedReloads, false) => {
+                "SELECT org_id, kind AS wallet_kind, reload_paused AS reason FROM wallets WHERE reload_paused IS NOT NULL"
             }
         }
     }

@@ -72,6 +72,11 @@ impl TestServer {
         Self::boot(self.database.clone(), |_| {}).await
     }
 
+    /// A replica whose settings are adjusted by `adjust` first.
+    pub async fn replica_with(&self, adjust: impl FnOnce(&mut Settings)) -> Self {
+        Self::boot(self.database.clone(), adjust).await
+    }
+
     /// Which backend the server runs on.
     pub fn backend(&self) -> Backend {
         self.database.backend()

@@ -1,6 +1,7 @@
 //! The `roost` binary: `serve`, `migrate`, `backup`, `restore`, `config`, and the client commands.
 
 mod backup;
+mod operator;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,9 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Operator keys (rso_…), made and revoked against the server's database.
+    #[command(subcommand)]
+    Operator(OperatorArgs),
     /// Print a shell completion script, e.g. `roost completions bash > /etc/bash_completion.d/roost`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -78,6 +82,32 @@ struct BackupArgs {
     server: ServerArgs,
 }
 
+#[derive(Debug, Subcommand)]
+enum OperatorArgs {
+    /// Make an operator key; its secret is printed once (only a hash is stored).
+    #[command(name = "create-key")]
+    CreateKey {
+        /// A name to know the key by (who or what uses it).
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke an operator key: the next request with it is refused.
+    #[command(name = "revoke-key")]
+    RevokeKey {
+        /// The key's id (opk_…).
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the operator keys (never their secrets).
+    #[command(name = "list-keys")]
+    ListKeys {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
 #[derive(Debug, clap::Args)]
 struct RestoreArgs {
     /// The backup file to restore.
@@ -115,6 +145,9 @@ struct ServerArgs {
     /// Redis for rate limits shared by every replica, e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "ROOST_REDIS_URL")]
     redis_url: Option<String>,
+    /// Billing on: the secret (whsec_…) the payment system signs POST /v1/billing/payments with.
+    #[arg(long, env = "ROOST_BILLING_INTAKE_SECRET", hide_env_values = true)]
+    billing_intake_secret: Option<String>,
 }
 
 impl ServerArgs {
@@ -144,6 +177,9 @@ impl ServerArgs {
         }
         if let Some(r) = &self.redis_url {
             s.redis_url = Some(r.clone());
+        }
+        if let Some(b) = &self.billing_intake_secret {
+            s.billing_intake_secret = Some(b.clone());
         }
         s.validate()?;
         Ok(s)
@@ -214,6 +250,21 @@ async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn operator_cmd(a: OperatorArgs) -> anyhow::Result<()> {
+    let (command, server) = match a {
+        OperatorArgs::CreateKey { name, server } => (operator::OperatorCommand::CreateKey { name }, server),
+        OperatorArgs::RevokeKey { id, server } => (operator::OperatorCommand::RevokeKey { id }, server),
+        OperatorArgs::ListKeys { server } => (operator::OperatorCommand::ListKeys, server),
+    };
+    let settings = server.settings()?;
+    init_logging(&settings.log_format);
+    let store = roost_store::Store::connect_with(&settings.database_url, settings.pool()).await?;
+    let out = operator::run(&store, command).await;
+    store.close().await;
+    print!("{}", out?);
+    Ok(())
+}
+
 async fn setup_postgres(a: SetupPostgresArgs) -> anyhow::Result<()> {
     let password = match &a.password_file {
         Some(f) => {
@@ -272,6 +323,7 @@ async fn main() -> ExitCode {
         Command::SetupPostgres(a) => setup_postgres(a).await,
         Command::Backup(a) => backup_cmd(a).await,
         Command::Restore(a) => restore_cmd(a).await,
+        Command::Operator(a) => operator_cmd(a).await,
         Command::Config(ConfigCommand::Default) => {
             print!("{}", roost_server::settings::EXAMPLE_CONFIG);
             Ok(())

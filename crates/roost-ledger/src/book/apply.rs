@@ -84,6 +84,10 @@ impl Book {
                 let w = self.set_auto_reload(out, a, wallet, *settings, now)?;
                 Ok(Outcome::Wallet { wallet: self.wallets[w].clone() })
             }
+            Op::PauseAutoReload { wallet, reason } => {
+                let w = self.pause_auto_reload(out, a, wallet, reason.clone(), now)?;
+                Ok(Outcome::Wallet { wallet: self.wallets[w].clone() })
+            }
             Op::Tick => Ok(Outcome::Ticked),
         }
     }

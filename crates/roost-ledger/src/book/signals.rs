@@ -98,7 +98,9 @@ impl Book {
         let wallet_id = wal.id.clone();
         let over_cap = wal.granted.checked_add(r.amount).is_none_or(|g| g > MAX_GRANTED);
         self.touch_wallet(out, w);
-        let refused = if r.month_total.saturating_add(r.amount) > r.monthly_max {
+        let refused = if let Some(p) = r.paused.as_deref() {
+            Some(if p == "payment_failed" { "payment_failed" } else { "payment_pending" })
+        } else if r.month_total.saturating_add(r.amount) > r.monthly_max {
             Some("monthly_max")
         } else if over_cap {
             Some("grant_cap")
@@ -174,6 +176,27 @@ impl Book {
         self.touch_wallet(out, w);
         let target = ("wallet", self.wallets[w].id.clone());
         self.audit(out, a, "wallet.alerts_set", None, target, json!({"low_balance": low_balance}), now);
+        Ok(w)
+    }
+
+    /// Pauses (or resumes) a wallet's auto-reloads for billing; audited when it changes anything.
+    pub(super) fn pause_auto_reload(
+        &mut self,
+        out: &mut Out,
+        a: &crate::ActorRef,
+        wallet: &str,
+        reason: Option<String>,
+        now: i64,
+    ) -> Result<usize, Refusal> {
+        let w = self.wallet_idx(wallet).ok_or(Refusal::NotFound)?;
+        if self.wallets[w].reload.paused == reason {
+            return Ok(w);
+        }
+        self.wallets[w].reload.paused.clone_from(&reason);
+        self.touch_wallet(out, w);
+        let target = ("wallet", self.wallets[w].id.clone());
+        let action = if reason.is_some() { "wallet.auto_reload_paused" } else { "wallet.auto_reload_resumed" };
+        self.audit(out, a, action, None, target, json!({"reason": reason}), now);
         Ok(w)
     }
 

@@ -950,7 +950,7 @@ impl World {
                 m.set_budget(workspace_id, user_id.as_deref(), *limit, now)
             }
             Op::Tick => Expect::Tick,
-            Op::SetAlerts { .. } | Op::SetAutoReload { .. } => {
+            Op::SetAlerts { .. } | Op::SetAutoReload { .. } | Op::PauseAutoReload { .. } => {
                 unreachable!("these properties make no wallet settings; signals.rs checks them")
             }
         };

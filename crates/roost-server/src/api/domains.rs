@@ -208,7 +208,8 @@ pub(crate) async fn match_domains(st: &AppState, user: &User, ip: Option<String>
         }
         let via = json!({"method": "domain", "mode": "auto_join", "domain": d.domain});
         match st.store.join_by_domain(&org.id, &user.id, &d.role, via, &st.settings.catalog, &ctx).await {
-            Ok(()) | Err(StoreError::Limit(Limit::MaxSeats)) | Err(StoreError::Rule(Rule::NotAllowed)) => {}
+            Ok(()) => crate::billing::members_changed(st, &org.id).await,
+            Err(StoreError::Limit(Limit::MaxSeats)) | Err(StoreError::Rule(Rule::NotAllowed)) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -261,5 +262,6 @@ async fn join_suggested(
     let via = json!({"method": "domain", "mode": s.mode, "domain": s.domain});
     let ctx = caller.ctx(st.clock.now_ms());
     st.store.join_by_domain(&s.org_id, &user.id, &s.role, via, &st.settings.catalog, &ctx).await?;
+    crate::billing::members_changed(&st, &s.org_id).await;
     Ok(Json(s))
 }

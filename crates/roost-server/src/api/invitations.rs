@@ -189,5 +189,6 @@ async fn accept_invitation(
         st.store.accept_invitation(&hash, &user_id, &email, &st.settings.catalog, &ctx).await
     })
     .await?;
+    crate::billing::members_changed(&st, &a.org_id).await;
     Ok(Json(Accepted { org_id: a.org_id, workspace_ids: a.workspace_ids }))
 }

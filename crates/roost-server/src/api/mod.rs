@@ -1,7 +1,9 @@
 //! The routes of API v1, one module per resource, and the access checks they share.
 
 mod accounts;
+mod admin;
 mod audit;
+pub(crate) mod billing;
 pub mod contract;
 pub mod credits;
 mod domains;
@@ -53,6 +55,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(credits::router())
         .merge(webhooks::router())
+        .merge(billing::router())
+        .merge(admin::router())
 }
 
 /// Adds the document's title and the bearer security scheme, names the catalog's `plans` and the

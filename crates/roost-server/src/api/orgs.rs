@@ -95,6 +95,7 @@ async fn create_org(
         workspace_name: "Default".into(),
     };
     st.store.create_org(&o, &caller.ctx(now)).await?;
+    crate::billing::members_changed(&st, &o.id).await;
     let org = st.store.org_by_id(&o.id).await?.ok_or_else(|| ApiError::internal("org vanished after creation"))?;
     let (ws, _) =
         st.store.workspace_by_id(&o.workspace_id).await?.ok_or_else(|| ApiError::internal("workspace vanished"))?;
@@ -143,6 +144,10 @@ pub struct OrgDetail {
     org: OrgView,
     seats: Seats,
     usage: OrgUsage,
+    /// `ok`, or `past_due` while an invoice is unpaid past the grace period (API.md "Billing").
+    billing_status: &'static str,
+    /// Where invoices go instead of the owner's address, if set.
+    billing_email: Option<String>,
 }
 
 /// One org the caller belongs to, with its seats and usage against the plan.
@@ -166,7 +171,10 @@ async fn get_org(State(st): State<AppState>, caller: Caller, Path(org): Path<Str
         currency: plan.currency.clone(),
     };
     let usage = OrgUsage { workspaces: u.workspaces, max_workspaces: plan.max_workspaces, resources: u.resources };
-    Ok(Json(OrgDetail { org: OrgView::new(&o.org, Some(o.role.as_str())), seats, usage }))
+    let billing_status = if crate::billing::past_due(&st, &o.org.id).await? { "past_due" } else { "ok" };
+    let billing_email = st.store.billing_email(&o.org.id).await?;
+    let org = OrgView::new(&o.org, Some(o.role.as_str()));
+    Ok(Json(OrgDetail { org, seats, usage, billing_status, billing_email }))
 }
 
 /// Body of `PATCH /v1/orgs/{org}`.
@@ -182,6 +190,10 @@ pub struct UpdateOrg {
     /// Members without two-factor may not use the org's workspaces (owner only; the owner must
     /// have two-factor on to turn it on).
     require_2fa: Option<bool>,
+    /// Where invoices go instead of the owner's address (owner or billing); `null` clears it.
+    #[serde(default, deserialize_with = "super::credits::present")]
+    #[schema(value_type = Option<String>)]
+    billing_email: Option<Option<String>>,
 }
 
 /// Renames an org (owner or admin), or requires two-factor of its members (owner).
@@ -195,11 +207,23 @@ async fn update_org(
     ApiJson(b): ApiJson<UpdateOrg>,
 ) -> ApiResult<Json<OrgView>> {
     let o = org_ctx(&st, &caller, &org).await?;
-    o.require(Permission::UpdateOrg)?;
+    if b.name.is_some() || b.require_2fa.is_some() || b.billing_email.is_none() {
+        o.require(Permission::UpdateOrg)?;
+    }
+    if b.billing_email.is_some() {
+        o.require(Permission::ManageBilling)?;
+    }
     let mut e = Errors::default();
     let name = b.name.as_deref().map(|n| e.name("name", n));
-    if name.is_none() && b.require_2fa.is_none() {
-        e.add("name", "give name or require_2fa");
+    if name.is_none() && b.require_2fa.is_none() && b.billing_email.is_none() {
+        e.add("name", "give name, require_2fa or billing_email");
+    }
+    if let Some(Some(m)) = &b.billing_email
+        && (m.len() > 254
+            || m.chars().any(|c| c.is_whitespace() || c.is_control())
+            || m.parse::<lettre::Address>().is_err())
+    {
+        e.add("billing_email", "must be an email address");
     }
     e.finish().map_err(ApiError::invalid)?;
     if let Some(on) = b.require_2fa {
@@ -220,6 +244,9 @@ async fn update_org(
     if let Some(on) = b.require_2fa.filter(|&on| on != org.require_2fa) {
         st.store.set_require_2fa(&org.id, on, &ctx).await?;
         org.require_2fa = on;
+    }
+    if let Some(m) = &b.billing_email {
+        st.store.set_billing_email(&org.id, m.as_deref(), &ctx).await?;
     }
     Ok(Json(OrgView::new(&org, Some(o.role.as_str()))))
 }
@@ -272,10 +299,16 @@ async fn change_plan(
         }
         None
     };
+    // Past due, an org may not move to a dearer plan until it pays (API.md "Billing").
+    let price = |id: &str| st.settings.catalog.get(id).and_then(|p| p.price).unwrap_or(0);
+    if price(&plan.id) > price(&o.org.plan) && crate::billing::past_due(&st, &o.org.id).await? {
+        return Err(crate::billing::payment_required());
+    }
     match st.store.change_plan(&o.org.id, plan, trial_ends_at, &caller.ctx(now)).await {
         Err(roost_store::StoreError::Limit(l)) => return Err(ApiError::plan_limit(StatusCode::CONFLICT, &l)),
         other => other?,
     }
+    crate::billing::plan_changed(&st, &o.org, &plan.id, trial_ends_at, false).await?;
     // The ledger restarts the org's cycle at the change (capped rollover, the new plan's
     // allocation): apply it now rather than at the next charge, so each change counts once.
     let tick = roost_ledger::Command {

@@ -51,6 +51,7 @@ pub fn router(api: Router) -> Router<AppState> {
         .merge(pages::credits::router())
         .merge(pages::account::router())
         .merge(pages::audit::router())
+        .merge(pages::invoices::router())
         .merge(pages::sso::router())
         .merge(pages::two_factor::router())
         .merge(pages::signals::router())

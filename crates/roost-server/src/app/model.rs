@@ -11,11 +11,11 @@ pub fn readable(t: &str) -> String {
     }
 }
 
-fn when<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn when<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     String::deserialize(d).map(|t| readable(&t))
 }
 
-fn when_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn when_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Option::<String>::deserialize(d).map(|t| t.map(|t| readable(&t)))
 }
 

@@ -104,6 +104,7 @@ pub(super) fn plan<'a>(
         "reload_month",
         "reload_month_total",
         "reload_armed",
+        "reload_paused",
     ];
     let rows = w.wallets.iter().map(|x| {
         vec![
@@ -128,6 +129,7 @@ pub(super) fn plan<'a>(
             V::I(x.reload.month),
             V::I(x.reload.month_total),
             V::I(i64::from(x.reload.armed)),
+            V::OT(x.reload.paused.as_deref()),
         ]
     });
     parts.push(Part::new("wallets", WALLET_COLS, replace(2, &set), rows.collect()));

@@ -60,6 +60,10 @@ pub struct AutoReload {
     /// Whether the next charge or hold that leaves available credits below the threshold reloads:
     /// cleared by a reload (or its failure), set again once available is back at or above it.
     pub armed: bool,
+    /// Why reloads are held back (`payment_failed`, `payment_pending`: a reload's payment failed
+    /// or is overdue, API.md "Billing"); `None` while they may happen.
+    #[serde(default)]
+    pub paused: Option<String>,
 }
 
 /// An event (API.md "Events and webhooks"), written in the transaction of its cause.
@@ -279,6 +283,7 @@ pub(crate) fn wallet_from(r: &AnyRow) -> Result<WalletRow, sqlx::Error> {
             month: r.try_get("reload_month")?,
             month_total: r.try_get("reload_month_total")?,
             armed: r.try_get::<i64, _>("reload_armed")? != 0,
+            paused: r.try_get("reload_paused")?,
         },
     })
 }
@@ -362,7 +367,7 @@ pub(crate) fn budget_from(r: &AnyRow) -> Result<BudgetRow, sqlx::Error> {
     })
 }
 
-pub(crate) const WALLET_COLS: &str = "org_id, id, kind, balance, held, granted, charged, expired, anchor_at, cycle, allowance, created_at, low_balance, depleted, reload_enabled, reload_threshold, reload_amount, reload_monthly_max, reload_month, reload_month_total, reload_armed";
+pub(crate) const WALLET_COLS: &str = "org_id, id, kind, balance, held, granted, charged, expired, anchor_at, cycle, allowance, created_at, low_balance, depleted, reload_enabled, reload_threshold, reload_amount, reload_monthly_max, reload_month, reload_month_total, reload_armed, reload_paused";
 pub(crate) const GRANT_COLS: &str = "org_id, id, wallet_id, source, amount, remaining, reserved, expired, effective_at, expires_at, created_at, cycle_key, reason, actor_type, actor_id";
 pub(crate) const HOLD_COLS: &str = "org_id, id, wallet_id, workspace_id, actor_type, actor_id, member_id, key_id, action, amount, splits, status, period_start, expires_at, created_at, closed_at, charge_id";
 pub(crate) const ENTRY_COLS: &str = "org_id, id, type, wallet_id, workspace_id, actor_type, actor_id, member_id, key_id, amount, action, metadata, splits, hold_id, balance_after, at, seq, headroom";

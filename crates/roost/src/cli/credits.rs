@@ -76,6 +76,9 @@ pub enum CreditsCommand {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
+    /// Buy credit packs (the plan's `credit_pack`): a pending purchase whose credits arrive when it
+    /// is paid. Owner or billing; billing must be on.
+    Buy(super::billing::BuyArgs),
     /// Set or clear a wallet's low-balance alert (`credits.low_balance`). Owner, admin or billing.
     Alerts(AlertsArgs),
     /// Show a wallet's auto-reload, or turn it on or off and set its numbers. Owner or billing.
@@ -108,6 +111,7 @@ pub async fn run(ctx: &Ctx, cmd: CreditsCommand) -> Result<String, CliError> {
             Ok(pairs(&[("adjusted", what), ("reason", reason), ("idempotency key", key)]))
         }
         CreditsCommand::Alerts(a) => alerts::alerts(ctx, a).await,
+        CreditsCommand::Buy(a) => super::billing::buy(ctx, &api, a).await,
         CreditsCommand::AutoReload(a) => alerts::auto_reload(ctx, a).await,
         CreditsCommand::Balance { org } => {
             let org = org_or_active(&api, org.as_deref()).await?;
@@ -141,6 +145,17 @@ pub async fn run(ctx: &Ctx, cmd: CreditsCommand) -> Result<String, CliError> {
             if ctx.json {
                 r["idempotency_key"] = key.into();
                 return Ok(json(&r));
+            }
+            if let Some(p) = r.get("purchase") {
+                // Billing is on: the top-up is a purchase, credited when paid.
+                return Ok(pairs(&[
+                    ("purchase", field(p, "/id")),
+                    ("status", field(p, "/status")),
+                    ("credits", field(p, "/credits")),
+                    ("price", format!("{} {}", field(p, "/amount"), field(p, "/currency"))),
+                    ("invoice", field(p, "/invoice_id")),
+                    ("idempotency key", key),
+                ]));
             }
             let g = &r["grant"];
             Ok(pairs(&[

@@ -55,6 +55,11 @@ impl Ctx {
         Ok(Api { client: Client::new(&self.server).with_token(token) })
     }
 
+    /// A client acting as the operator, with an operator key (`rso_…`).
+    pub fn operator(&self, key: &str) -> Api {
+        Api { client: Client::new(&self.server).with_token(key) }
+    }
+
     /// Saves a new session for the current server.
     pub fn save_session(&mut self, token: &str) -> Result<(), CliError> {
         self.config.server = Some(self.server.clone());

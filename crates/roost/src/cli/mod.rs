@@ -7,6 +7,7 @@
 mod account;
 mod alerts;
 mod audit;
+mod billing;
 mod budget;
 mod config;
 mod credits;
@@ -119,6 +120,15 @@ pub enum ClientCommand {
     /// A workspace's history: an append-only stream of entries.
     #[command(subcommand)]
     History(HistoryCommand),
+    /// An organization's invoices: list them, show one.
+    #[command(subcommand)]
+    Invoices(billing::InvoicesCommand),
+    /// The operator's view of every org (needs an operator key: --operator-key or ROOST_OPERATOR_KEY).
+    #[command(subcommand)]
+    Admin(billing::AdminCommand),
+    /// The operator's billing tasks (needs an operator key).
+    #[command(subcommand)]
+    Billing(billing::BillingCommand),
 }
 
 /// Options every client command takes.
@@ -175,5 +185,8 @@ async fn dispatch(cmd: ClientCommand, opts: &GlobalOpts) -> Result<String, CliEr
         ClientCommand::Holds(c) => holds::run(&ctx, c).await,
         ClientCommand::State(c) => records::run_state(&ctx, c).await,
         ClientCommand::History(c) => records::run_history(&ctx, c).await,
+        ClientCommand::Invoices(c) => billing::invoices(&ctx, c).await,
+        ClientCommand::Admin(c) => billing::admin(&ctx, c).await,
+        ClientCommand::Billing(c) => billing::billing(&ctx, c).await,
     }
 }

@@ -10,6 +10,7 @@ extern crate roost_test_kit;
 
 mod accounts;
 mod audit;
+mod billing;
 mod binary;
 mod cli;
 mod cli_credits;

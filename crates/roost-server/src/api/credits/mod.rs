@@ -12,7 +12,7 @@ pub(crate) use holds::release_workspace_holds;
 mod transactions;
 mod usage;
 mod views;
-mod wallets;
+pub(crate) mod wallets;
 
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
@@ -197,6 +197,7 @@ pub(super) async fn submit_counted(st: &AppState, cmd: Command) -> ApiResult<Ans
         Op::SetBudget { .. } => "set_budget",
         Op::SetAlerts { .. } => "set_alerts",
         Op::SetAutoReload { .. } => "set_auto_reload",
+        Op::PauseAutoReload { .. } => "pause_auto_reload",
         Op::Tick => "tick",
     };
     let t = &st.telemetry;

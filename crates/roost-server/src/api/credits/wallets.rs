@@ -94,13 +94,17 @@ pub(super) async fn topup(
     let mut e = Errors::default();
     check_amount(&mut e, "amount", b.amount);
     e.finish().map_err(ApiError::invalid)?;
+    if st.settings.billing_on() {
+        // With billing on, a top-up is a purchase: its credits arrive when it is paid.
+        return crate::api::billing::topup_purchase(&st, &caller, &o, &wallet, b.amount, &headers).await;
+    }
     let idem = idem(&headers, "topup", &wallet, &caller, &b)?;
     let op = Op::Grant { wallet, source: Source::Topup, amount: b.amount, expires_at: None, reason: None };
     run(&st, Command { org_id: o.org.id, actor: actor_ref(&caller), op, idem: Some(idem) }).await
 }
 
 /// A `{wallet}` path segment: a wallet id of this org, or a configured kind.
-pub(super) async fn wallet_param(st: &AppState, o: &OrgCtx, wallet: &str) -> ApiResult<String> {
+pub(crate) async fn wallet_param(st: &AppState, o: &OrgCtx, wallet: &str) -> ApiResult<String> {
     if st.ledger.config().kinds.iter().any(|k| k == wallet) {
         return Ok(wallet.to_string());
     }
@@ -140,6 +144,11 @@ pub(super) async fn adjust(
     HeadersAndJson(headers, b): HeadersAndJson<AdjustBody>,
 ) -> ApiResult<Response> {
     let o = org_ctx(&st, &caller, &org).await?;
+    if st.settings.billing_on() {
+        return Err(ApiError::forbidden(
+            "with billing on, only the operator adjusts wallets (POST /v1/admin/orgs/{org}/wallets/{wallet}/grants)",
+        ));
+    }
     if o.role != OrgRole::Owner {
         return Err(ApiError::forbidden("only the owner adjusts wallets"));
     }

@@ -5,6 +5,7 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod credits;
+pub mod invoices;
 pub mod members;
 pub mod orgs;
 pub mod reset;
@@ -87,6 +88,10 @@ impl Layout {
                 [("", "Organization"), ("/members", "Members"), ("/credits", "Credits"), ("/audit", "Audit log")]
             {
                 nav.push(Nav { href: format!("/app/o/{o}{path}"), label, current: false });
+            }
+            // Invoices with billing on, for owner and billing (the page would only refuse anyone else).
+            if st.settings.billing_on() && me.org(o).is_some_and(|m| m.may(roost_domain::Permission::ManageBilling)) {
+                nav.push(Nav { href: format!("/app/o/{o}/invoices"), label: "Invoices", current: false });
             }
             // Webhooks only for who may manage them (the page would only refuse anyone else).
             if me.org(o).is_some_and(|m| m.may(roost_domain::Permission::ManageWebhooks)) {
