@@ -46,7 +46,11 @@ fn plan_rows(plans: Vec<PlanInfo>) -> Vec<PlanRow> {
             seats: format!("{} included, cap {}", n(p.seats_included), n(p.max_seats)),
             workspaces: n(p.max_workspaces),
             price: match (p.price, p.extra_seat_price) {
-                (Some(pr), _) => format!("{pr} {} per cycle", p.currency.clone().unwrap_or_default()),
+                (Some(pr), Some(x)) => {
+                    let c = p.currency.clone().unwrap_or_default();
+                    format!("{pr} {c} per cycle, extra seats {x} {c} each")
+                }
+                (Some(pr), None) => format!("{pr} {} per cycle", p.currency.clone().unwrap_or_default()),
                 (None, Some(x)) => format!("extra seats {x} {} each", p.currency.clone().unwrap_or_default()),
                 (None, None) if p.paid => "paid plan".into(),
                 (None, None) => "free".into(),
