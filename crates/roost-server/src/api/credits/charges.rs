@@ -10,7 +10,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::views::ChargeView;
-use super::{MAX_METADATA, actor_ref, check_draw, idem, run};
+use super::{MAX_METADATA, actor_ref, check_draw, idem, idem_key, run};
 use crate::AppState;
 use crate::api::acting_scope;
 use crate::auth::Caller;
@@ -63,6 +63,7 @@ pub(super) async fn charge(
     caller: Caller,
     HeadersAndJson(headers, b): HeadersAndJson<ChargeBody>,
 ) -> ApiResult<Response> {
+    idem_key(&headers)?;
     let w = acting_scope(&st, &caller, &headers, Permission::UseWorkspace).await?;
     let mut e = Errors::default();
     let (action, wallet) = check_draw(&st, &mut e, b.amount, &b.action, b.wallet.as_deref());

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::views::{HoldView, SettleView};
-use super::{DEFAULT_HOLD_TTL, MAX_HOLD_TTL, actor_ref, check_amount, check_draw, idem, run, submit_counted};
+use super::{DEFAULT_HOLD_TTL, MAX_HOLD_TTL, actor_ref, check_amount, check_draw, idem, idem_key, run, submit_counted};
 use crate::AppState;
 use crate::api::{acting_scope, check_id, not_found_after_access_check, ws_scope};
 use crate::auth::Caller;
@@ -49,6 +49,7 @@ pub(super) async fn create_hold(
     caller: Caller,
     HeadersAndJson(headers, b): HeadersAndJson<HoldBody>,
 ) -> ApiResult<Response> {
+    idem_key(&headers)?;
     let w = acting_scope(&st, &caller, &headers, Permission::UseWorkspace).await?;
     let mut e = Errors::default();
     let (action, wallet) = check_draw(&st, &mut e, b.amount, &b.action, b.wallet.as_deref());

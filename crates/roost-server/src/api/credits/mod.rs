@@ -69,7 +69,14 @@ pub(super) fn idem(
     caller: &Caller,
     body: &impl Serialize,
 ) -> ApiResult<Idem> {
-    let key = headers
+    let key = idem_key(headers)?;
+    Ok(Idem { key: key.to_string(), fingerprint: fingerprint(route, scope, caller.actor_id(), body)? })
+}
+
+/// The request's `Idempotency-Key`, or 422 naming it. Routes that need one check it first, before
+/// they look anything up: a request without one is malformed whatever it names.
+pub(super) fn idem_key(headers: &HeaderMap) -> ApiResult<&str> {
+    headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .filter(|k| !k.is_empty() && k.len() <= MAX_IDEM_KEY && !k.chars().any(char::is_control))
@@ -78,8 +85,7 @@ pub(super) fn idem(
                 "Idempotency-Key",
                 "this request needs an Idempotency-Key header of 1–255 characters",
             )
-        })?;
-    Ok(Idem { key: key.to_string(), fingerprint: fingerprint(route, scope, caller.actor_id(), body)? })
+        })
 }
 
 /// SHA-256 in lower-case hex over `route`, `scope`, the actor id and the body's JSON, each followed

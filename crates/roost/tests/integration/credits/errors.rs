@@ -294,6 +294,18 @@ async fn invalid_input(s: TestServer) {
         let r = owner.post(&path, &body).await.unwrap();
         expect_invalid(&r, "Idempotency-Key");
     }
+    // Checked first: naming a workspace that does not exist (or an empty one) does not turn a
+    // request without a key into a 404 (found by schemathesis).
+    for ws_header in ["", "ws_nope"] {
+        for path in ["/v1/charges", "/v1/holds"] {
+            let r = owner
+                .with_header("Roost-Workspace", ws_header)
+                .post(path, &json!({"amount": 1, "action": "a"}))
+                .await
+                .unwrap();
+            expect_invalid(&r, "Idempotency-Key");
+        }
+    }
     // Budgets: `limit` is required (null removes), and not negative.
     for body in [json!({}), json!({"alert_percents": [50]}), json!({"limit": -1})] {
         expect_invalid(&owner.put(&format!("/v1/workspaces/{ws}/budget"), &body).await.unwrap(), "limit");
