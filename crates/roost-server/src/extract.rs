@@ -36,8 +36,9 @@ fn too_large() -> ApiError {
 const DRAIN_LIMIT: usize = 8 * MAX_BODY;
 
 /// Reads the body, up to [`MAX_BODY`]. An oversized body is still read (and dropped) up to
-/// [`DRAIN_LIMIT`], so that a client still writing it gets the 413 instead of a reset connection.
-async fn body_bytes(mut body: Body) -> Result<Bytes, ApiError> {
+/// [`DRAIN_LIMIT`], so that a client still writing it gets the 413 (`too_large`, which says what
+/// the route limits) instead of a reset connection.
+pub(crate) async fn body_bytes(mut body: Body, too_large: fn() -> ApiError) -> Result<Bytes, ApiError> {
     let mut buf = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
@@ -94,7 +95,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// A required JSON body, parsed as [`ApiJson`] does.
 async fn required<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
-    let bytes = body_bytes(body).await?;
+    let bytes = body_bytes(body, too_large).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "a JSON body is required"));
     }
@@ -127,7 +128,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req.into_body()).await?;
+        let bytes = body_bytes(req.into_body(), too_large).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }

@@ -10,7 +10,6 @@ mod state;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode};
-use http_body_util::BodyExt;
 use roost_domain::records::MAX_DOCUMENT;
 use utoipa::openapi::{Components, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +17,6 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::MAX_BODY;
 
 pub(crate) use history::retention;
 
@@ -48,32 +46,10 @@ fn too_large() -> ApiError {
     )
 }
 
-/// Beyond this, an oversized body is not read to its end: the connection is simply closed.
-const DRAIN_LIMIT: usize = 8 * MAX_BODY;
-
-/// Reads a body of at most [`MAX_BODY`] bytes (whitespace may make a document's body larger than
-/// the document). An oversized body is still read and dropped up to [`DRAIN_LIMIT`], so that a
-/// client still writing it gets the 413 rather than a reset connection.
-async fn read_body(mut body: Body) -> Result<Bytes, ApiError> {
-    let mut buf = Vec::new();
-    let mut seen = 0usize;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("cannot read the body: {e}"))
-        })?;
-        let Ok(data) = frame.into_data() else { continue };
-        seen = seen.saturating_add(data.len());
-        if seen > DRAIN_LIMIT {
-            break;
-        }
-        if seen <= MAX_BODY {
-            buf.extend_from_slice(&data);
-        }
-    }
-    if seen > MAX_BODY {
-        return Err(too_large());
-    }
-    Ok(Bytes::from(buf))
+/// Reads a body of at most [`MAX_BODY`](crate::extract::MAX_BODY) bytes (whitespace may make a document's body larger than
+/// the document), answering 413 in the documents' words.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    crate::extract::body_bytes(body, too_large).await
 }
 
 /// A header's value as text, if present (not visible ASCII: 422 naming it).
